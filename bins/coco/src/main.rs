@@ -1,0 +1,64 @@
+//! `coco`: the command-line entry point. Thin glue over the library crates.
+
+mod keygen;
+mod sandbox;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "coco",
+    version,
+    about = "coco: a CCF-compatible confidential consortium ledger node"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one node from a JSON configuration (modelled on CCF's cchost configuration).
+    Node {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Start a local network with generated identities and print how to use it.
+    Sandbox(sandbox::Args),
+    /// Generate a member or user identity (private key and self-signed certificate), like CCF's
+    /// keygenerator.sh.
+    Keygen(keygen::Args),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("COCO_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Node { config } => run_node(config),
+        Command::Sandbox(args) => sandbox::run(args),
+        Command::Keygen(args) => keygen::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_node(config: PathBuf) -> anyhow::Result<()> {
+    let cfg = coco_host::config::NodeConfigFile::load(&config)?;
+    let node = coco_host::start(&cfg, coco_app_logging::registry())?;
+    node.wait_for_signal();
+    Ok(())
+}

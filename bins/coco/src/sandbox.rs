@@ -1,0 +1,291 @@
+//! `coco sandbox`: a local network in one command, shaped like CCF's `sandbox.sh`.
+//!
+//! Layout of the workspace (default `./workspace`):
+//! - `sandbox_common/`: `service_cert.pem`, `member0_{cert,privk,enc_pubk,enc_privk}.pem`,
+//!   `user0_{cert,privk}.pem`
+//! - `node<i>/`: `config.json`, `ledger/`, `coco.pid`, `out.log`, `rpc_addresses.json`
+//!
+//! Every node is its own `coco node` OS process. Ctrl-C (SIGINT) or SIGTERM stops them all.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use coco_crypto::Curve;
+use coco_types::limits;
+
+use crate::keygen;
+
+/// Marker that says a directory was made by `coco sandbox` and may be wiped by the next run.
+const MARKER: &str = ".coco-sandbox";
+/// How long to wait for a node to start serving.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Directory for identities, configurations, ledgers and logs. Wiped on start if it was
+    /// made by an earlier sandbox.
+    #[arg(long, default_value = "workspace")]
+    pub workspace: PathBuf,
+    /// Number of nodes. One until replication lands.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
+    /// RPC port of the first node; node i listens on port + i.
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    /// Validity of generated certificates in days (CCF's default is 1).
+    #[arg(long, default_value_t = limits::SANDBOX_CERTIFICATE_VALIDITY_DAYS)]
+    pub validity_days: u32,
+    /// Ledger chunk size, e.g. "5MB".
+    #[arg(long, default_value = "5MB")]
+    pub chunk_size: String,
+    /// Signature transaction interval in transactions.
+    #[arg(long, default_value_t = limits::SIGNATURE_TX_INTERVAL_COUNT_DEFAULT)]
+    pub sig_tx_interval: u64,
+    /// Signature transaction interval in milliseconds.
+    #[arg(long, default_value_t = limits::SIGNATURE_INTERVAL_MS_DEFAULT)]
+    pub sig_ms_interval: u64,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.nodes != 1 {
+        bail!(
+            "--nodes {}: only single-node networks are supported until replication lands",
+            args.nodes
+        );
+    }
+    let ws = absolute(&args.workspace)?;
+    prepare_workspace(&ws)?;
+    let common = ws.join("sandbox_common");
+    std::fs::create_dir_all(&common)?;
+    keygen::generate(&common, "member0", Curve::P384, true, args.validity_days)?;
+    keygen::generate(&common, "user0", Curve::P384, false, args.validity_days)?;
+    let exe = std::env::current_exe().context("locating the coco executable")?;
+
+    let mut nodes = Vec::new();
+    for i in 0..args.nodes {
+        let dir = ws.join(format!("node{i}"));
+        std::fs::create_dir_all(&dir)?;
+        let port = args
+            .port
+            .checked_add(i as u16)
+            .context("port out of range")?;
+        let config = node_config(&common, &dir, port, &args);
+        let config_path = dir.join("config.json");
+        std::fs::write(&config_path, serde_json::to_string_pretty(&config)?)?;
+        let log = std::fs::File::create(dir.join("out.log"))?;
+        let child = Command::new(&exe)
+            .args(["node", "--config"])
+            .arg(&config_path)
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting node {i}"))?;
+        nodes.push(SandboxNode { dir, child, port });
+    }
+    let result = wait_ready(&mut nodes, &common).and_then(|()| {
+        print_banner(&ws, &common, &nodes);
+        wait_for_signal_or_exit(&mut nodes)
+    });
+    stop_all(&mut nodes);
+    result
+}
+
+struct SandboxNode {
+    dir: PathBuf,
+    child: Child,
+    port: u16,
+}
+
+fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
+    Ok(if p.is_absolute() {
+        p.to_owned()
+    } else {
+        std::env::current_dir()?.join(p)
+    })
+}
+
+fn prepare_workspace(ws: &Path) -> anyhow::Result<()> {
+    if ws.exists() {
+        let empty = std::fs::read_dir(ws)?.next().is_none();
+        if !empty && !ws.join(MARKER).exists() {
+            bail!(
+                "workspace {} exists and was not made by coco sandbox; choose another --workspace",
+                ws.display()
+            );
+        }
+        if !empty {
+            std::fs::remove_dir_all(ws)
+                .with_context(|| format!("wiping old workspace {}", ws.display()))?;
+        }
+    }
+    std::fs::create_dir_all(ws)?;
+    std::fs::write(
+        ws.join(MARKER),
+        "made by coco sandbox; wiped by the next run\n",
+    )?;
+    Ok(())
+}
+
+fn node_config(common: &Path, dir: &Path, port: u16, args: &Args) -> serde_json::Value {
+    let p = |name: &str| common.join(name).display().to_string();
+    serde_json::json!({
+        "network": {
+            "rpc_interfaces": {
+                "primary_rpc_interface": {
+                    "bind_address": format!("127.0.0.1:{port}"),
+                    "app_protocol": "HTTP1"
+                }
+            }
+        },
+        "command": {
+            "type": "Start",
+            "service_certificate_file": p("service_cert.pem"),
+            "start": {
+                "members": [{
+                    "certificate_file": p("member0_cert.pem"),
+                    "encryption_public_key_file": p("member0_enc_pubk.pem")
+                }],
+                "users": [{"certificate_file": p("user0_cert.pem")}],
+                "open_service_without_governance": true,
+                "initial_service_certificate_validity_days": args.validity_days,
+                "service_subject_name": "CN=CCF Service"
+            }
+        },
+        "node_certificate": {
+            "subject_alt_names": ["iPAddress:127.0.0.1", "dNSName:localhost"],
+            "initial_validity_days": args.validity_days
+        },
+        "ledger": {"directory": dir.join("ledger").display().to_string(), "chunk_size": args.chunk_size},
+        "ledger_signatures": {"tx_count": args.sig_tx_interval, "delay": format!("{}ms", args.sig_ms_interval)},
+        "output_files": {
+            "pid_file": dir.join("coco.pid").display().to_string(),
+            "rpc_addresses_file": dir.join("rpc_addresses.json").display().to_string(),
+            "node_certificate_file": dir.join("node_cert.pem").display().to_string()
+        }
+    })
+}
+
+fn wait_ready(nodes: &mut [SandboxNode], common: &Path) -> anyhow::Result<()> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    for (i, n) in nodes.iter_mut().enumerate() {
+        loop {
+            if let Some(status) = n.child.try_wait()? {
+                let log = std::fs::read_to_string(n.dir.join("out.log")).unwrap_or_default();
+                bail!("node {i} exited during startup ({status}). Its log:\n{log}");
+            }
+            let ready = n.dir.join("rpc_addresses.json").exists()
+                && common.join("service_cert.pem").exists()
+                && std::net::TcpStream::connect(("127.0.0.1", n.port)).is_ok();
+            if ready {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "node {i} did not start serving within {START_TIMEOUT:?}; see {}",
+                    n.dir.join("out.log").display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    Ok(())
+}
+
+fn print_banner(ws: &Path, common: &Path, nodes: &[SandboxNode]) {
+    let c = |name: &str| common.join(name).display().to_string();
+    let ca = c("service_cert.pem");
+    let user = format!(
+        "--cert {} --key {}",
+        c("user0_cert.pem"),
+        c("user0_privk.pem")
+    );
+    let url = format!("https://127.0.0.1:{}", nodes[0].port);
+    println!(
+        "coco sandbox: {} node(s) running; workspace {}",
+        nodes.len(),
+        ws.display()
+    );
+    for (i, n) in nodes.iter().enumerate() {
+        println!(
+            "  node{i}: https://127.0.0.1:{}  (ledger {}/ledger, log {}/out.log)",
+            n.port,
+            n.dir.display(),
+            n.dir.display()
+        );
+    }
+    println!("Identities: member0 and user0 in {}", common.display());
+    println!();
+    println!("Try:");
+    println!("  curl {url}/node/network --cacert {ca}");
+    println!(
+        "  curl -X POST {url}/app/log/private --cacert {ca} {user} -H 'content-type: application/json' --data '{{\"id\": 42, \"msg\": \"hello coco\"}}' -i"
+    );
+    println!("  curl '{url}/app/log/private?id=42' --cacert {ca} {user}");
+    println!(
+        "  curl '{url}/app/tx?transaction_id=<view.seqno from x-ms-ccf-transaction-id>' --cacert {ca}"
+    );
+    println!("  curl {url}/node/commit --cacert {ca}");
+    println!();
+    println!("Press Ctrl-C to stop.");
+}
+
+/// Blocks until SIGINT/SIGTERM or until a node exits on its own.
+fn wait_for_signal_or_exit(nodes: &mut [SandboxNode]) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let exited = rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+        loop {
+            tokio::select! {
+                _ = int.recv() => return Ok::<_, std::io::Error>(None),
+                _ = term.recv() => return Ok(None),
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                    for (i, n) in nodes.iter_mut().enumerate() {
+                        if let Some(status) = n.child.try_wait()? {
+                            return Ok(Some((i, status)));
+                        }
+                    }
+                }
+            }
+        }
+    })?;
+    match exited {
+        Some((i, status)) => bail!(
+            "node {i} exited unexpectedly ({status}); see {}",
+            nodes[i].dir.join("out.log").display()
+        ),
+        None => {
+            println!("Stopping the sandbox.");
+            Ok(())
+        }
+    }
+}
+
+fn stop_all(nodes: &mut [SandboxNode]) {
+    for n in nodes.iter() {
+        // SIGTERM lets each node finish its current storage batch.
+        unsafe {
+            libc::kill(n.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for n in nodes.iter_mut() {
+        loop {
+            match n.child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if Instant::now() > deadline => {
+                    let _ = n.child.kill();
+                    let _ = n.child.wait();
+                    break;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! CCF's own tools as oracles over the ledger of a real running coco node:
+//! `read_ledger.py` (chunk format, public domains, Merkle tree, node and COSE signatures) and an
+//! independent Python decryption of every private domain (IV rule, AAD, ledger secret).
+
+mod support;
+
+use std::process::Command;
+
+use support::{Options, TestNode, ccf_python, txid_of};
+
+const WRITES: u64 = 1200;
+
+#[test]
+fn ccf_read_ledger_and_python_decryption_accept_our_ledger() {
+    let py = ccf_python();
+    let mut node = TestNode::start(Options {
+        chunk_size: "32KB".into(),
+        sig_tx_count: 100,
+        sig_delay_ms: 100,
+        export_ledger_secret: true,
+        ..Options::default()
+    });
+    let mut user = node.user();
+    let mut last = String::new();
+    for i in 0..WRITES {
+        let vis = if i % 2 == 0 { "private" } else { "public" };
+        let r = user
+            .post_json(
+                &format!("/app/log/{vis}"),
+                &serde_json::json!({"id": i, "msg": format!("message number {i}")}),
+            )
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        last = txid_of(&r);
+    }
+    node.wait_committed(&mut user, &last);
+    // Give the storage thread a moment to rename the last completed chunk.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    node.stop();
+
+    let ledger = node.ledger_dir();
+    let committed: Vec<_> = std::fs::read_dir(&ledger)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".committed"))
+        .collect();
+    assert!(
+        committed.len() >= 2,
+        "expected several committed chunks with a 64KB chunk size, got {committed:?}"
+    );
+
+    let read_ledger = py.parent().unwrap().join("read_ledger.py");
+    // Committed chunks only (read_ledger.py's default), then everything including the open tail.
+    let (n_tx, n_sig) = verified_counts(&read_ledger, &ledger, false);
+    assert!(n_tx >= 1000, "only {n_tx} committed transactions verified");
+    assert!(n_sig >= 1, "no signature verified");
+    let (n_tx_all, _) = verified_counts(&read_ledger, &ledger, true);
+    assert!(
+        n_tx_all >= WRITES,
+        "only {n_tx_all} transactions verified including uncommitted ones"
+    );
+
+    let secret = std::fs::read_to_string(node.path("ledger_secret.hex")).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/oracle/decrypt_private_domains.py");
+    let out = Command::new(&py)
+        .arg(&script)
+        .arg(&ledger)
+        .arg(secret.trim())
+        .arg("records")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "decryption check failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["transactions"].as_u64().unwrap() >= WRITES, "{v}");
+    assert_eq!(
+        v["expected_map_writes"].as_u64().unwrap(),
+        WRITES / 2,
+        "{v}"
+    );
+}
+
+/// Runs read_ledger.py and returns (transactions, signatures) from its
+/// "Verified FULL - N transactions, S signatures, until V.S" line.
+fn verified_counts(
+    read_ledger: &std::path::Path,
+    ledger: &std::path::Path,
+    uncommitted: bool,
+) -> (u64, u64) {
+    let mut cmd = Command::new(read_ledger);
+    cmd.arg("-q");
+    if uncommitted {
+        cmd.arg("--uncommitted");
+    }
+    let out = cmd.arg(ledger).output().expect("running read_ledger.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "read_ledger.py failed:\n{stdout}\n{stderr}"
+    );
+    let line = stdout
+        .lines()
+        .chain(stderr.lines())
+        .find(|l| l.starts_with("Verified FULL - "))
+        .unwrap_or_else(|| panic!("no verification line in:\n{stdout}\n{stderr}"));
+    let nums: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    (nums[0], nums[1])
+}

@@ -1,0 +1,361 @@
+//! The application API of coco: the one surface that apps (the logging sample, JavaScript and
+//! EVM runtimes) and the node's own built-in endpoints are written against.
+//!
+//! Architecture invariant: apps see a KV transaction, a parsed request, the authenticated caller
+//! and read-only facts about consensus — never the node's internals. This is CCF's split between
+//! `include/ccf` (app API) and `src/node`, enforced by the crate graph: this crate depends on
+//! `coco-kv` and `coco-types` only.
+
+pub mod error;
+pub mod openapi;
+pub mod registry;
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+pub use coco_kv::Tx;
+use coco_types::{SeqNo, TxId, View};
+pub use error::{ApiError, ErrorCode};
+pub use http::{Method, StatusCode};
+pub use registry::{Endpoint, EndpointMode, Handler, Registry, RouteMatch};
+
+/// Response header carrying the id of the transaction a request executed in (or, for reads, the
+/// last transaction the read could have observed).
+pub const TX_ID_HEADER: &str = "x-ms-ccf-transaction-id";
+
+/// An authentication policy an endpoint accepts (CCF `include/ccf/common_auth_policies.h`).
+/// A list of policies is tried in order; the first that accepts the caller wins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AuthPolicy {
+    /// A TLS client certificate whose DER SHA-256 is a key of `public:ccf.gov.users.certs`.
+    UserCert,
+    /// A TLS client certificate whose DER SHA-256 is a key of `public:ccf.gov.members.certs`.
+    MemberCert,
+    /// Any TLS client certificate.
+    AnyCert,
+    /// No authentication.
+    NoAuth,
+}
+
+impl AuthPolicy {
+    /// The name CCF uses for the policy (its OpenAPI security scheme name).
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthPolicy::UserCert => "user_cert",
+            AuthPolicy::MemberCert => "member_cert",
+            AuthPolicy::AnyCert => "any_cert",
+            AuthPolicy::NoAuth => "no_auth",
+        }
+    }
+}
+
+/// The TLS client certificate a connection presented, fingerprinted once per connection by the
+/// host so the core never hashes certificates on the request path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerCert {
+    pub der: Bytes,
+    /// Lowercase hex SHA-256 of `der`: CCF's user and member id.
+    pub fingerprint_hex: String,
+}
+
+/// Who is calling, as established by the policy that accepted the request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Caller {
+    User { id: String, cert: PeerCert },
+    Member { id: String, cert: PeerCert },
+    AnyCert { cert: PeerCert },
+    Anonymous,
+}
+
+impl Caller {
+    pub fn policy_name(&self) -> &'static str {
+        match self {
+            Caller::User { .. } => AuthPolicy::UserCert.name(),
+            Caller::Member { .. } => AuthPolicy::MemberCert.name(),
+            Caller::AnyCert { .. } => AuthPolicy::AnyCert.name(),
+            Caller::Anonymous => AuthPolicy::NoAuth.name(),
+        }
+    }
+}
+
+/// A parsed HTTP request as the node core sees it.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub method: Method,
+    /// Path without the query string, percent-decoding not applied (CCF matches raw paths).
+    pub path: String,
+    /// The raw query string, without the `?`.
+    pub query: String,
+    /// Header names are lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    pub peer_cert: Option<PeerCert>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Query parameters, decoded (`+` and `%XX`), last value wins. Invalid percent escapes are
+    /// kept literally rather than rejected, as most HTTP stacks do.
+    pub fn query_params(&self) -> BTreeMap<String, String> {
+        parse_query(&self.query)
+    }
+}
+
+/// Decodes an `application/x-www-form-urlencoded` style query string.
+pub fn parse_query(query: &str) -> BTreeMap<String, String> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A response produced by an endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+impl Response {
+    pub fn new(status: StatusCode) -> Self {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// A JSON body from any serialisable value.
+    pub fn json<T: serde::Serialize + ?Sized>(status: StatusCode, value: &T) -> Self {
+        let body = serde_json::to_vec(value).expect("serialising a response value cannot fail");
+        Response {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.into(),
+        }
+    }
+
+    pub fn ok_json<T: serde::Serialize + ?Sized>(value: &T) -> Self {
+        Self::json(StatusCode::OK, value)
+    }
+
+    pub fn text(status: StatusCode, text: impl Into<String>) -> Self {
+        Response {
+            status,
+            headers: vec![("content-type".into(), "text/plain".into())],
+            body: Bytes::from(text.into()),
+        }
+    }
+
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_owned(), value.into()));
+        self
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl From<ApiError> for Response {
+    fn from(e: ApiError) -> Self {
+        e.into_response()
+    }
+}
+
+/// Status of a transaction id as seen by this node (CCF `include/ccf/tx_status.h`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum TxStatus {
+    Unknown,
+    Pending,
+    Committed,
+    Invalid,
+}
+
+/// Read-only facts about consensus and the service that endpoints may use.
+#[derive(Clone, Debug, Default)]
+pub struct ConsensusView {
+    /// Id of this node.
+    pub node_id: String,
+    /// Id of the node this node believes is primary, if any.
+    pub primary_id: Option<String>,
+    /// Current view.
+    pub view: View,
+    /// Last seqno executed locally (`local_commit`).
+    pub last_seqno: SeqNo,
+    /// Globally committed transaction.
+    pub commit: TxId,
+    /// For each view, the first seqno in that view, ordered by view (CCF's view history).
+    pub view_history: Vec<(View, SeqNo)>,
+    /// Seqno of the last signature transaction executed locally.
+    pub last_signed_seqno: SeqNo,
+}
+
+impl ConsensusView {
+    /// The view in which `seqno` was executed here, or `None` if this node has no such seqno.
+    pub fn view_of(&self, seqno: SeqNo) -> Option<View> {
+        if seqno == 0 || seqno > self.last_seqno {
+            return None;
+        }
+        self.view_history
+            .iter()
+            .rev()
+            .find(|(_, first)| *first <= seqno)
+            .map(|(v, _)| *v)
+    }
+
+    /// CCF's status rules (`ccf-reference` §5.3).
+    pub fn tx_status(&self, tx: TxId) -> TxStatus {
+        let local_view = self.view_of(tx.seqno);
+        let committed = self.commit.seqno >= tx.seqno;
+        match (committed, local_view) {
+            (true, Some(v)) if v == tx.view => TxStatus::Committed,
+            (true, _) => TxStatus::Invalid,
+            (false, Some(v)) if v == tx.view => TxStatus::Pending,
+            (false, _) if self.commit.view > tx.view => TxStatus::Invalid,
+            _ => TxStatus::Unknown,
+        }
+    }
+}
+
+/// Everything an endpoint handler gets.
+pub struct EndpointContext<'a> {
+    pub tx: &'a mut Tx,
+    pub request: &'a Request,
+    pub caller: &'a Caller,
+    /// Values of the `{name}` segments of the endpoint's path template.
+    pub path_params: BTreeMap<String, String>,
+    pub consensus: &'a ConsensusView,
+    /// Set by the handler to bind an application claim to this transaction's receipt.
+    pub claims_digest: Option<[u8; 32]>,
+    /// Service-level facts a handler may report (service certificate etc.).
+    pub service: &'a ServiceFacts,
+    /// Per-endpoint call counters (`/node/metrics`).
+    pub metrics: &'a EndpointMetrics,
+}
+
+impl EndpointContext<'_> {
+    /// Parses the body as JSON into `T`, mapping failures to CCF's `InvalidInput`.
+    pub fn json_body<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
+        serde_json::from_slice(&self.request.body)
+            .map_err(|e| ApiError::invalid_input(format!("Invalid JSON body: {e}")))
+    }
+}
+
+/// Call counters of one endpoint, as CCF's `/node/metrics` reports them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EndpointCounters {
+    pub calls: u64,
+    /// Responses with a 4xx status.
+    pub errors: u64,
+    /// Responses with a 5xx status.
+    pub failures: u64,
+    /// Re-executions after a conflict.
+    pub retries: u64,
+}
+
+/// Counters for every endpoint called so far, keyed by (method, path template).
+#[derive(Clone, Debug, Default)]
+pub struct EndpointMetrics {
+    pub per_endpoint: BTreeMap<(String, String), EndpointCounters>,
+}
+
+/// Static facts about the service and node, fixed while the process runs.
+#[derive(Clone, Debug, Default)]
+pub struct ServiceFacts {
+    pub service_cert_pem: String,
+    pub node_cert_pem: String,
+    /// The node's self-signed certificate (`/node/self_signed_certificate`).
+    pub node_self_signed_cert_pem: String,
+    pub version: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_decoding_table() {
+        let cases: &[(&str, &[(&str, &str)])] = &[
+            ("", &[]),
+            ("id=42", &[("id", "42")]),
+            ("id=4%32&x", &[("id", "42"), ("x", "")]),
+            ("a=1&a=2", &[("a", "2")]),
+            ("m=hello+world", &[("m", "hello world")]),
+            ("bad=%zz%", &[("bad", "%zz%")]),
+            ("trail=%4", &[("trail", "%4")]),
+        ];
+        for (q, want) in cases {
+            let got = parse_query(q);
+            let want: BTreeMap<String, String> = want
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            assert_eq!(got, want, "query {q:?}");
+        }
+    }
+
+    #[test]
+    fn tx_status_table() {
+        // Views: 2 from seqno 1, 4 from seqno 10. Last seqno 15, committed up to 4.12.
+        let c = ConsensusView {
+            view: 4,
+            last_seqno: 15,
+            commit: TxId::new(4, 12),
+            view_history: vec![(2, 1), (4, 10)],
+            ..Default::default()
+        };
+        let cases = [
+            ((2, 5), TxStatus::Committed),
+            ((3, 5), TxStatus::Invalid),
+            ((4, 12), TxStatus::Committed),
+            ((4, 13), TxStatus::Pending),
+            ((3, 13), TxStatus::Invalid),
+            ((5, 13), TxStatus::Unknown),
+            ((4, 16), TxStatus::Unknown),
+            ((3, 16), TxStatus::Invalid),
+            ((2, 0), TxStatus::Invalid),
+        ];
+        for ((v, s), want) in cases {
+            assert_eq!(c.tx_status(TxId::new(v, s)), want, "tx {v}.{s}");
+        }
+    }
+}

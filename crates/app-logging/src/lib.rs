@@ -1,0 +1,194 @@
+//! CCF's logging sample (`samples/apps/logging/logging.cpp`), the app CCF's own test suite uses.
+//!
+//! Records live in the private map `records` and the public map `public:records` (`?scope=x`
+//! selects `records-x` / `public:records-x`). As in the C++ sample, keys and values are stored in
+//! JSON form: the key `42` as the bytes `42`, the message `hello` as `"hello"`.
+
+use bytes::Bytes;
+use coco_app_api::{
+    ApiError, AuthPolicy, EndpointContext, EndpointMode, ErrorCode, Method, Registry, Response,
+    StatusCode,
+};
+use serde::Deserialize;
+
+const PRIVATE_MAP: &str = "records";
+const PUBLIC_MAP: &str = "public:records";
+
+/// Who may call the logging endpoints. CCF's C++ sample also accepts `jwt` and
+/// `user_cose_sign1`; those policies arrive with the governance issue.
+const USER_AUTH: &[AuthPolicy] = &[AuthPolicy::UserCert];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogRecord {
+    id: u64,
+    msg: String,
+    #[serde(default)]
+    record_claim: bool,
+}
+
+#[derive(Clone, Copy)]
+enum Visibility {
+    Private,
+    Public,
+}
+
+impl Visibility {
+    fn prefix(self) -> &'static str {
+        match self {
+            Visibility::Private => "/app/log/private",
+            Visibility::Public => "/app/log/public",
+        }
+    }
+
+    fn map_name(self, scope: Option<&str>) -> String {
+        let base = match self {
+            Visibility::Private => PRIVATE_MAP,
+            Visibility::Public => PUBLIC_MAP,
+        };
+        match scope {
+            Some(s) => format!("{base}-{s}"),
+            None => base.to_owned(),
+        }
+    }
+}
+
+/// The logging app's endpoints, under `/app`.
+pub fn registry() -> Registry {
+    let mut r = Registry::new();
+    for vis in [Visibility::Private, Visibility::Public] {
+        let p = vis.prefix();
+        r.route_fn(
+            Method::POST,
+            p,
+            USER_AUTH,
+            EndpointMode::ReadWrite,
+            "Record a message under an id",
+            move |ctx| post(ctx, vis),
+        );
+        r.route_fn(
+            Method::GET,
+            p,
+            USER_AUTH,
+            EndpointMode::ReadOnly,
+            "Read the message recorded under an id",
+            move |ctx| get(ctx, vis),
+        );
+        r.route_fn(
+            Method::DELETE,
+            p,
+            USER_AUTH,
+            EndpointMode::ReadWrite,
+            "Delete the message recorded under an id",
+            move |ctx| delete(ctx, vis),
+        );
+        r.route_fn(
+            Method::GET,
+            &format!("{p}/count"),
+            USER_AUTH,
+            EndpointMode::ReadOnly,
+            "Number of records",
+            move |ctx| count(ctx, vis),
+        );
+        r.route_fn(
+            Method::DELETE,
+            &format!("{p}/all"),
+            USER_AUTH,
+            EndpointMode::ReadWrite,
+            "Delete all records",
+            move |ctx| delete_all(ctx, vis),
+        );
+    }
+    r
+}
+
+fn scope(ctx: &EndpointContext<'_>) -> Result<Option<String>, ApiError> {
+    match ctx.request.query_params().remove("scope") {
+        None => Ok(None),
+        Some(s)
+            if !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+        {
+            Ok(Some(s))
+        }
+        Some(s) => Err(ApiError::bad_query(format!(
+            "Invalid scope {s:?}: expected letters, digits, '-' or '_'."
+        ))),
+    }
+}
+
+fn id_param(ctx: &EndpointContext<'_>) -> Result<u64, ApiError> {
+    let params = ctx.request.query_params();
+    let raw = params
+        .get("id")
+        .ok_or_else(|| ApiError::bad_query("Missing query parameter 'id'."))?;
+    raw.parse::<u64>().map_err(|_| {
+        ApiError::bad_query(format!(
+            "Invalid query parameter 'id': {raw:?} is not an unsigned integer."
+        ))
+    })
+}
+
+fn key(id: u64) -> Bytes {
+    Bytes::from(id.to_string())
+}
+
+fn post(ctx: &mut EndpointContext<'_>, vis: Visibility) -> Result<Response, ApiError> {
+    let content_type = ctx
+        .request
+        .header("content-type")
+        .unwrap_or("application/json");
+    if !content_type.starts_with("application/json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::UnsupportedContentType,
+            format!("Unsupported content type {content_type:?}: expected application/json."),
+        ));
+    }
+    let rec: LogRecord = ctx.json_body()?;
+    if rec.msg.is_empty() {
+        return Err(ApiError::invalid_input(
+            "Cannot record an empty log message.",
+        ));
+    }
+    let map = vis.map_name(scope(ctx)?.as_deref());
+    let value = serde_json::to_vec(&rec.msg).expect("a string always serialises");
+    ctx.tx.put(&map, key(rec.id), Bytes::from(value));
+    if rec.record_claim {
+        ctx.claims_digest = Some(coco_crypto::sha256(rec.msg.as_bytes()));
+    }
+    Ok(Response::ok_json(&true))
+}
+
+fn get(ctx: &mut EndpointContext<'_>, vis: Visibility) -> Result<Response, ApiError> {
+    let id = id_param(ctx)?;
+    let map = vis.map_name(scope(ctx)?.as_deref());
+    match ctx.tx.get(&map, &key(id)) {
+        Some(v) => {
+            let msg: String = serde_json::from_slice(&v).map_err(|e| {
+                ApiError::internal(format!("Stored record {id} is not a JSON string: {e}"))
+            })?;
+            Ok(Response::ok_json(&serde_json::json!({ "msg": msg })))
+        }
+        None => Err(ApiError::not_found(format!("No such record: {id}."))),
+    }
+}
+
+fn delete(ctx: &mut EndpointContext<'_>, vis: Visibility) -> Result<Response, ApiError> {
+    let id = id_param(ctx)?;
+    let map = vis.map_name(scope(ctx)?.as_deref());
+    ctx.tx.remove(&map, &key(id));
+    Ok(Response::ok_json(&true))
+}
+
+fn count(ctx: &mut EndpointContext<'_>, vis: Visibility) -> Result<Response, ApiError> {
+    let map = vis.map_name(scope(ctx)?.as_deref());
+    Ok(Response::ok_json(&ctx.tx.size(&map)))
+}
+
+fn delete_all(ctx: &mut EndpointContext<'_>, vis: Visibility) -> Result<Response, ApiError> {
+    let map = vis.map_name(scope(ctx)?.as_deref());
+    ctx.tx.clear(&map);
+    Ok(Response::ok_json(&true))
+}

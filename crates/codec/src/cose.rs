@@ -1,0 +1,293 @@
+//! CCF's COSE_Sign1 ledger root signature (`public:ccf.internal.cose_signatures`).
+//!
+//! The service identity key signs the Merkle root with a detached payload
+//! (`MerkleTreeHistory` signing task, `src/node/history.h`; `cose_sign1`,
+//! `src/crypto/openssl/cose_sign.cpp`). The protected header, in the order CCF encodes it
+//! (`encode_protected_headers` puts `alg` first, then the parameters in the order given):
+//!
+//! | Label | Value |
+//! |---|---|
+//! | 1 (alg) | -7 ES256 / -35 ES384 / … from the service key type |
+//! | 4 (kid) | bstr holding the ASCII hex of SHA-256(service public key DER): 64 bytes |
+//! | 395 (vds) | 2 (CCF ledger SHA-256 Merkle tree) |
+//! | 15 (CWT claims) | {6 iat: int seconds, 1 iss: tstr, 2 sub: tstr} |
+//! | `"ccf.v1"` | {`"txid"`: tstr `"view.seqno"` of the signature transaction} |
+//!
+//! Unprotected header: an empty map. Payload: nil (the 32-byte root is detached). The message
+//! is tagged 18. The signature is over `Sig_structure = ["Signature1", protected, h'', payload]`
+//! (RFC 9052 §4.4), computed by the caller: this crate links no crypto.
+
+use ciborium::Value;
+use coset::{AsCborValue as _, CoseSign1, Header, Label, iana::EnumI64 as _};
+
+/// CBOR tag of a COSE_Sign1 message (RFC 9052).
+pub const COSE_SIGN1_TAG: u64 = 18;
+/// Header label of the verifiable data structure (`COSE_PHEADER_KEY_VDS`).
+pub const HEADER_VDS: i64 = 395;
+/// Header label of the CWT claims map (`COSE_PHEADER_KEY_CWT`).
+pub const HEADER_CWT_CLAIMS: i64 = 15;
+/// Header label of CCF's own map (`COSE_PHEADER_KEY_CCF`).
+pub const HEADER_CCF: &str = "ccf.v1";
+/// Key of the TxID inside [`HEADER_CCF`] (`COSE_PHEADER_KEY_TXID`).
+pub const HEADER_CCF_TXID: &str = "txid";
+/// The `vds` value CCF writes: `CCF_LEDGER_SHA256`.
+pub const VDS_CCF_LEDGER_SHA256: i64 = 2;
+/// CWT claim keys (RFC 8392).
+pub const CWT_ISS: i64 = 1;
+pub const CWT_SUB: i64 = 2;
+pub const CWT_IAT: i64 = 6;
+/// `alg` values CCF uses for its EC service keys.
+pub const ALG_ES256: i64 = -7;
+pub const ALG_ES384: i64 = -35;
+
+/// Why a COSE message could not be assembled or parsed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CoseError {
+    #[error("invalid CBOR: {0}")]
+    Cbor(String),
+    #[error("{0} bytes of trailing data after the COSE message")]
+    TrailingData(usize),
+    #[error("COSE_Sign1 must be tagged 18; found {0}")]
+    NotTagged18(String),
+    #[error("malformed COSE_Sign1: {0}")]
+    Structure(String),
+    #[error("header {label} is not {expected}")]
+    BadHeader {
+        label: String,
+        expected: &'static str,
+    },
+}
+
+fn coset_err(e: coset::CoseError) -> CoseError {
+    CoseError::Structure(e.to_string())
+}
+
+fn to_vec(v: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    ciborium::into_writer(v, &mut out).expect("writing CBOR to a Vec cannot fail");
+    out
+}
+
+/// Serialised protected header of a CCF ledger root signature, labels in CCF's order.
+pub fn ccf_signature_protected_header(
+    alg: i64,
+    kid_hex: &str,
+    issuer: &str,
+    subject: &str,
+    iat_seconds: i64,
+    txid: &str,
+) -> Vec<u8> {
+    let cwt = Value::Map(vec![
+        (Value::from(CWT_IAT), Value::from(iat_seconds)),
+        (Value::from(CWT_ISS), Value::from(issuer)),
+        (Value::from(CWT_SUB), Value::from(subject)),
+    ]);
+    let ccf = Value::Map(vec![(Value::from(HEADER_CCF_TXID), Value::from(txid))]);
+    to_vec(&Value::Map(vec![
+        (Value::from(1), Value::from(alg)),
+        (Value::from(4), Value::Bytes(kid_hex.as_bytes().to_vec())),
+        (Value::from(HEADER_VDS), Value::from(VDS_CCF_LEDGER_SHA256)),
+        (Value::from(HEADER_CWT_CLAIMS), cwt),
+        (Value::from(HEADER_CCF), ccf),
+    ]))
+}
+
+/// Appends a CBOR head (major type and argument) in its shortest form.
+fn put_head(out: &mut Vec<u8>, major: u8, arg: u64) {
+    let m = major << 5;
+    match arg {
+        0..=23 => out.push(m | arg as u8),
+        24..=0xFF => out.extend_from_slice(&[m | 24, arg as u8]),
+        0x100..=0xFFFF => {
+            out.push(m | 25);
+            out.extend_from_slice(&(arg as u16).to_be_bytes());
+        }
+        0x1_0000..=0xFFFF_FFFF => {
+            out.push(m | 26);
+            out.extend_from_slice(&(arg as u32).to_be_bytes());
+        }
+        _ => {
+            out.push(m | 27);
+            out.extend_from_slice(&arg.to_be_bytes());
+        }
+    }
+}
+
+const MAJOR_BYTES: u8 = 2;
+const MAJOR_TEXT: u8 = 3;
+const MAJOR_ARRAY: u8 = 4;
+const MAJOR_TAG: u8 = 6;
+const CBOR_NULL: u8 = 0xF6;
+
+fn put_bstr(out: &mut Vec<u8>, b: &[u8]) {
+    put_head(out, MAJOR_BYTES, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+/// The bytes a COSE_Sign1 signature covers: `["Signature1", protected, h'', payload]` with an
+/// empty external AAD, as CCF signs them. For a detached payload pass the detached bytes (the
+/// Merkle root).
+pub fn sig_structure(protected: &[u8], payload: &[u8]) -> Vec<u8> {
+    const CONTEXT: &str = "Signature1";
+    let mut out = Vec::with_capacity(protected.len() + payload.len() + 32);
+    put_head(&mut out, MAJOR_ARRAY, 4);
+    put_head(&mut out, MAJOR_TEXT, CONTEXT.len() as u64);
+    out.extend_from_slice(CONTEXT.as_bytes());
+    put_bstr(&mut out, protected);
+    put_bstr(&mut out, &[]);
+    put_bstr(&mut out, payload);
+    out
+}
+
+/// Assembles a tagged COSE_Sign1: `18([protected, unprotected, payload / nil, signature])`.
+/// `payload: None` encodes a detached payload as nil.
+pub fn assemble_sign1(
+    protected: &[u8],
+    unprotected: &Header,
+    payload: Option<&[u8]>,
+    signature: &[u8],
+) -> Result<Vec<u8>, CoseError> {
+    let unprotected = to_vec(&unprotected.clone().to_cbor_value().map_err(coset_err)?);
+    let mut out = Vec::with_capacity(
+        protected.len() + unprotected.len() + payload.map_or(0, <[u8]>::len) + signature.len() + 24,
+    );
+    put_head(&mut out, MAJOR_TAG, COSE_SIGN1_TAG);
+    put_head(&mut out, MAJOR_ARRAY, 4);
+    put_bstr(&mut out, protected);
+    out.extend_from_slice(&unprotected);
+    match payload {
+        Some(p) => put_bstr(&mut out, p),
+        None => out.push(CBOR_NULL),
+    }
+    put_bstr(&mut out, signature);
+    Ok(out)
+}
+
+/// CWT claims of a CCF signature.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CwtClaims {
+    pub iss: Option<String>,
+    pub sub: Option<String>,
+    pub iat: Option<i64>,
+}
+
+/// A parsed COSE_Sign1 with CCF's header fields picked out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParsedSign1 {
+    /// The protected header exactly as serialised: what the signature covers.
+    pub protected: Vec<u8>,
+    pub protected_header: Header,
+    /// `alg` as its COSE integer, if present and integer-valued.
+    pub alg: Option<i64>,
+    /// `kid` bytes (for CCF: ASCII hex), empty if absent.
+    pub kid: Vec<u8>,
+    pub vds: Option<i64>,
+    pub cwt: Option<CwtClaims>,
+    /// `ccf.v1.txid`, e.g. `"2.15"`.
+    pub txid: Option<String>,
+    pub unprotected: Header,
+    /// `None` for a detached payload.
+    pub payload: Option<Vec<u8>>,
+    pub signature: Vec<u8>,
+}
+
+/// Parses a tagged COSE_Sign1 (tag 18 required, no trailing bytes).
+pub fn parse_sign1(bytes: &[u8]) -> Result<ParsedSign1, CoseError> {
+    let mut rest = bytes;
+    let value: Value =
+        ciborium::from_reader(&mut rest).map_err(|e| CoseError::Cbor(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(CoseError::TrailingData(rest.len()));
+    }
+    let inner = match value {
+        Value::Tag(COSE_SIGN1_TAG, inner) => *inner,
+        Value::Tag(other, _) => return Err(CoseError::NotTagged18(format!("tag {other}"))),
+        _ => return Err(CoseError::NotTagged18("no tag".to_owned())),
+    };
+    let sign1 = CoseSign1::from_cbor_value(inner).map_err(coset_err)?;
+    let protected = sign1.protected.original_data.clone().unwrap_or_default();
+    let header = sign1.protected.header;
+    let alg = match &header.alg {
+        Some(coset::RegisteredLabelWithPrivate::Assigned(a)) => Some(a.to_i64()),
+        Some(coset::RegisteredLabelWithPrivate::PrivateUse(i)) => Some(*i),
+        Some(coset::RegisteredLabelWithPrivate::Text(_)) | None => None,
+    };
+    let find = |label: &Label| header.rest.iter().find(|(l, _)| l == label).map(|(_, v)| v);
+    let vds = match find(&Label::Int(HEADER_VDS)) {
+        None => None,
+        Some(v) => Some(as_i64(v).ok_or_else(|| bad("395 (vds)", "an integer"))?),
+    };
+    let cwt = match find(&Label::Int(HEADER_CWT_CLAIMS)) {
+        None => None,
+        Some(v) => Some(parse_cwt(v)?),
+    };
+    let txid = match find(&Label::Text(HEADER_CCF.to_owned())) {
+        None => None,
+        Some(v) => parse_ccf_txid(v)?,
+    };
+    Ok(ParsedSign1 {
+        protected,
+        alg,
+        kid: header.key_id.clone(),
+        vds,
+        cwt,
+        txid,
+        protected_header: header,
+        unprotected: sign1.unprotected,
+        payload: sign1.payload,
+        signature: sign1.signature,
+    })
+}
+
+fn bad(label: &str, expected: &'static str) -> CoseError {
+    CoseError::BadHeader {
+        label: label.to_owned(),
+        expected,
+    }
+}
+
+fn as_i64(v: &Value) -> Option<i64> {
+    v.as_integer().and_then(|i| i64::try_from(i).ok())
+}
+
+fn parse_cwt(v: &Value) -> Result<CwtClaims, CoseError> {
+    let map = v.as_map().ok_or_else(|| bad("15 (CWT claims)", "a map"))?;
+    let mut claims = CwtClaims::default();
+    for (k, v) in map {
+        match as_i64(k) {
+            Some(CWT_ISS) => {
+                claims.iss = Some(
+                    v.as_text()
+                        .ok_or_else(|| bad("CWT iss", "text"))?
+                        .to_owned(),
+                );
+            }
+            Some(CWT_SUB) => {
+                claims.sub = Some(
+                    v.as_text()
+                        .ok_or_else(|| bad("CWT sub", "text"))?
+                        .to_owned(),
+                );
+            }
+            Some(CWT_IAT) => {
+                claims.iat = Some(as_i64(v).ok_or_else(|| bad("CWT iat", "an integer"))?)
+            }
+            _ => {}
+        }
+    }
+    Ok(claims)
+}
+
+fn parse_ccf_txid(v: &Value) -> Result<Option<String>, CoseError> {
+    let map = v.as_map().ok_or_else(|| bad("ccf.v1", "a map"))?;
+    for (k, v) in map {
+        if k.as_text() == Some(HEADER_CCF_TXID) {
+            let txid = v.as_text().ok_or_else(|| bad("ccf.v1.txid", "text"))?;
+            return Ok(Some(txid.to_owned()));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests;

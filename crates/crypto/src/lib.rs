@@ -1,0 +1,44 @@
+//! The one crate of coco that links cryptographic libraries.
+//!
+//! Every primitive CCF's ledger, governance and TLS layers need lives here, behind small
+//! functions whose byte formats match what CCF (C++, OpenSSL) and its Python tooling
+//! (`cryptography`) produce and accept. Everything else in coco depends on this crate instead of
+//! on `aws-lc-rs`, `rcgen` or `x509-parser` directly, so the crypto surface is reviewable in one
+//! place.
+//!
+//! | Module | What | CCF source of the convention |
+//! |---|---|---|
+//! | [`hash`] | SHA-256, incremental SHA-256, HMAC-SHA256 | `src/crypto/sha256_hash.cpp`, `src/crypto/hmac.cpp` |
+//! | [`aead`] | AES-256-GCM with caller-chosen IV and detached tag | `src/crypto/symmetric_key.cpp`, `src/node/encryptor.h` |
+//! | [`ec`] | P-256/P-384 keys; prehashed, COSE and DER ECDSA | `src/crypto/openssl/key_pair.cpp`, `src/node/history.h` |
+//! | [`rsa`] | RSA keys and RSA-OAEP-SHA256 wrapping | `src/crypto/openssl/rsa_key_pair.cpp`, `src/node/share_manager.h` |
+//! | [`cert`] | X.509 generation (rcgen) and parsing (x509-parser), fingerprints | `src/crypto/certs.h`, `src/node/identity.h` |
+//!
+//! **Architecture invariant:** this crate never reads a clock or a file. Certificate validity is
+//! always an explicit argument. Key generation and ECDSA nonces use aws-lc's internal CSPRNG,
+//! which is the only source of randomness here (aws-lc-rs offers no way to inject one); nothing
+//! else in the crate is non-deterministic, so certificate serial numbers are derived from their
+//! contents.
+//!
+//! Bad input (malformed PEM/DER, wrong key type, invalid signature) always yields a
+//! [`CryptoError`], never a panic.
+
+pub mod aead;
+pub mod cert;
+pub mod ec;
+mod error;
+pub mod hash;
+pub mod rsa;
+
+pub use aead::{AesGcmKey, GCM_IV_SIZE_BYTES, GCM_KEY_SIZE_BYTES, GCM_TAG_SIZE_BYTES};
+pub use cert::{
+    SubjectAltName, Validity, cert_der_fingerprint_hex, cert_public_key_spki_der, cert_validity,
+    der_to_pem_cert, endorsed_cert, pem_to_der_certs, self_signed_ca_cert, self_signed_cert,
+    spki_fingerprint_hex, verify_cert_signed_by,
+};
+pub use ec::{Curve, EcKeyPair, spki_curve, verify_cose, verify_der, verify_prehashed_sha256_der};
+pub use error::CryptoError;
+pub use hash::{
+    HMAC_SHA256_SIZE_BYTES, SHA256_SIZE_BYTES, Sha256, hmac_sha256, random_bytes, sha256,
+};
+pub use rsa::{RSA_DEFAULT_SIZE_BITS, RsaKeyPair, rsa_oaep_sha256_encrypt};

@@ -1,0 +1,655 @@
+//! The node configuration file, modelled on CCF's `cchost` configuration
+//! (`doc/host_config_schema/cchost_config.json`, ccf-reference §4.1).
+//!
+//! Unknown fields are rejected and every error names the offending field, so a typo in a
+//! configuration never silently falls back to a default.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use coco_types::limits;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfigFile {
+    pub network: Network,
+    pub command: Command,
+    #[serde(default)]
+    pub node_certificate: NodeCertificate,
+    #[serde(default)]
+    pub ledger: Ledger,
+    #[serde(default)]
+    pub ledger_signatures: LedgerSignatures,
+    #[serde(default)]
+    pub consensus: Consensus,
+    #[serde(default)]
+    pub output_files: OutputFiles,
+    /// Options that weaken security, for tests only. Never set in production.
+    #[serde(default)]
+    pub insecure_test_options: InsecureTestOptions,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    pub rpc_interfaces: BTreeMap<String, RpcInterface>,
+    /// Where node-to-node traffic will be served once replication lands; recorded in `nodes.info`.
+    pub node_to_node_interface: Option<Interface>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interface {
+    pub bind_address: String,
+    pub published_address: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpcInterface {
+    pub bind_address: String,
+    pub published_address: Option<String>,
+    #[serde(default = "default_protocol")]
+    pub protocol: String,
+    /// `HTTP1` or `HTTP2`. Both are always negotiated by ALPN; this is what `nodes.info` records.
+    #[serde(default = "default_app_protocol")]
+    pub app_protocol: String,
+    #[serde(default = "default_sessions_soft")]
+    pub max_open_sessions_soft: usize,
+    #[serde(default = "default_sessions_hard")]
+    pub max_open_sessions_hard: usize,
+    #[serde(default)]
+    pub http_configuration: HttpConfiguration,
+}
+
+fn default_protocol() -> String {
+    "tcp".into()
+}
+fn default_app_protocol() -> String {
+    "HTTP1".into()
+}
+fn default_sessions_soft() -> usize {
+    limits::SESSIONS_SOFT_MAX_DEFAULT
+}
+fn default_sessions_hard() -> usize {
+    limits::SESSIONS_HARD_MAX_DEFAULT
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfiguration {
+    #[serde(default = "default_body")]
+    pub max_body_size: Size,
+    #[serde(default = "default_header")]
+    pub max_header_size: Size,
+    #[serde(default = "default_headers_count")]
+    pub max_headers_count: usize,
+}
+
+impl Default for HttpConfiguration {
+    fn default() -> Self {
+        HttpConfiguration {
+            max_body_size: default_body(),
+            max_header_size: default_header(),
+            max_headers_count: default_headers_count(),
+        }
+    }
+}
+fn default_body() -> Size {
+    Size(limits::HTTP_BODY_SIZE_BYTES_MAX_DEFAULT as u64)
+}
+fn default_header() -> Size {
+    Size(limits::HTTP_HEADER_SIZE_BYTES_MAX_DEFAULT as u64)
+}
+fn default_headers_count() -> usize {
+    limits::HTTP_HEADER_COUNT_MAX_DEFAULT
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Command {
+    #[serde(rename = "type")]
+    pub kind: CommandKind,
+    #[serde(default = "default_service_cert_file")]
+    pub service_certificate_file: PathBuf,
+    pub start: Option<Start>,
+}
+
+fn default_service_cert_file() -> PathBuf {
+    "service_cert.pem".into()
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub enum CommandKind {
+    Start,
+    Join,
+    Recover,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Start {
+    pub members: Vec<MemberConfig>,
+    /// coco extension until governance lands: users recorded at genesis (CCF adds users only by
+    /// `set_user` proposals).
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+    /// coco extension until governance lands: open the service at genesis instead of waiting
+    /// for members to vote `transition_service_to_open`.
+    #[serde(default)]
+    pub open_service_without_governance: bool,
+    #[serde(default)]
+    pub constitution_files: Vec<PathBuf>,
+    #[serde(default)]
+    pub service_configuration: ServiceConfiguration,
+    #[serde(default = "default_validity_days")]
+    pub initial_service_certificate_validity_days: u32,
+    #[serde(default = "default_service_subject")]
+    pub service_subject_name: String,
+    #[serde(default)]
+    pub cose_signatures: CoseSignatures,
+    pub service_data_json_file: Option<PathBuf>,
+}
+
+fn default_validity_days() -> u32 {
+    limits::CERTIFICATE_VALIDITY_DAYS_DEFAULT
+}
+fn default_service_subject() -> String {
+    "CN=CCF Service".into()
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberConfig {
+    pub certificate_file: PathBuf,
+    pub encryption_public_key_file: Option<PathBuf>,
+    pub data_json_file: Option<PathBuf>,
+    pub recovery_role: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub certificate_file: PathBuf,
+    pub data_json_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfiguration {
+    #[serde(default = "one")]
+    pub recovery_threshold: u64,
+    #[serde(default = "default_max_node_cert_days")]
+    pub maximum_node_certificate_validity_days: u64,
+}
+
+impl Default for ServiceConfiguration {
+    fn default() -> Self {
+        ServiceConfiguration {
+            recovery_threshold: 1,
+            maximum_node_certificate_validity_days: default_max_node_cert_days(),
+        }
+    }
+}
+fn one() -> u64 {
+    1
+}
+fn default_max_node_cert_days() -> u64 {
+    365
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoseSignatures {
+    #[serde(default = "default_cose_issuer")]
+    pub issuer: String,
+    #[serde(default = "default_cose_subject")]
+    pub subject: String,
+}
+
+impl Default for CoseSignatures {
+    fn default() -> Self {
+        CoseSignatures {
+            issuer: default_cose_issuer(),
+            subject: default_cose_subject(),
+        }
+    }
+}
+fn default_cose_issuer() -> String {
+    "service.example.com".into()
+}
+fn default_cose_subject() -> String {
+    "ledger.signature".into()
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeCertificate {
+    #[serde(default = "default_node_subject")]
+    pub subject_name: String,
+    #[serde(default)]
+    pub subject_alt_names: Vec<String>,
+    #[serde(default = "default_curve")]
+    pub curve_id: String,
+    #[serde(default = "default_validity_days")]
+    pub initial_validity_days: u32,
+}
+
+impl Default for NodeCertificate {
+    fn default() -> Self {
+        NodeCertificate {
+            subject_name: default_node_subject(),
+            subject_alt_names: Vec::new(),
+            curve_id: default_curve(),
+            initial_validity_days: default_validity_days(),
+        }
+    }
+}
+fn default_node_subject() -> String {
+    "CN=CCF Node".into()
+}
+fn default_curve() -> String {
+    "Secp384R1".into()
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ledger {
+    #[serde(default = "default_ledger_dir")]
+    pub directory: PathBuf,
+    #[serde(default = "default_chunk_size")]
+    pub chunk_size: Size,
+    #[serde(default)]
+    pub read_only_directories: Vec<PathBuf>,
+}
+
+impl Default for Ledger {
+    fn default() -> Self {
+        Ledger {
+            directory: default_ledger_dir(),
+            chunk_size: default_chunk_size(),
+            read_only_directories: Vec::new(),
+        }
+    }
+}
+fn default_ledger_dir() -> PathBuf {
+    "ledger".into()
+}
+fn default_chunk_size() -> Size {
+    Size(limits::LEDGER_CHUNK_SIZE_BYTES_DEFAULT)
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerSignatures {
+    #[serde(default = "default_sig_tx_count")]
+    pub tx_count: u64,
+    #[serde(default = "default_sig_delay")]
+    pub delay: DurationMs,
+}
+
+impl Default for LedgerSignatures {
+    fn default() -> Self {
+        LedgerSignatures {
+            tx_count: default_sig_tx_count(),
+            delay: default_sig_delay(),
+        }
+    }
+}
+fn default_sig_tx_count() -> u64 {
+    limits::SIGNATURE_TX_INTERVAL_COUNT_DEFAULT
+}
+fn default_sig_delay() -> DurationMs {
+    DurationMs(limits::SIGNATURE_INTERVAL_MS_DEFAULT)
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Consensus {
+    #[serde(default = "default_max_uncommitted")]
+    pub max_uncommitted_tx_count: u64,
+}
+
+impl Default for Consensus {
+    fn default() -> Self {
+        Consensus {
+            max_uncommitted_tx_count: default_max_uncommitted(),
+        }
+    }
+}
+fn default_max_uncommitted() -> u64 {
+    limits::UNCOMMITTED_TX_COUNT_MAX_DEFAULT
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputFiles {
+    pub node_certificate_file: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub rpc_addresses_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InsecureTestOptions {
+    /// Write the raw ledger secret (hex) to this file at startup, so that an independent
+    /// checker can decrypt private domains. Test-only: it defeats confidentiality at rest.
+    pub ledger_secret_file: Option<PathBuf>,
+}
+
+/// A byte size written as CCF writes it: an integer or a string like `"5MB"`, `"16KB"`, `"512"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(into = "u64")]
+pub struct Size(pub u64);
+
+impl From<Size> for u64 {
+    fn from(s: Size) -> u64 {
+        s.0
+    }
+}
+
+impl Size {
+    pub fn parse(s: &str) -> Result<Size, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("invalid size {s:?}: expected e.g. \"512\", \"16KB\", \"5MB\""))?;
+        let mult = match unit.trim() {
+            "" | "B" => 1,
+            "KB" => 1024,
+            "MB" => 1024 * 1024,
+            "GB" => 1024 * 1024 * 1024,
+            other => {
+                return Err(format!(
+                    "invalid size unit {other:?} in {s:?}: expected B, KB, MB or GB"
+                ));
+            }
+        };
+        n.checked_mul(mult)
+            .map(Size)
+            .ok_or_else(|| format!("size {s:?} overflows"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(Size(n)),
+            Raw::S(s) => Size::parse(&s).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// A duration written as CCF writes it: `"100ms"`, `"1s"`, `"2min"`, or an integer of ms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(into = "u64")]
+pub struct DurationMs(pub u64);
+
+impl From<DurationMs> for u64 {
+    fn from(d: DurationMs) -> u64 {
+        d.0
+    }
+}
+
+impl DurationMs {
+    pub fn parse(s: &str) -> Result<DurationMs, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("invalid duration {s:?}: expected e.g. \"100ms\", \"1s\""))?;
+        let mult = match unit.trim() {
+            "" | "ms" => 1,
+            "s" => 1000,
+            "min" => 60_000,
+            "h" => 3_600_000,
+            other => {
+                return Err(format!(
+                    "invalid duration unit {other:?} in {s:?}: expected ms, s, min or h"
+                ));
+            }
+        };
+        n.checked_mul(mult)
+            .map(DurationMs)
+            .ok_or_else(|| format!("duration {s:?} overflows"))
+    }
+}
+
+impl<'de> Deserialize<'de> for DurationMs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(DurationMs(n)),
+            Raw::S(s) => DurationMs::parse(&s).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl NodeConfigFile {
+    /// Parses a configuration from JSON text; `path` is used in messages only. Errors name the
+    /// field (serde's path) and the line/column.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let cfg: NodeConfigFile = serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            invalid(format!("at '{field}': {}", e.inner()))
+        })?;
+        cfg.validate().map_err(invalid)?;
+        Ok(cfg)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.network.rpc_interfaces.is_empty() {
+            return Err("at 'network.rpc_interfaces': at least one interface is required".into());
+        }
+        for (name, i) in &self.network.rpc_interfaces {
+            i.bind_address
+                .parse::<std::net::SocketAddr>()
+                .map_err(|e| format!("at 'network.rpc_interfaces.{name}.bind_address': {:?} is not host:port ({e})", i.bind_address))?;
+            if !matches!(i.app_protocol.as_str(), "HTTP1" | "HTTP2") {
+                return Err(format!(
+                    "at 'network.rpc_interfaces.{name}.app_protocol': expected HTTP1 or HTTP2, got {:?}",
+                    i.app_protocol
+                ));
+            }
+            if i.protocol != "tcp" {
+                return Err(format!(
+                    "at 'network.rpc_interfaces.{name}.protocol': only \"tcp\" is supported, got {:?}",
+                    i.protocol
+                ));
+            }
+            if i.max_open_sessions_soft > i.max_open_sessions_hard {
+                return Err(format!(
+                    "at 'network.rpc_interfaces.{name}': max_open_sessions_soft exceeds max_open_sessions_hard"
+                ));
+            }
+        }
+        match self.command.kind {
+            CommandKind::Start => {
+                let start = self
+                    .command
+                    .start
+                    .as_ref()
+                    .ok_or("at 'command.start': required when command.type is Start")?;
+                if start.members.is_empty() {
+                    return Err(
+                        "at 'command.start.members': a service needs at least one member".into(),
+                    );
+                }
+                if start.initial_service_certificate_validity_days == 0 {
+                    return Err("at 'command.start.initial_service_certificate_validity_days': must be at least 1".into());
+                }
+            }
+            CommandKind::Join | CommandKind::Recover => {
+                return Err(format!(
+                    "at 'command.type': {:?} is not supported yet (it arrives with replication and recovery)",
+                    self.command.kind
+                ));
+            }
+        }
+        if !matches!(
+            self.node_certificate.curve_id.as_str(),
+            "Secp384R1" | "Secp256R1"
+        ) {
+            return Err(format!(
+                "at 'node_certificate.curve_id': expected Secp384R1 or Secp256R1, got {:?}",
+                self.node_certificate.curve_id
+            ));
+        }
+        if self.ledger.chunk_size.0 == 0
+            || self.ledger.chunk_size.0 > limits::LEDGER_CHUNK_SIZE_BYTES_MAX
+        {
+            return Err(format!(
+                "at 'ledger.chunk_size': must be between 1 byte and {} bytes",
+                limits::LEDGER_CHUNK_SIZE_BYTES_MAX
+            ));
+        }
+        if self.ledger_signatures.tx_count == 0 {
+            return Err("at 'ledger_signatures.tx_count': must be at least 1".into());
+        }
+        if self.ledger_signatures.delay.0 == 0 {
+            return Err("at 'ledger_signatures.delay': must be at least 1ms".into());
+        }
+        if self.consensus.max_uncommitted_tx_count == 0 {
+            return Err("at 'consensus.max_uncommitted_tx_count': must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"{
+        "network": {"rpc_interfaces": {"main": {"bind_address": "127.0.0.1:8000"}}},
+        "command": {"type": "Start", "start": {"members": [{"certificate_file": "m.pem"}]}}
+    }"#;
+
+    #[test]
+    fn minimal_config_gets_ccf_defaults() {
+        let c = NodeConfigFile::parse(MINIMAL, Path::new("x.json")).unwrap();
+        assert_eq!(c.ledger.chunk_size, Size(5 * 1024 * 1024));
+        assert_eq!(c.ledger_signatures.tx_count, 5000);
+        assert_eq!(c.ledger_signatures.delay, DurationMs(1000));
+        assert_eq!(
+            c.network.rpc_interfaces["main"]
+                .http_configuration
+                .max_body_size,
+            Size(1024 * 1024)
+        );
+        assert_eq!(c.node_certificate.curve_id, "Secp384R1");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        // (mutation of the minimal config as JSON text, expected fragment of the error)
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                r#""bind_address": "127.0.0.1:8000""#,
+                r#""bind_address": "127.0.0.1:8000", "colour": 1"#,
+                "network.rpc_interfaces.main",
+            ),
+            (
+                r#""bind_address": "127.0.0.1:8000""#,
+                r#""bind_address": "nowhere""#,
+                "network.rpc_interfaces.main.bind_address",
+            ),
+            (r#""type": "Start""#, r#""type": "Begin""#, "command.type"),
+            (r#""type": "Start""#, r#""type": "Join""#, "command.type"),
+            (
+                r#""members": [{"certificate_file": "m.pem"}]"#,
+                r#""members": []"#,
+                "command.start.members",
+            ),
+            (
+                r#""members": [{"certificate_file": "m.pem"}]"#,
+                r#""members": [{"certificate_file": 7}]"#,
+                "command.start.members[0].certificate_file",
+            ),
+        ];
+        for (from, to, want) in cases {
+            let text = MINIMAL.replace(from, to);
+            assert_ne!(text, MINIMAL, "mutation {to} did not apply");
+            let err = NodeConfigFile::parse(&text, Path::new("x.json"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(want),
+                "mutation {to}: error {err:?} does not name {want}"
+            );
+        }
+        let extra = MINIMAL.replacen('{', r#"{"ledger": {"chunk_size": "5XB"},"#, 1);
+        let err = NodeConfigFile::parse(&extra, Path::new("x.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ledger.chunk_size") && err.contains("XB"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        for (s, want) in [
+            ("512", Some(512)),
+            ("16KB", Some(16384)),
+            ("5MB", Some(5 << 20)),
+            ("1GB", Some(1 << 30)),
+            ("5 MB", Some(5 << 20)),
+            ("MB", None),
+            ("-1KB", None),
+            ("1TB", None),
+        ] {
+            assert_eq!(Size::parse(s).ok().map(|x| x.0), want, "{s}");
+        }
+        for (s, want) in [
+            ("100ms", Some(100)),
+            ("1s", Some(1000)),
+            ("2min", Some(120_000)),
+            ("5", Some(5)),
+            ("1d", None),
+            ("", None),
+        ] {
+            assert_eq!(DurationMs::parse(s).ok().map(|x| x.0), want, "{s}");
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! The two threads that sit around the deterministic core: the core thread (owns `Node`, feeds
+//! it inputs, routes its outputs) and the storage thread (owns the ledger files, group-commits
+//! fsyncs and reports durability back).
+//!
+//! Requests reach the core through one channel; the host bounds how many are queued
+//! (`CORE_REQUEST_QUEUE_COUNT_MAX`) and answers 503 past it rather than letting memory grow.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use coco_app_api::{Request, Response};
+use coco_node::{Input, Node, Now, Output, RequestId};
+use coco_types::{SeqNo, TxId, limits};
+use tokio::sync::oneshot;
+
+use crate::storage::{Disk, LedgerWriter};
+
+/// Messages into the core thread.
+pub enum CoreMsg {
+    Request {
+        request: Request,
+        reply: oneshot::Sender<Response>,
+    },
+    Persisted(SeqNo),
+    StorageFailed(String),
+    /// Stop after answering everything queued before this message.
+    Shutdown,
+}
+
+/// Messages into the storage thread, sent in batches.
+#[derive(Debug)]
+pub enum StorageOp {
+    Append {
+        txid: TxId,
+        bytes: Bytes,
+        force_chunk_after: bool,
+    },
+    Commit(SeqNo),
+}
+
+/// The request queue is full.
+#[derive(Debug)]
+pub struct Overloaded;
+
+/// A cloneable handle for submitting requests to the core.
+#[derive(Clone)]
+pub struct CoreHandle {
+    tx: Sender<CoreMsg>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl CoreHandle {
+    pub fn submit(&self, request: Request) -> Result<oneshot::Receiver<Response>, Overloaded> {
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= limits::CORE_REQUEST_QUEUE_COUNT_MAX {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(Overloaded);
+        }
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(CoreMsg::Request { request, reply }).is_err() {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(Overloaded);
+        }
+        Ok(rx)
+    }
+
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(CoreMsg::Shutdown);
+    }
+}
+
+/// How the core thread reads time: monotonic from a fixed origin, wall clock for COSE `iat`.
+pub struct Clock {
+    origin: Instant,
+}
+
+impl Clock {
+    pub fn new() -> Self {
+        Clock {
+            origin: Instant::now(),
+        }
+    }
+    pub fn now(&self) -> Now {
+        let unix_seconds = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        Now {
+            monotonic_ms: self.origin.elapsed().as_millis() as u64,
+            unix_seconds,
+        }
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Handles to the running threads.
+pub struct Threads {
+    pub core: std::thread::JoinHandle<()>,
+    pub storage: std::thread::JoinHandle<()>,
+    pub handle: CoreHandle,
+}
+
+/// Starts the storage and core threads. `initial` are the outputs of genesis.
+pub fn spawn<D: Disk>(
+    node: Node,
+    initial: Vec<Output>,
+    writer: LedgerWriter<D>,
+    clock: Clock,
+    tick_ms: u64,
+) -> Threads {
+    let (core_tx, core_rx) = mpsc::channel::<CoreMsg>();
+    let (storage_tx, storage_rx) = mpsc::channel::<Vec<StorageOp>>();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let storage = {
+        let core_tx = core_tx.clone();
+        std::thread::Builder::new()
+            .name("coco-storage".into())
+            .spawn(move || storage_loop(writer, storage_rx, core_tx))
+            .expect("spawning the storage thread")
+    };
+    let core = {
+        let queued = queued.clone();
+        std::thread::Builder::new()
+            .name("coco-core".into())
+            .spawn(move || core_loop(node, initial, core_rx, storage_tx, clock, tick_ms, queued))
+            .expect("spawning the core thread")
+    };
+    Threads {
+        core,
+        storage,
+        handle: CoreHandle {
+            tx: core_tx,
+            queued,
+        },
+    }
+}
+
+fn core_loop(
+    mut node: Node,
+    initial: Vec<Output>,
+    rx: Receiver<CoreMsg>,
+    storage: Sender<Vec<StorageOp>>,
+    clock: Clock,
+    tick_ms: u64,
+    queued: Arc<AtomicUsize>,
+) {
+    let mut replies: HashMap<RequestId, oneshot::Sender<Response>> = HashMap::new();
+    let mut next_id: RequestId = 0;
+    let mut out = initial;
+    let mut ops = Vec::new();
+    let mut last_tick = Instant::now();
+    let tick = Duration::from_millis(tick_ms.max(1));
+    let mut stopping = false;
+    loop {
+        route_outputs(&mut out, &mut replies, &mut ops);
+        if !ops.is_empty() && storage.send(std::mem::take(&mut ops)).is_err() {
+            // The storage thread is gone: nothing can become durable any more.
+            node.step(
+                clock.now(),
+                Input::StorageFailed {
+                    reason: "storage thread exited".into(),
+                },
+                &mut out,
+            );
+        }
+        if stopping {
+            return;
+        }
+        let first = match rx.recv_timeout(tick.saturating_sub(last_tick.elapsed())) {
+            Ok(m) => Some(m),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        let now = clock.now();
+        let mut handle = |msg: CoreMsg, out: &mut Vec<Output>| match msg {
+            CoreMsg::Request { request, reply } => {
+                queued.fetch_sub(1, Ordering::AcqRel);
+                let id = next_id;
+                next_id += 1;
+                replies.insert(id, reply);
+                node.step(now, Input::Request { id, request }, out);
+                false
+            }
+            CoreMsg::Persisted(seqno) => {
+                node.step(now, Input::Persisted { seqno }, out);
+                false
+            }
+            CoreMsg::StorageFailed(reason) => {
+                tracing::error!(%reason, "ledger storage failed: refusing writes, commit frozen");
+                node.step(now, Input::StorageFailed { reason }, out);
+                false
+            }
+            CoreMsg::Shutdown => true,
+        };
+        if let Some(m) = first {
+            stopping |= handle(m, &mut out);
+            // Drain what is already queued so one storage batch covers many transactions.
+            for _ in 0..limits::LEDGER_WRITE_BATCH_COUNT_MAX {
+                match rx.try_recv() {
+                    Ok(m) => stopping |= handle(m, &mut out),
+                    Err(_) => break,
+                }
+            }
+        }
+        if last_tick.elapsed() >= tick {
+            node.step(now, Input::Tick, &mut out);
+            last_tick = Instant::now();
+        }
+    }
+}
+
+fn route_outputs(
+    out: &mut Vec<Output>,
+    replies: &mut HashMap<RequestId, oneshot::Sender<Response>>,
+    ops: &mut Vec<StorageOp>,
+) {
+    for o in out.drain(..) {
+        match o {
+            Output::Respond { id, response } => {
+                if let Some(r) = replies.remove(&id) {
+                    // The client may have gone away; that is not an error.
+                    let _ = r.send(response);
+                }
+            }
+            Output::Append {
+                txid,
+                bytes,
+                force_chunk_after,
+                ..
+            } => ops.push(StorageOp::Append {
+                txid,
+                bytes,
+                force_chunk_after,
+            }),
+            Output::GlobalCommit { txid } => ops.push(StorageOp::Commit(txid.seqno)),
+        }
+    }
+}
+
+fn storage_loop<D: Disk>(
+    mut writer: LedgerWriter<D>,
+    rx: Receiver<Vec<StorageOp>>,
+    core: Sender<CoreMsg>,
+) {
+    let mut failed = false;
+    while let Ok(first) = rx.recv() {
+        let mut batches = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            batches.push(more);
+        }
+        if failed {
+            continue;
+        }
+        let mut commit_to = None;
+        let mut result = Ok(());
+        for op in batches.into_iter().flatten() {
+            match op {
+                StorageOp::Append {
+                    txid,
+                    bytes,
+                    force_chunk_after,
+                } => {
+                    result = writer.append(txid.seqno, &bytes, force_chunk_after);
+                }
+                StorageOp::Commit(s) => commit_to = Some(s),
+            }
+            if result.is_err() {
+                break;
+            }
+        }
+        let result = result.and_then(|()| writer.sync()).and_then(|seqno| {
+            // Commit notifications only ever cover seqnos already reported durable.
+            if let Some(c) = commit_to {
+                writer.commit(c)?;
+            }
+            Ok(seqno)
+        });
+        match result {
+            Ok(seqno) => {
+                if seqno > 0 && core.send(CoreMsg::Persisted(seqno)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                failed = true;
+                let _ = core.send(CoreMsg::StorageFailed(e.to_string()));
+            }
+        }
+    }
+}

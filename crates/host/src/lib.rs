@@ -1,0 +1,514 @@
+//! The host: everything a coco node does that touches the outside world. It loads the
+//! configuration, creates identities, opens the ledger directory, runs the core and storage
+//! threads, and serves TLS/HTTP — then feeds the deterministic core (`coco-node`).
+//!
+//! Architecture invariant: no business logic lives here. Whether a request is allowed, what a
+//! transaction writes and when something is committed are decided by the core; the host moves
+//! bytes and reports time and durability.
+
+pub mod config;
+pub mod core_thread;
+pub mod http;
+pub mod storage;
+pub mod tls;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use coco_app_api::Registry;
+use coco_codec::tables;
+use coco_crypto::{Curve, EcKeyPair, RsaKeyPair, SubjectAltName, Validity};
+use coco_node::{CoreConfig, GenesisConfig, MemberSpec, Node, NodeIdentity, UserSpec};
+
+use crate::config::{CommandKind, NodeConfigFile};
+use crate::core_thread::{Clock, CoreHandle, Threads};
+use crate::storage::{Disk, LedgerWriter, RealDisk};
+
+/// The version string reported by `/node/version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// How often the core thread ticks (signature delay checks).
+const TICK_MS: u64 = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("{what} {path}: {source}")]
+    File {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid {what} in {path}: {message}")]
+    BadInput {
+        what: &'static str,
+        path: PathBuf,
+        message: String,
+    },
+    #[error("cryptography: {0}")]
+    Crypto(String),
+    #[error(transparent)]
+    Storage(#[from] storage::StorageError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsSetupError),
+    #[error("cannot bind interface {name} to {address}: {source}")]
+    Bind {
+        name: String,
+        address: String,
+        source: std::io::Error,
+    },
+}
+
+/// A running node.
+pub struct RunningNode {
+    pub node_id: String,
+    pub rpc_addresses: BTreeMap<String, SocketAddr>,
+    pub service_cert_pem: String,
+    handle: CoreHandle,
+    threads: Option<Threads>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl RunningNode {
+    /// A handle for submitting requests directly to the core, bypassing TLS (tests, tools).
+    pub fn core_handle(&self) -> CoreHandle {
+        self.handle.clone()
+    }
+
+    /// Stops serving, lets the core answer what it has, and waits for the threads.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(std::time::Duration::from_secs(2));
+        }
+        self.handle.shutdown();
+        if let Some(t) = self.threads.take() {
+            let _ = t.core.join();
+            // The core's exit closes the storage channel; the storage thread then drains and exits.
+            let _ = t.storage.join();
+        }
+    }
+
+    /// Blocks until SIGINT or SIGTERM, then shuts down.
+    pub fn wait_for_signal(mut self) {
+        if let Some(rt) = &self.runtime {
+            rt.block_on(async {
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .expect("SIGTERM handler");
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            });
+        }
+        tracing::info!("shutting down");
+        self.stop();
+    }
+}
+
+impl Drop for RunningNode {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn read_file(what: &'static str, path: &Path) -> Result<String, StartError> {
+    std::fs::read_to_string(path).map_err(|source| StartError::File {
+        what,
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn write_file(what: &'static str, path: &Path, contents: &[u8]) -> Result<(), StartError> {
+    std::fs::write(path, contents).map_err(|source| StartError::File {
+        what,
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn read_cert(what: &'static str, path: &Path) -> Result<String, StartError> {
+    let pem = read_file(what, path)?;
+    match coco_crypto::pem_to_der_certs(&pem) {
+        Ok(ders) if !ders.is_empty() => {
+            coco_crypto::cert_public_key_spki_der(&ders[0]).map_err(|e| StartError::BadInput {
+                what,
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
+            Ok(pem)
+        }
+        Ok(_) => Err(StartError::BadInput {
+            what,
+            path: path.to_owned(),
+            message: "no CERTIFICATE block".into(),
+        }),
+        Err(e) => Err(StartError::BadInput {
+            what,
+            path: path.to_owned(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+fn read_json(what: &'static str, path: &Path) -> Result<serde_json::Value, StartError> {
+    let text = read_file(what, path)?;
+    serde_json::from_str(&text).map_err(|e| StartError::BadInput {
+        what,
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// `CN=CCF Service` → `CCF Service`; anything without `CN=` is used whole.
+fn common_name(subject: &str) -> String {
+    subject
+        .split(',')
+        .find_map(|part| part.trim().strip_prefix("CN="))
+        .unwrap_or(subject)
+        .to_owned()
+}
+
+fn parse_san(s: &str) -> Result<SubjectAltName, String> {
+    if let Some(ip) = s.strip_prefix("iPAddress:") {
+        ip.parse()
+            .map(SubjectAltName::Ip)
+            .map_err(|_| format!("invalid IP address in {s:?}"))
+    } else if let Some(dns) = s.strip_prefix("dNSName:") {
+        Ok(SubjectAltName::Dns(dns.to_owned()))
+    } else {
+        Err(format!(
+            "invalid subject alternative name {s:?}: expected iPAddress:… or dNSName:…"
+        ))
+    }
+}
+
+/// Everything `start` creates before serving, split out so tests can use their own `Disk`.
+pub struct Prepared {
+    pub node: Node,
+    pub genesis_outputs: Vec<coco_node::Output>,
+    pub node_key_pem: String,
+    pub node_cert_pem: String,
+    pub service_cert_pem: String,
+}
+
+/// Creates identities and runs genesis (CCF `Start`), writing the service certificate and
+/// other output files.
+pub fn prepare(cfg: &NodeConfigFile, app: Registry) -> Result<Prepared, StartError> {
+    assert_eq!(
+        cfg.command.kind,
+        CommandKind::Start,
+        "validated by the config parser"
+    );
+    let start = cfg
+        .command
+        .start
+        .as_ref()
+        .expect("validated by the config parser");
+    let crypto = |e: coco_crypto::CryptoError| StartError::Crypto(e.to_string());
+    let now = unix_now();
+    let curve = if cfg.node_certificate.curve_id == "Secp256R1" {
+        Curve::P256
+    } else {
+        Curve::P384
+    };
+
+    let service_key = EcKeyPair::generate(Curve::P384).map_err(crypto)?;
+    let service_days = i64::from(start.initial_service_certificate_validity_days);
+    let service_cert_pem = coco_crypto::self_signed_ca_cert(
+        &service_key,
+        &common_name(&start.service_subject_name),
+        Validity {
+            not_before_unix_s: now - 60,
+            not_after_unix_s: now + service_days * 86_400,
+        },
+    )
+    .map_err(crypto)?;
+
+    let node_key = EcKeyPair::generate(curve).map_err(crypto)?;
+    let node_spki = node_key.public_key_spki_der();
+    let node_id = coco_crypto::spki_fingerprint_hex(&node_spki);
+    let mut sans = Vec::new();
+    for s in &cfg.node_certificate.subject_alt_names {
+        sans.push(parse_san(s).map_err(|message| StartError::BadInput {
+            what: "node_certificate.subject_alt_names",
+            path: "config".into(),
+            message,
+        })?);
+    }
+    if sans.is_empty() {
+        sans.push(SubjectAltName::Ip("127.0.0.1".parse().expect("literal")));
+    }
+    let node_days = i64::from(cfg.node_certificate.initial_validity_days);
+    let node_cn = common_name(&cfg.node_certificate.subject_name);
+    let node_validity = Validity {
+        not_before_unix_s: now - 60,
+        not_after_unix_s: now + node_days * 86_400,
+    };
+    let node_cert_pem = coco_crypto::endorsed_cert(
+        &node_spki,
+        &node_cn,
+        &sans,
+        &service_key,
+        &service_cert_pem,
+        node_validity,
+    )
+    .map_err(crypto)?;
+    let node_self_signed_cert_pem =
+        coco_crypto::self_signed_cert(&node_key, &node_cn, node_validity).map_err(crypto)?;
+    let encryption_key = RsaKeyPair::generate(2048).map_err(crypto)?;
+
+    let mut members = Vec::new();
+    for m in &start.members {
+        members.push(MemberSpec {
+            cert_pem: read_cert("member certificate", &m.certificate_file)?,
+            encryption_public_key_pem: m
+                .encryption_public_key_file
+                .as_deref()
+                .map(|p| read_file("member encryption key", p))
+                .transpose()?,
+            member_data: m
+                .data_json_file
+                .as_deref()
+                .map(|p| read_json("member data", p))
+                .transpose()?,
+            recovery_role: m
+                .recovery_role
+                .as_deref()
+                .map(|r| match r {
+                    "NonParticipant" => Ok(tables::MemberRecoveryRole::NonParticipant),
+                    "Participant" => Ok(tables::MemberRecoveryRole::Participant),
+                    "Owner" => Ok(tables::MemberRecoveryRole::Owner),
+                    other => Err(StartError::BadInput {
+                        what: "member recovery_role",
+                        path: m.certificate_file.clone(),
+                        message: format!(
+                            "{other:?}: expected NonParticipant, Participant or Owner"
+                        ),
+                    }),
+                })
+                .transpose()?,
+        });
+    }
+    let mut users = Vec::new();
+    for u in &start.users {
+        users.push(UserSpec {
+            cert_pem: read_cert("user certificate", &u.certificate_file)?,
+            user_data: u
+                .data_json_file
+                .as_deref()
+                .map(|p| read_json("user data", p))
+                .transpose()?,
+        });
+    }
+    let rpc_interfaces = cfg
+        .network
+        .rpc_interfaces
+        .iter()
+        .map(|(name, i)| {
+            (
+                name.clone(),
+                tables::NetInterface {
+                    bind_address: i.bind_address.clone(),
+                    published_address: i
+                        .published_address
+                        .clone()
+                        .unwrap_or_else(|| i.bind_address.clone()),
+                    protocol: i.protocol.clone(),
+                    app_protocol: Some(i.app_protocol.clone()),
+                    max_open_sessions_soft: Some(i.max_open_sessions_soft as u64),
+                    max_open_sessions_hard: Some(i.max_open_sessions_hard as u64),
+                    ..Default::default()
+                },
+            )
+        })
+        .collect();
+    let genesis = GenesisConfig {
+        members,
+        users,
+        open_service_without_governance: start.open_service_without_governance,
+        recovery_threshold: start.service_configuration.recovery_threshold,
+        maximum_node_certificate_validity_days: start
+            .service_configuration
+            .maximum_node_certificate_validity_days,
+        rpc_interfaces,
+        node_to_node_interface: cfg
+            .network
+            .node_to_node_interface
+            .as_ref()
+            .map(|i| tables::NetInterface {
+                bind_address: i.bind_address.clone(),
+                published_address: i
+                    .published_address
+                    .clone()
+                    .unwrap_or_else(|| i.bind_address.clone()),
+                ..Default::default()
+            })
+            .unwrap_or_default(),
+        node_data: serde_json::Value::Null,
+        service_data: start
+            .service_data_json_file
+            .as_deref()
+            .map(|p| read_json("service data", p))
+            .transpose()?,
+    };
+    let core = CoreConfig {
+        signature_tx_interval_count: cfg.ledger_signatures.tx_count,
+        signature_interval_ms: cfg.ledger_signatures.delay.0,
+        chunk_size_bytes: cfg.ledger.chunk_size.0,
+        uncommitted_tx_count_max: cfg.consensus.max_uncommitted_tx_count,
+        cose_issuer: start.cose_signatures.issuer.clone(),
+        cose_subject: start.cose_signatures.subject.clone(),
+        ..CoreConfig::default()
+    };
+    let mut secret = [0u8; 32];
+    coco_crypto::random_bytes(&mut secret).map_err(crypto)?;
+    let node_key_pem = node_key.to_pkcs8_pem();
+    let identity = NodeIdentity {
+        node_key,
+        node_id,
+        node_cert_pem: node_cert_pem.clone(),
+        node_self_signed_cert_pem,
+        service_key,
+        service_cert_pem: service_cert_pem.clone(),
+        encryption_key,
+    };
+    let mut out = Vec::new();
+    let clock_now = Clock::new().now();
+    let node = Node::start_genesis(
+        core, identity, &genesis, secret, app, VERSION, clock_now, &mut out,
+    );
+
+    write_file(
+        "service certificate",
+        &cfg.command.service_certificate_file,
+        service_cert_pem.as_bytes(),
+    )?;
+    if let Some(p) = &cfg.output_files.node_certificate_file {
+        write_file("node certificate", p, node_cert_pem.as_bytes())?;
+    }
+    if let Some(p) = &cfg.insecure_test_options.ledger_secret_file {
+        write_file(
+            "ledger secret (insecure test option)",
+            p,
+            hex::encode(node.ledger_secret_raw()).as_bytes(),
+        )?;
+    }
+    Ok(Prepared {
+        node,
+        genesis_outputs: out,
+        node_key_pem,
+        node_cert_pem,
+        service_cert_pem,
+    })
+}
+
+/// Starts a node from its configuration with the real disk.
+pub fn start(cfg: &NodeConfigFile, app: Registry) -> Result<RunningNode, StartError> {
+    start_with_disk(cfg, app, RealDisk)
+}
+
+/// Starts a node with the given disk implementation (tests inject faults through it).
+pub fn start_with_disk<D: Disk>(
+    cfg: &NodeConfigFile,
+    app: Registry,
+    disk: D,
+) -> Result<RunningNode, StartError> {
+    let writer = LedgerWriter::create(&cfg.ledger.directory, disk)?;
+    let prepared = prepare(cfg, app)?;
+    let node_id = prepared.node.node_id().to_owned();
+    let tls = tls::server_config(&prepared.node_cert_pem, &prepared.node_key_pem)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("coco-io")
+        .build()
+        .map_err(|source| StartError::File {
+            what: "tokio runtime",
+            path: PathBuf::new(),
+            source,
+        })?;
+    let mut listeners = Vec::new();
+    let mut rpc_addresses = BTreeMap::new();
+    for (name, i) in &cfg.network.rpc_interfaces {
+        let std_listener =
+            std::net::TcpListener::bind(&i.bind_address).map_err(|source| StartError::Bind {
+                name: name.clone(),
+                address: i.bind_address.clone(),
+                source,
+            })?;
+        std_listener
+            .set_nonblocking(true)
+            .map_err(|source| StartError::Bind {
+                name: name.clone(),
+                address: i.bind_address.clone(),
+                source,
+            })?;
+        let addr = std_listener
+            .local_addr()
+            .expect("bound socket has an address");
+        rpc_addresses.insert(name.clone(), addr);
+        listeners.push((name.clone(), std_listener, i.clone()));
+    }
+    let threads = core_thread::spawn(
+        prepared.node,
+        prepared.genesis_outputs,
+        writer,
+        Clock::new(),
+        TICK_MS,
+    );
+    let handle = threads.handle.clone();
+    for (_name, std_listener, i) in listeners {
+        let limits = http::InterfaceLimits {
+            body_size_bytes_max: i.http_configuration.max_body_size.0 as usize,
+            header_size_bytes_max: i.http_configuration.max_header_size.0 as usize,
+            header_count_max: i.http_configuration.max_headers_count,
+            sessions_soft_max: i.max_open_sessions_soft,
+            sessions_hard_max: i.max_open_sessions_hard,
+        };
+        let tls = tls.clone();
+        let core = handle.clone();
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener)
+                .expect("registering a bound listener with tokio");
+            http::serve(listener, tls, limits, core).await;
+        });
+    }
+    if let Some(p) = &cfg.output_files.rpc_addresses_file {
+        let map: BTreeMap<&String, String> = rpc_addresses
+            .iter()
+            .map(|(k, v)| (k, v.to_string()))
+            .collect();
+        write_file(
+            "rpc addresses file",
+            p,
+            serde_json::to_string_pretty(&map).expect("json").as_bytes(),
+        )?;
+    }
+    if let Some(p) = &cfg.output_files.pid_file {
+        write_file("pid file", p, std::process::id().to_string().as_bytes())?;
+    }
+    tracing::info!(node_id = %node_id, addresses = ?rpc_addresses, "node started");
+    Ok(RunningNode {
+        node_id,
+        rpc_addresses,
+        service_cert_pem: prepared.service_cert_pem,
+        handle,
+        threads: Some(threads),
+        runtime: Some(runtime),
+    })
+}

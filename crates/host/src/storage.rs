@@ -1,0 +1,364 @@
+//! Ledger files on disk, in CCF's chunk format (ccf-reference §1.1–1.2, §1.11), with group
+//! commit: many entries are written, then one fsync makes all of them durable.
+//!
+//! Durability protocol (docs/protocols/ledger-write.md):
+//! 1. Entries are appended to the open chunk `ledger_<start>` (header = 8 zero bytes).
+//! 2. After a batch, the open chunk is `fdatasync`ed (and the directory, if the chunk is new);
+//!    only then does the core hear `Persisted{seqno}` — so nothing is reported committed before
+//!    it is on disk.
+//! 3. An entry flagged `FORCE_LEDGER_CHUNK_AFTER` completes its chunk: positions table appended,
+//!    header rewritten with the table's offset, file fsynced, and a new chunk starts.
+//! 4. When the core reports a global commit at or past a completed chunk's end, the chunk is
+//!    renamed `ledger_<start>-<end>.committed` and the directory fsynced.
+//!
+//! All file operations go through [`Disk`], so tests can inject failed writes and fsyncs.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use coco_codec::chunk::{self, ChunkName};
+use coco_types::SeqNo;
+
+/// The file operations the ledger needs. Implemented by [`RealDisk`]; tests wrap it to inject
+/// faults.
+pub trait Disk: Send + 'static {
+    fn create_new(&mut self, path: &Path) -> io::Result<File>;
+    fn write_all(&mut self, file: &mut File, bytes: &[u8]) -> io::Result<()>;
+    fn write_at(&mut self, file: &mut File, offset: u64, bytes: &[u8]) -> io::Result<()>;
+    fn sync_data(&mut self, file: &mut File) -> io::Result<()>;
+    fn sync_dir(&mut self, dir: &Path) -> io::Result<()>;
+    fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()>;
+}
+
+/// The real file system.
+#[derive(Default)]
+pub struct RealDisk;
+
+impl Disk for RealDisk {
+    fn create_new(&mut self, path: &Path) -> io::Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+    }
+    fn write_all(&mut self, file: &mut File, bytes: &[u8]) -> io::Result<()> {
+        file.write_all(bytes)
+    }
+    fn write_at(&mut self, file: &mut File, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        let end = file.stream_position()?;
+        file.seek(SeekFrom::Start(offset))?;
+        file.write_all(bytes)?;
+        file.seek(SeekFrom::Start(end))?;
+        Ok(())
+    }
+    fn sync_data(&mut self, file: &mut File) -> io::Result<()> {
+        file.sync_data()
+    }
+    fn sync_dir(&mut self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+    fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+}
+
+struct OpenChunk {
+    start: SeqNo,
+    last: SeqNo,
+    file: File,
+    path: PathBuf,
+    len_bytes: u64,
+    positions: Vec<u32>,
+    needs_dir_sync: bool,
+}
+
+/// A complete chunk waiting for its last entry to be globally committed.
+struct CompleteChunk {
+    start: SeqNo,
+    end: SeqNo,
+    path: PathBuf,
+}
+
+/// Writes a node's ledger directory.
+pub struct LedgerWriter<D: Disk> {
+    dir: PathBuf,
+    disk: D,
+    open: Option<OpenChunk>,
+    complete: Vec<CompleteChunk>,
+    last_seqno: SeqNo,
+    /// Set by the first I/O error: after it the writer refuses everything (fail-stop).
+    failed: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error(
+        "ledger directory {0} is not empty; starting from an existing ledger is done by recovery"
+    )]
+    NotEmpty(PathBuf),
+    #[error("ledger I/O error on {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("ledger writer has failed earlier ({0}) and accepts nothing more")]
+    Failed(String),
+    #[error("entry {got} appended out of order after {last}")]
+    OutOfOrder { last: SeqNo, got: SeqNo },
+    #[error("chunk starting at {0} would exceed the 4 GiB limit of CCF's u32 positions table")]
+    ChunkTooLarge(SeqNo),
+}
+
+impl<D: Disk> LedgerWriter<D> {
+    /// Opens a new, empty ledger directory (creating it if needed).
+    pub fn create(dir: &Path, disk: D) -> Result<Self, StorageError> {
+        let io = |source| StorageError::Io {
+            path: dir.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        if std::fs::read_dir(dir).map_err(io)?.next().is_some() {
+            return Err(StorageError::NotEmpty(dir.to_owned()));
+        }
+        Ok(LedgerWriter {
+            dir: dir.to_owned(),
+            disk,
+            open: None,
+            complete: Vec::new(),
+            last_seqno: 0,
+            failed: None,
+        })
+    }
+
+    pub fn last_seqno(&self) -> SeqNo {
+        self.last_seqno
+    }
+
+    fn check(&self) -> Result<(), StorageError> {
+        match &self.failed {
+            Some(reason) => Err(StorageError::Failed(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&mut self, path: &Path, source: io::Error) -> StorageError {
+        let reason = format!("{}: {source}", path.display());
+        self.failed.get_or_insert(reason);
+        StorageError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// Appends one serialised entry. `force_chunk_after` completes the chunk after it.
+    pub fn append(
+        &mut self,
+        seqno: SeqNo,
+        entry: &[u8],
+        force_chunk_after: bool,
+    ) -> Result<(), StorageError> {
+        self.check()?;
+        if seqno != self.last_seqno + 1 {
+            return Err(StorageError::OutOfOrder {
+                last: self.last_seqno,
+                got: seqno,
+            });
+        }
+        if self.open.is_none() {
+            let name = ChunkName {
+                start: seqno,
+                end: None,
+                committed: false,
+                recovery: false,
+                ignored: false,
+            };
+            let path = self.dir.join(name.to_string());
+            let mut file = match self.disk.create_new(&path) {
+                Ok(f) => f,
+                Err(e) => return Err(self.fail(&path, e)),
+            };
+            if let Err(e) = self
+                .disk
+                .write_all(&mut file, &[0u8; chunk::CHUNK_HEADER_SIZE_BYTES])
+            {
+                return Err(self.fail(&path, e));
+            }
+            self.open = Some(OpenChunk {
+                start: seqno,
+                last: seqno - 1,
+                file,
+                path,
+                len_bytes: chunk::CHUNK_HEADER_SIZE_BYTES as u64,
+                positions: Vec::new(),
+                needs_dir_sync: true,
+            });
+        }
+        let open = self.open.as_mut().expect("opened above");
+        let offset = open.len_bytes;
+        if offset + entry.len() as u64 > coco_types::limits::LEDGER_CHUNK_SIZE_BYTES_MAX {
+            return Err(StorageError::ChunkTooLarge(open.start));
+        }
+        if let Err(e) = self.disk.write_all(&mut open.file, entry) {
+            let path = open.path.clone();
+            return Err(self.fail(&path, e));
+        }
+        open.positions.push(offset as u32);
+        open.len_bytes += entry.len() as u64;
+        open.last = seqno;
+        self.last_seqno = seqno;
+        if force_chunk_after {
+            self.complete_open_chunk()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the positions table and header of the open chunk and fsyncs it.
+    fn complete_open_chunk(&mut self) -> Result<(), StorageError> {
+        let Some(mut open) = self.open.take() else {
+            return Ok(());
+        };
+        let table = chunk::positions_table(&open.positions);
+        let table_offset = open.len_bytes;
+        let result = (|| {
+            self.disk.write_all(&mut open.file, &table)?;
+            self.disk
+                .write_at(&mut open.file, 0, &table_offset.to_le_bytes())?;
+            self.disk.sync_data(&mut open.file)?;
+            if open.needs_dir_sync {
+                self.disk.sync_dir(&self.dir)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let path = open.path.clone();
+            return Err(self.fail(&path, e));
+        }
+        self.complete.push(CompleteChunk {
+            start: open.start,
+            end: open.last,
+            path: open.path,
+        });
+        Ok(())
+    }
+
+    /// Makes everything appended so far durable. Returns the last durable seqno.
+    pub fn sync(&mut self) -> Result<SeqNo, StorageError> {
+        self.check()?;
+        if let Some(open) = self.open.as_mut() {
+            if let Err(e) = self.disk.sync_data(&mut open.file) {
+                let path = open.path.clone();
+                return Err(self.fail(&path, e));
+            }
+            if open.needs_dir_sync {
+                if let Err(e) = self.disk.sync_dir(&self.dir) {
+                    let dir = self.dir.clone();
+                    return Err(self.fail(&dir, e));
+                }
+                if let Some(open) = self.open.as_mut() {
+                    open.needs_dir_sync = false;
+                }
+            }
+        }
+        Ok(self.last_seqno)
+    }
+
+    /// Renames every complete chunk that ends at or before `seqno` to its committed name.
+    pub fn commit(&mut self, seqno: SeqNo) -> Result<(), StorageError> {
+        self.check()?;
+        let mut renamed = false;
+        while let Some(c) = self.complete.first() {
+            if c.end > seqno {
+                break;
+            }
+            let c = self.complete.remove(0);
+            let name = ChunkName {
+                start: c.start,
+                end: Some(c.end),
+                committed: true,
+                recovery: false,
+                ignored: false,
+            };
+            let to = self.dir.join(name.to_string());
+            if let Err(e) = self.disk.rename(&c.path, &to) {
+                return Err(self.fail(&c.path, e));
+            }
+            renamed = true;
+        }
+        if renamed {
+            if let Err(e) = self.disk.sync_dir(&self.dir) {
+                let dir = self.dir.clone();
+                return Err(self.fail(&dir, e));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What [`repair_torn_tail`] found in a ledger directory's open chunk.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TailRepair {
+    /// No open chunk, or its end is a whole entry.
+    Clean,
+    /// The open chunk ended in a partial entry, now truncated away.
+    Truncated {
+        file: PathBuf,
+        valid_len_bytes: u64,
+        removed_bytes: u64,
+        reason: String,
+    },
+}
+
+/// Detects and truncates a torn final entry (a crash in the middle of an append) in the open
+/// (uncommitted, incomplete) chunk of `dir`. Complete and committed chunks are never modified:
+/// damage there is corruption, reported by `coco ledger verify`, not repaired.
+pub fn repair_torn_tail(dir: &Path) -> io::Result<TailRepair> {
+    let mut open_chunks: Vec<(u64, PathBuf)> = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(c) = ChunkName::parse(&name) {
+            if c.end.is_none() && !c.committed && !c.ignored && !c.recovery {
+                open_chunks.push((c.start, e.path()));
+            }
+        }
+    }
+    open_chunks.sort();
+    let Some((_, path)) = open_chunks.pop() else {
+        return Ok(TailRepair::Clean);
+    };
+    let mut bytes = Vec::new();
+    File::open(&path)?.read_to_end(&mut bytes)?;
+    let (valid, reason) = match chunk::scan_chunk(&bytes) {
+        // A crash between creating the file and writing its header: an empty open chunk.
+        Err(chunk::ChunkError::HeaderTruncated { .. }) => (
+            chunk::CHUNK_HEADER_SIZE_BYTES as u64,
+            "partial chunk header".to_owned(),
+        ),
+        Err(e) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            ));
+        }
+        Ok(scan) => match scan.state {
+            chunk::ChunkState::Complete { .. } => return Ok(TailRepair::Clean),
+            chunk::ChunkState::Open {
+                torn_tail: None, ..
+            } => return Ok(TailRepair::Clean),
+            chunk::ChunkState::Open {
+                valid_len,
+                torn_tail: Some(t),
+            } => (valid_len, format!("{:?} at offset {}", t.kind, t.offset)),
+        },
+    };
+    let f = OpenOptions::new().write(true).open(&path)?;
+    // For a partial header this extends the file with zeros: the header of an open chunk.
+    f.set_len(valid)?;
+    f.sync_all()?;
+    let removed_bytes = (bytes.len() as u64).saturating_sub(valid);
+    Ok(TailRepair::Truncated {
+        file: path,
+        valid_len_bytes: valid,
+        removed_bytes,
+        reason,
+    })
+}

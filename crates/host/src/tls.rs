@@ -1,0 +1,131 @@
+//! TLS for client-facing interfaces: rustls with the aws-lc-rs provider, HTTP/2 and HTTP/1.1 by
+//! ALPN, and a client-certificate verifier that accepts any well-formed certificate whose
+//! handshake signature verifies.
+//!
+//! CCF lets users and members present self-signed certificates; whether a certificate belongs to
+//! a user or member is decided per endpoint against the KV (`users.certs`, `members.certs`), not
+//! by a CA. So the verifier only proves possession of the key; authorisation happens in the core.
+
+use std::sync::Arc;
+
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
+
+/// Accepts any client certificate that parses as X.509 and whose handshake signature verifies;
+/// a certificate is optional (`no_auth` endpoints serve anonymous clients).
+#[derive(Debug)]
+pub struct AnyClientCert {
+    provider: Arc<CryptoProvider>,
+}
+
+impl ClientCertVerifier for AnyClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        coco_crypto::cert_public_key_spki_der(end_entity.as_ref()).map_err(|_| {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
+        })?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error("invalid certificate PEM: {0}")]
+    Cert(String),
+    #[error("invalid private key PEM: {0}")]
+    Key(String),
+    #[error("rustls rejected the configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// Builds the server configuration for an RPC interface: `cert_chain_pem` is the node
+/// certificate (endorsed by the service identity), `key_pkcs8_pem` its private key.
+pub fn server_config(
+    cert_chain_pem: &str,
+    key_pkcs8_pem: &str,
+) -> Result<Arc<ServerConfig>, TlsSetupError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let certs: Vec<CertificateDer<'static>> = coco_crypto::pem_to_der_certs(cert_chain_pem)
+        .map_err(|e| TlsSetupError::Cert(e.to_string()))?
+        .into_iter()
+        .map(CertificateDer::from)
+        .collect();
+    if certs.is_empty() {
+        return Err(TlsSetupError::Cert("no CERTIFICATE block".into()));
+    }
+    let key_der = pem_private_key_der(key_pkcs8_pem)?;
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_der));
+    let verifier = Arc::new(AnyClientCert {
+        provider: provider.clone(),
+    });
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+fn pem_private_key_der(pem: &str) -> Result<Vec<u8>, TlsSetupError> {
+    let mut reader = pem.as_bytes();
+    for item in rustls_pemfile::read_all(&mut reader) {
+        match item.map_err(|e| TlsSetupError::Key(e.to_string()))? {
+            rustls_pemfile::Item::Pkcs8Key(k) => return Ok(k.secret_pkcs8_der().to_vec()),
+            _ => continue,
+        }
+    }
+    Err(TlsSetupError::Key("no PRIVATE KEY (PKCS#8) block".into()))
+}

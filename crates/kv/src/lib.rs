@@ -1,0 +1,451 @@
+//! The in-memory key-value store of a coco node (CCF's `kv::Store`).
+//!
+//! - **Maps** are named; a name starting `public:` is a public map (plaintext in the ledger),
+//!   anything else is private. Maps come into being on first write.
+//! - **Versions** are seqnos. Every key remembers the seqno of its last write; every map the
+//!   seqno of its last change. The store's version is the last applied seqno.
+//! - **Transactions** read a consistent state (O(1) to begin: the state is a persistent map
+//!   shared with the store), buffer their writes, and record what they read. Commit checks the
+//!   reads against the current state (optimistic concurrency): a changed key, or any change to a
+//!   map the transaction iterated, is a [`Conflict`] and the caller re-executes.
+//! - **Write sets** come out canonical — final values only, keys in byte order, maps in name
+//!   order — because their serialisation is hashed into the Merkle tree.
+//! - **Rollback** to any version not yet compacted restores that exact state; **compaction**
+//!   drops history at or below the global commit point.
+//!
+//! Architecture invariant: no I/O, no clocks, and every iteration order is defined (`imbl`'s
+//! ordered maps and `BTreeMap`), so two stores fed the same inputs are identical.
+
+mod snapshot;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+pub use coco_codec::{MapChanges, WriteSet};
+use coco_types::SeqNo;
+use imbl::OrdMap;
+
+pub use snapshot::{SnapshotError, StoreSnapshot};
+
+/// A version of a key, map or store: the seqno of the transaction that wrote it.
+pub type Version = SeqNo;
+
+/// Whether a map name denotes a public map (plaintext in the ledger).
+pub fn is_public(map: &str) -> bool {
+    coco_codec::is_public_map(map)
+}
+
+/// Whether a map is one of CCF's built-in governance or internal maps, which applications may
+/// read (governance) but never write. The node enforces who may write them.
+pub fn is_builtin(map: &str) -> bool {
+    map.starts_with("public:ccf.gov.") || map.starts_with("public:ccf.internal.")
+}
+
+#[derive(Clone, Debug, Default)]
+struct MapState {
+    entries: OrdMap<Bytes, (Version, Bytes)>,
+    /// Version of the last transaction that changed this map (0 if never).
+    last_change: Version,
+}
+
+#[derive(Clone, Debug, Default)]
+struct State {
+    version: Version,
+    maps: OrdMap<String, MapState>,
+}
+
+impl State {
+    fn key_version(&self, map: &str, key: &[u8]) -> Option<Version> {
+        self.maps
+            .get(map)
+            .and_then(|m| m.entries.get(key))
+            .map(|(v, _)| *v)
+    }
+
+    fn map_last_change(&self, map: &str) -> Version {
+        self.maps.get(map).map(|m| m.last_change).unwrap_or(0)
+    }
+
+    /// Applies a write set as version `seqno`, producing the next state.
+    fn apply(&self, ws: &WriteSet, seqno: Version) -> State {
+        let mut next = self.clone();
+        next.version = seqno;
+        for (name, changes) in &ws.maps {
+            if changes.writes.is_empty() {
+                continue;
+            }
+            let mut m = next.maps.get(name).cloned().unwrap_or_default();
+            for (k, v) in &changes.writes {
+                match v {
+                    Some(v) => {
+                        m.entries.insert(k.clone(), (seqno, v.clone()));
+                    }
+                    None => {
+                        m.entries.remove(k);
+                    }
+                }
+            }
+            m.last_change = seqno;
+            next.maps.insert(name.clone(), m);
+        }
+        next
+    }
+}
+
+/// A transaction failed its read check: something it read changed since it began.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("conflict on map {map}: {what}")]
+pub struct Conflict {
+    pub map: String,
+    pub what: String,
+}
+
+/// Outcome of a successful commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommitResult {
+    /// The transaction wrote nothing; no seqno was consumed.
+    ReadOnly,
+    /// Applied as the given seqno with this canonical write set.
+    Committed { write_set: WriteSet },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KvError {
+    #[error("write set for seqno {got} does not follow the store's version {current}")]
+    NotNext { current: Version, got: Version },
+    #[error("cannot roll back to {to}: versions at or below {compacted} are compacted")]
+    RollbackBelowCompaction { to: Version, compacted: Version },
+    #[error("cannot roll back to {to}: the store is only at {current}")]
+    RollbackAhead { to: Version, current: Version },
+}
+
+/// The store: the current state plus the states of versions that may still be rolled back.
+#[derive(Clone, Debug)]
+pub struct Store {
+    /// `history.back()` is the current state; `history.front()` the oldest retained (the
+    /// compaction point). Never empty.
+    history: VecDeque<Arc<State>>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Store {
+    pub fn new() -> Self {
+        let mut history = VecDeque::new();
+        history.push_back(Arc::new(State::default()));
+        Store { history }
+    }
+
+    fn current(&self) -> &Arc<State> {
+        self.history.back().expect("store history is never empty")
+    }
+
+    /// The last applied seqno.
+    pub fn current_version(&self) -> Version {
+        self.current().version
+    }
+
+    /// The oldest version the store can still roll back to.
+    pub fn compacted_version(&self) -> Version {
+        self.history
+            .front()
+            .expect("store history is never empty")
+            .version
+    }
+
+    /// Starts a transaction reading the current state. O(1).
+    pub fn begin(&self) -> Tx {
+        Tx {
+            base: self.current().clone(),
+            reads: BTreeMap::new(),
+            map_reads: BTreeSet::new(),
+            writes: BTreeMap::new(),
+        }
+    }
+
+    /// Checks a transaction's reads against the current state.
+    pub fn check(&self, tx: &Tx) -> Result<(), Conflict> {
+        let now = self.current();
+        if Arc::ptr_eq(now, &tx.base) {
+            return Ok(());
+        }
+        for map in &tx.map_reads {
+            if now.map_last_change(map) > tx.base.version {
+                return Err(Conflict {
+                    map: map.clone(),
+                    what: "the map changed after it was iterated".into(),
+                });
+            }
+        }
+        for ((map, key), seen) in &tx.reads {
+            if now.key_version(map, key) != *seen {
+                return Err(Conflict {
+                    map: map.clone(),
+                    what: format!("key {} changed after it was read", printable(key)),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits `tx` as version `seqno` if its reads still hold. A transaction without writes
+    /// consumes no seqno. `seqno` must be the next version: the node allocates seqnos, so
+    /// anything else is a bug.
+    pub fn commit(&mut self, tx: Tx, seqno: Version) -> Result<CommitResult, Conflict> {
+        let write_set = tx.write_set();
+        if write_set.is_empty() {
+            return Ok(CommitResult::ReadOnly);
+        }
+        self.check(&tx)?;
+        let current = self.current_version();
+        assert_eq!(
+            seqno,
+            current + 1,
+            "commit of seqno {seqno} while the store is at {current}"
+        );
+        let next = self.current().apply(&write_set, seqno);
+        self.history.push_back(Arc::new(next));
+        Ok(CommitResult::Committed { write_set })
+    }
+
+    /// Applies a write set received from elsewhere (what backups do): atomic, no conflict check.
+    pub fn apply(&mut self, write_set: &WriteSet, seqno: Version) -> Result<(), KvError> {
+        let current = self.current_version();
+        if seqno != current + 1 {
+            return Err(KvError::NotNext {
+                current,
+                got: seqno,
+            });
+        }
+        let next = self.current().apply(write_set, seqno);
+        self.history.push_back(Arc::new(next));
+        Ok(())
+    }
+
+    /// Restores the state as of version `to`, forgetting every later version.
+    pub fn rollback(&mut self, to: Version) -> Result<(), KvError> {
+        let current = self.current_version();
+        if to > current {
+            return Err(KvError::RollbackAhead { to, current });
+        }
+        let compacted = self.compacted_version();
+        if to < compacted {
+            return Err(KvError::RollbackBelowCompaction { to, compacted });
+        }
+        while self.current_version() > to {
+            self.history.pop_back();
+        }
+        // Versions are contiguous except where read-only transactions consumed none, so the
+        // state at `to` is the newest one not above it.
+        assert!(self.current_version() <= to && !self.history.is_empty());
+        Ok(())
+    }
+
+    /// Declares every version at or below `up_to` globally committed: they can never be rolled
+    /// back, so their history is dropped (the state at `up_to` is kept as the floor).
+    pub fn compact(&mut self, up_to: Version) {
+        while self.history.len() > 1 && self.history[1].version <= up_to {
+            self.history.pop_front();
+        }
+    }
+
+    /// A consistent snapshot of the current state. O(1).
+    pub fn snapshot(&self) -> StoreSnapshot {
+        StoreSnapshot::new(self.current().clone())
+    }
+
+    /// A store whose state (and compaction floor) is the snapshot's.
+    pub fn from_snapshot(snapshot: &StoreSnapshot) -> Self {
+        let mut history = VecDeque::new();
+        history.push_back(snapshot.state().clone());
+        Store { history }
+    }
+}
+
+fn printable(key: &[u8]) -> String {
+    match std::str::from_utf8(key) {
+        Ok(s) if s.len() <= 64 => format!("{s:?}"),
+        _ => format!(
+            "0x{}",
+            key.iter()
+                .take(32)
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        ),
+    }
+}
+
+/// A transaction: a consistent view of the store plus buffered writes and recorded reads.
+#[derive(Clone, Debug)]
+pub struct Tx {
+    base: Arc<State>,
+    /// (map, key) -> version observed (`None` = absent).
+    reads: BTreeMap<(String, Bytes), Option<Version>>,
+    /// Maps iterated or counted: any later change to them conflicts.
+    map_reads: BTreeSet<String>,
+    /// map -> key -> new value (`None` = remove).
+    writes: BTreeMap<String, BTreeMap<Bytes, Option<Bytes>>>,
+}
+
+impl Tx {
+    /// The store version this transaction reads.
+    pub fn read_version(&self) -> Version {
+        self.base.version
+    }
+
+    fn base_get(&mut self, map: &str, key: &[u8]) -> Option<&(Version, Bytes)> {
+        let entry = self.base.maps.get(map).and_then(|m| m.entries.get(key));
+        self.reads
+            .entry((map.to_owned(), Bytes::copy_from_slice(key)))
+            .or_insert(entry.map(|(v, _)| *v));
+        entry
+    }
+
+    fn own_write(&self, map: &str, key: &[u8]) -> Option<&Option<Bytes>> {
+        self.writes.get(map).and_then(|m| m.get(key))
+    }
+
+    /// The value of `key` as this transaction sees it (its own writes first).
+    pub fn get(&mut self, map: &str, key: &[u8]) -> Option<Bytes> {
+        if let Some(w) = self.own_write(map, key) {
+            return w.clone();
+        }
+        self.base_get(map, key).map(|(_, v)| v.clone())
+    }
+
+    pub fn has(&mut self, map: &str, key: &[u8]) -> bool {
+        self.get(map, key).is_some()
+    }
+
+    /// Version of the last committed write of `key` as of this transaction's read version
+    /// (CCF `get_version_of_previous_write`); `None` if absent.
+    pub fn get_version_of_previous_write(&mut self, map: &str, key: &[u8]) -> Option<Version> {
+        self.base_get(map, key).map(|(v, _)| *v)
+    }
+
+    pub fn put(&mut self, map: &str, key: Bytes, value: Bytes) {
+        self.writes
+            .entry(map.to_owned())
+            .or_default()
+            .insert(key, Some(value));
+    }
+
+    /// Removes `key`. Removing a key that does not exist is a no-op (as in CCF); returns whether
+    /// it existed.
+    pub fn remove(&mut self, map: &str, key: &[u8]) -> bool {
+        let existed = self.get(map, key).is_some();
+        let in_base = self
+            .base
+            .maps
+            .get(map)
+            .is_some_and(|m| m.entries.contains_key(key));
+        let writes = self.writes.entry(map.to_owned()).or_default();
+        if in_base {
+            writes.insert(Bytes::copy_from_slice(key), None);
+        } else {
+            // Only this transaction created it: forgetting the write removes it.
+            writes.remove(key);
+        }
+        existed
+    }
+
+    /// Removes every key of `map`.
+    pub fn clear(&mut self, map: &str) {
+        self.map_reads.insert(map.to_owned());
+        let base_keys: Vec<Bytes> = self
+            .base
+            .maps
+            .get(map)
+            .map(|m| m.entries.keys().cloned().collect())
+            .unwrap_or_default();
+        let writes = self.writes.entry(map.to_owned()).or_default();
+        writes.clear();
+        for k in base_keys {
+            writes.insert(k, None);
+        }
+    }
+
+    /// Calls `f(key, value)` for every key of `map` as this transaction sees it, in key byte
+    /// order, until `f` returns false.
+    pub fn for_each(&mut self, map: &str, mut f: impl FnMut(&Bytes, &Bytes) -> bool) {
+        self.map_reads.insert(map.to_owned());
+        let empty = BTreeMap::new();
+        let own = self.writes.get(map).unwrap_or(&empty);
+        let base = self.base.maps.get(map);
+        let mut base_iter = base.into_iter().flat_map(|m| m.entries.iter()).peekable();
+        let mut own_iter = own.iter().peekable();
+        loop {
+            let take_own = match (base_iter.peek(), own_iter.peek()) {
+                (None, None) => return,
+                (Some(_), None) => false,
+                (None, Some(_)) => true,
+                (Some((bk, _)), Some((ok, _))) => ok <= bk,
+            };
+            if take_own {
+                let (k, v) = own_iter.next().expect("peeked");
+                if let Some((bk, _)) = base_iter.peek() {
+                    if *bk == k {
+                        base_iter.next();
+                    }
+                }
+                if let Some(v) = v {
+                    if !f(k, v) {
+                        return;
+                    }
+                }
+            } else {
+                let (k, (_, v)) = base_iter.next().expect("peeked");
+                if !f(k, v) {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Number of keys in `map` as this transaction sees it.
+    pub fn size(&mut self, map: &str) -> usize {
+        let mut n = 0;
+        self.for_each(map, |_, _| {
+            n += 1;
+            true
+        });
+        n
+    }
+
+    /// Names of maps this transaction changes.
+    pub fn written_maps(&self) -> impl Iterator<Item = &str> {
+        self.writes
+            .iter()
+            .filter(|(_, w)| !w.is_empty())
+            .map(|(n, _)| n.as_str())
+    }
+
+    /// The canonical write set: final values only, keys and maps in byte order, no-op changes
+    /// dropped.
+    pub fn write_set(&self) -> WriteSet {
+        let mut ws = WriteSet::default();
+        for (name, writes) in &self.writes {
+            let base = self.base.maps.get(name);
+            let mut changes = MapChanges::default();
+            for (k, v) in writes {
+                let in_base = base.is_some_and(|m| m.entries.contains_key(k));
+                // A removal of a key absent from the base is not a change.
+                if v.is_some() || in_base {
+                    changes.writes.insert(k.clone(), v.clone());
+                }
+            }
+            if !changes.writes.is_empty() {
+                ws.maps.insert(name.clone(), changes);
+            }
+        }
+        ws
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,73 @@
+//! What the core needs to know to run: signature and chunk cadence, limits, and what genesis
+//! writes. The host builds this from the node's JSON configuration file.
+
+use coco_types::limits;
+
+/// Cadence and bounds of the core.
+#[derive(Clone, Debug)]
+pub struct CoreConfig {
+    /// Emit a signature transaction after this many transactions (`ledger_signatures.tx_count`).
+    pub signature_tx_interval_count: u64,
+    /// …or once this much time has passed since the last one (`ledger_signatures.delay`).
+    pub signature_interval_ms: u64,
+    /// Close a ledger chunk at the first signature after this many bytes (`ledger.chunk_size`).
+    pub chunk_size_bytes: u64,
+    /// Backpressure: refuse writes while this many transactions are not globally committed.
+    pub uncommitted_tx_count_max: u64,
+    /// Issuer and subject written into the CWT claims of COSE root signatures
+    /// (`command.start.cose_signatures`).
+    pub cose_issuer: String,
+    pub cose_subject: String,
+    pub limits_body_size_bytes_max: usize,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            signature_tx_interval_count: limits::SIGNATURE_TX_INTERVAL_COUNT_DEFAULT,
+            signature_interval_ms: limits::SIGNATURE_INTERVAL_MS_DEFAULT,
+            chunk_size_bytes: limits::LEDGER_CHUNK_SIZE_BYTES_DEFAULT,
+            uncommitted_tx_count_max: limits::UNCOMMITTED_TX_COUNT_MAX_DEFAULT,
+            cose_issuer: "service.example.com".to_owned(),
+            cose_subject: "ledger.signature".to_owned(),
+            limits_body_size_bytes_max: limits::HTTP_BODY_SIZE_BYTES_MAX_DEFAULT,
+        }
+    }
+}
+
+/// A member declared in the start configuration.
+#[derive(Clone, Debug)]
+pub struct MemberSpec {
+    pub cert_pem: String,
+    /// RSA public key (PEM) for recovery shares; its presence makes the member a recovery member.
+    pub encryption_public_key_pem: Option<String>,
+    pub member_data: Option<serde_json::Value>,
+    pub recovery_role: Option<coco_codec::tables::MemberRecoveryRole>,
+}
+
+/// A user declared in the start configuration (pre-governance bootstrap, see [`GenesisConfig`]).
+#[derive(Clone, Debug)]
+pub struct UserSpec {
+    pub cert_pem: String,
+    pub user_data: Option<serde_json::Value>,
+}
+
+/// What the genesis transaction records.
+#[derive(Clone, Debug, Default)]
+pub struct GenesisConfig {
+    pub members: Vec<MemberSpec>,
+    /// Users added at genesis. CCF only adds users by `set_user` proposals; until governance
+    /// exists coco takes them from the start configuration.
+    pub users: Vec<UserSpec>,
+    /// Open the service right after genesis instead of waiting for members to vote
+    /// `transition_service_to_open`. A pre-governance bootstrap (start-config option
+    /// `open_service_without_governance`); the governance issue replaces it with CCF's lifecycle.
+    pub open_service_without_governance: bool,
+    pub recovery_threshold: u64,
+    pub maximum_node_certificate_validity_days: u64,
+    /// This node's interfaces as written into `nodes.info`.
+    pub rpc_interfaces: std::collections::BTreeMap<String, coco_codec::tables::NetInterface>,
+    pub node_to_node_interface: coco_codec::tables::NetInterface,
+    pub node_data: serde_json::Value,
+    pub service_data: Option<serde_json::Value>,
+}

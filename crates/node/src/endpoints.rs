@@ -1,0 +1,367 @@
+//! The node's built-in endpoints: CCF's node API (`/node/...`, ccf-reference §6.4) and the
+//! common endpoints every frontend carries (`/{app,gov}/{commit,tx,api}`).
+//!
+//! All of them are read-only and unauthenticated, as in CCF; they read the service's public
+//! governance maps through the same KV transaction an app would get.
+
+use bytes::Bytes;
+use coco_app_api::{
+    ApiError, AuthPolicy, EndpointContext, EndpointMode, Method, Registry, Response, StatusCode,
+    TxStatus, openapi,
+};
+use coco_codec::tables;
+use coco_types::TxId;
+use serde_json::{Value, json};
+
+const NO_AUTH: &[AuthPolicy] = &[AuthPolicy::NoAuth];
+const RO: EndpointMode = EndpointMode::ReadOnly;
+
+/// Paths under `/app` that are node-provided rather than application endpoints: they work
+/// before the service opens.
+pub fn is_common_app_path(template: &str) -> bool {
+    matches!(template, "/app/commit" | "/app/tx" | "/app/api")
+}
+
+/// `GET {prefix}/commit`, `{prefix}/tx`, `{prefix}/api` for a frontend prefix.
+pub fn common_registry(prefix: &'static str) -> Registry {
+    let mut r = Registry::new();
+    r.route_fn(
+        Method::GET,
+        &format!("{prefix}/commit"),
+        NO_AUTH,
+        RO,
+        "Latest globally committed transaction",
+        commit,
+    );
+    r.route_fn(
+        Method::GET,
+        &format!("{prefix}/tx"),
+        NO_AUTH,
+        RO,
+        "Status of a transaction id",
+        tx_status,
+    );
+    r.route_fn(
+        Method::GET,
+        &format!("{prefix}/api"),
+        NO_AUTH,
+        RO,
+        "OpenAPI description of this frontend",
+        move |_ctx| {
+            // Filled in by the node, which owns the full registry (see `Node::execute`).
+            Err(ApiError::internal(format!(
+                "{prefix}/api must be served by the node"
+            )))
+        },
+    );
+    r
+}
+
+/// The `/node` frontend.
+pub fn node_registry() -> Registry {
+    let mut r = common_registry("/node");
+    r.route_fn(
+        Method::GET,
+        "/node/state",
+        NO_AUTH,
+        RO,
+        "State of this node",
+        state,
+    );
+    r.route_fn(
+        Method::GET,
+        "/node/network",
+        NO_AUTH,
+        RO,
+        "Service status and identity",
+        network,
+    );
+    r.route_fn(
+        Method::GET,
+        "/node/network/nodes",
+        NO_AUTH,
+        RO,
+        "All nodes of the service",
+        nodes,
+    );
+    r.route_fn(
+        Method::GET,
+        "/node/network/nodes/self",
+        NO_AUTH,
+        RO,
+        "This node",
+        |ctx| {
+            let id = ctx.consensus.node_id.clone();
+            one_node(ctx, &id)
+        },
+    );
+    r.route_fn(
+        Method::GET,
+        "/node/network/nodes/primary",
+        NO_AUTH,
+        RO,
+        "The primary node",
+        |ctx| match ctx.consensus.primary_id.clone() {
+            Some(id) => one_node(ctx, &id),
+            None => Err(ApiError::not_found("No primary is known.")),
+        },
+    );
+    r.route_fn(
+        Method::GET,
+        "/node/network/nodes/{node_id}",
+        NO_AUTH,
+        RO,
+        "A node by id",
+        |ctx| {
+            let id = ctx.path_params["node_id"].clone();
+            one_node(ctx, &id)
+        },
+    );
+    r.route_fn(
+        Method::HEAD,
+        "/node/primary",
+        NO_AUTH,
+        RO,
+        "200 on the primary, else 308 to it",
+        primary,
+    );
+    r.route_fn(
+        Method::GET,
+        "/node/primary",
+        NO_AUTH,
+        RO,
+        "200 on the primary, else 404",
+        primary,
+    );
+    r.route_fn(
+        Method::GET,
+        "/node/backup",
+        NO_AUTH,
+        RO,
+        "200 on a backup, else 404",
+        |ctx| {
+            if is_primary(ctx) {
+                Err(ApiError::not_found("This node is the primary."))
+            } else {
+                Ok(Response::new(StatusCode::OK))
+            }
+        },
+    );
+    r.route_fn(
+        Method::GET,
+        "/node/ready/app",
+        NO_AUTH,
+        RO,
+        "204 when the app frontend is open",
+        |ctx| {
+            let open = service_info(ctx)?.get("status").and_then(Value::as_str) == Some("Open");
+            Ok(Response::new(if open {
+                StatusCode::NO_CONTENT
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            }))
+        },
+    );
+    r.route_fn(
+        Method::GET,
+        "/node/ready/gov",
+        NO_AUTH,
+        RO,
+        "204 when the governance frontend is open",
+        |_ctx| Ok(Response::new(StatusCode::NO_CONTENT)),
+    );
+    r.route_fn(
+        Method::GET,
+        "/node/version",
+        NO_AUTH,
+        RO,
+        "Software version",
+        |ctx| {
+            Ok(Response::ok_json(&json!({
+                "ccf_version": format!("coco-{}", ctx.service.version),
+                "quickjs_version": "none",
+                "unsafe": false,
+            })))
+        },
+    );
+    r.route_fn(
+        Method::GET,
+        "/node/self_signed_certificate",
+        NO_AUTH,
+        RO,
+        "This node's self-signed certificate",
+        |ctx| {
+            Ok(Response::ok_json(
+                &json!({ "self_signed_certificate": ctx.service.node_self_signed_cert_pem }),
+            ))
+        },
+    );
+    r.route_fn(Method::GET, "/node/metrics", NO_AUTH, RO, "Per-endpoint call counters", |ctx| {
+        let metrics: Vec<Value> = ctx
+            .metrics
+            .per_endpoint
+            .iter()
+            .map(|((method, path), c)| {
+                json!({"method": method, "path": path, "calls": c.calls, "errors": c.errors, "failures": c.failures, "retries": c.retries})
+            })
+            .collect();
+        Ok(Response::ok_json(&json!({ "metrics": metrics })))
+    });
+    r
+}
+
+/// Builds the OpenAPI document of `prefix` from the node's full registry.
+pub fn api_document(registry: &Registry, prefix: &str, version: &str) -> Response {
+    let title = match prefix {
+        "/app" => "coco application API",
+        "/gov" => "coco governance API",
+        _ => "coco node API",
+    };
+    Response::ok_json(&openapi::document(registry, prefix, title, version))
+}
+
+fn commit(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    let mut body = json!({ "transaction_id": ctx.consensus.commit.to_string() });
+    let q = ctx.request.query_params();
+    let since = match (
+        q.get("view_history").map(String::as_str),
+        q.get("view_history_since"),
+    ) {
+        (_, Some(v)) => Some(
+            v.parse::<u64>()
+                .map_err(|_| ApiError::bad_query(format!("Invalid view_history_since {v:?}.")))?,
+        ),
+        (Some("true"), None) => Some(0),
+        (Some("false") | None, None) => None,
+        (Some(other), None) => {
+            return Err(ApiError::bad_query(format!(
+                "Invalid view_history {other:?}: expected true or false."
+            )));
+        }
+    };
+    if let Some(since) = since {
+        let history: Vec<String> = ctx
+            .consensus
+            .view_history
+            .iter()
+            .filter(|(v, _)| *v >= since)
+            .map(|(v, s)| TxId::new(*v, *s).to_string())
+            .collect();
+        body["view_history"] = json!(history);
+    }
+    Ok(Response::ok_json(&body))
+}
+
+fn tx_status(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    let q = ctx.request.query_params();
+    let raw = q
+        .get("transaction_id")
+        .ok_or_else(|| ApiError::bad_query("Missing query parameter 'transaction_id'."))?;
+    let txid: TxId = raw
+        .parse()
+        .map_err(|e: coco_types::TxIdParseError| ApiError::bad_query(e.to_string()))?;
+    let status = ctx.consensus.tx_status(txid);
+    let name = match status {
+        TxStatus::Unknown => "Unknown",
+        TxStatus::Pending => "Pending",
+        TxStatus::Committed => "Committed",
+        TxStatus::Invalid => "Invalid",
+    };
+    Ok(Response::ok_json(
+        &json!({ "transaction_id": txid.to_string(), "status": name }),
+    ))
+}
+
+fn state(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    Ok(Response::ok_json(&json!({
+        "node_id": ctx.consensus.node_id,
+        "state": "PartOfNetwork",
+        "last_signed_seqno": ctx.consensus.last_signed_seqno,
+        "startup_seqno": 0,
+        "stop_notice": false,
+    })))
+}
+
+fn read_json(
+    ctx: &mut EndpointContext<'_>,
+    map: &str,
+    key: &[u8],
+) -> Result<Option<Value>, ApiError> {
+    match ctx.tx.get(map, key) {
+        None => Ok(None),
+        Some(v) => serde_json::from_slice(&v)
+            .map(Some)
+            .map_err(|e| ApiError::internal(format!("Stored value in {map} is not JSON: {e}"))),
+    }
+}
+
+fn service_info(ctx: &mut EndpointContext<'_>) -> Result<Value, ApiError> {
+    read_json(ctx, tables::SERVICE_INFO, &tables::SINGLETON_KEY)?
+        .ok_or_else(|| ApiError::internal("The service has no service.info record."))
+}
+
+fn network(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    let info = service_info(ctx)?;
+    let mut body = json!({
+        "service_status": info.get("status").cloned().unwrap_or(Value::Null),
+        "service_certificate": info.get("cert").cloned().unwrap_or(Value::Null),
+        "current_view": ctx.consensus.view,
+        "recovery_count": info.get("recovery_count").cloned().unwrap_or(json!(0)),
+        "service_data": info.get("service_data").cloned().unwrap_or(Value::Null),
+    });
+    if let Some(p) = &ctx.consensus.primary_id {
+        body["primary_id"] = json!(p);
+    }
+    if let Some(t) = info.get("current_service_create_txid") {
+        body["current_service_create_txid"] = t.clone();
+    }
+    Ok(Response::ok_json(&body))
+}
+
+fn describe_node(ctx: &EndpointContext<'_>, node_id: &str, info: &Value) -> Value {
+    json!({
+        "node_id": node_id,
+        "status": info.get("status").cloned().unwrap_or(Value::Null),
+        "primary": ctx.consensus.primary_id.as_deref() == Some(node_id),
+        "rpc_interfaces": info.get("rpc_interfaces").cloned().unwrap_or(json!({})),
+        "node_data": info.get("node_data").cloned().unwrap_or(Value::Null),
+        "last_written": ctx.consensus.last_seqno,
+    })
+}
+
+fn nodes(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    let mut raw: Vec<(Bytes, Bytes)> = Vec::new();
+    ctx.tx.for_each(tables::NODES_INFO, |k, v| {
+        raw.push((k.clone(), v.clone()));
+        true
+    });
+    let mut out = Vec::with_capacity(raw.len());
+    for (k, v) in raw {
+        let id = String::from_utf8_lossy(&k).into_owned();
+        let info: Value = serde_json::from_slice(&v)
+            .map_err(|e| ApiError::internal(format!("nodes.info of {id} is not JSON: {e}")))?;
+        out.push(describe_node(ctx, &id, &info));
+    }
+    Ok(Response::ok_json(&json!({ "nodes": out })))
+}
+
+fn one_node(ctx: &mut EndpointContext<'_>, node_id: &str) -> Result<Response, ApiError> {
+    match read_json(ctx, tables::NODES_INFO, node_id.as_bytes())? {
+        Some(info) => Ok(Response::ok_json(&describe_node(ctx, node_id, &info))),
+        None => Err(ApiError::not_found(format!(
+            "Node {node_id} does not exist."
+        ))),
+    }
+}
+
+fn is_primary(ctx: &EndpointContext<'_>) -> bool {
+    ctx.consensus.primary_id.as_deref() == Some(ctx.consensus.node_id.as_str())
+}
+
+fn primary(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    if is_primary(ctx) {
+        Ok(Response::new(StatusCode::OK))
+    } else {
+        Err(ApiError::not_found("This node is not the primary."))
+    }
+}

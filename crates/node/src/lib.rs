@@ -1,0 +1,754 @@
+//! The deterministic core of a coco node.
+//!
+//! `Node::step(now, input, &mut outputs)` is the only way state changes: requests, timer ticks
+//! and storage acknowledgements go in; responses, ledger appends and commit notifications come
+//! out. Time arrives as an argument and the core performs no I/O, so the same inputs always give
+//! the same outputs (up to ECDSA signature randomness inside the crypto library) — which is what
+//! lets a simulator drive whole clusters later.
+//!
+//! Architecture invariant: this crate knows nothing of sockets, files, threads or clocks. The
+//! host crate owns those and feeds this one.
+
+pub mod config;
+pub mod endpoints;
+pub mod identity;
+pub mod secrets;
+
+use std::collections::{BTreeMap, VecDeque};
+
+use bytes::Bytes;
+use coco_app_api::{
+    ApiError, AuthPolicy, Caller, ConsensusView, EndpointContext, EndpointMetrics, EndpointMode,
+    ErrorCode, Method, Registry, Request, Response, RouteMatch, ServiceFacts, StatusCode,
+    TX_ID_HEADER,
+};
+use coco_codec::WriteSet;
+use coco_codec::entry::{EntryBuilder, EntryFlags};
+use coco_codec::tables;
+use coco_crypto::sha256;
+use coco_kv::{CommitResult, Store};
+use coco_merkle::MerkleTree;
+use coco_types::{FIRST_VIEW, SeqNo, TxId, View, limits};
+
+pub use config::{CoreConfig, GenesisConfig, MemberSpec, UserSpec};
+pub use identity::NodeIdentity;
+use secrets::LedgerSecret;
+
+/// Time as the host observed it when it delivered an input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    /// Monotonic milliseconds since an arbitrary origin (signature cadence).
+    pub monotonic_ms: u64,
+    /// Wall-clock seconds since the Unix epoch (the `iat` of COSE signatures).
+    pub unix_seconds: i64,
+}
+
+/// Correlates a request with its response; chosen by the host.
+pub type RequestId = u64;
+
+/// What the host feeds the core.
+#[derive(Debug)]
+pub enum Input {
+    /// A client request, already parsed and size-checked by the host.
+    Request { id: RequestId, request: Request },
+    /// Time passed; the core may emit a signature transaction.
+    Tick,
+    /// Every ledger entry up to and including `seqno` is durable on disk (written and fsynced).
+    Persisted { seqno: SeqNo },
+    /// Storage failed (a write or fsync error). The core stops accepting writes and never again
+    /// advances commit: data whose fsync did not complete must never be reported committed.
+    StorageFailed { reason: String },
+}
+
+/// What the core asks the host to do. Outputs are ordered: the host must apply `Append`s in the
+/// order given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Respond {
+        id: RequestId,
+        response: Response,
+    },
+    /// Append this serialised ledger entry. `flags` are already inside `bytes`; they are repeated
+    /// so the host knows to close the chunk after this entry without parsing it.
+    Append {
+        txid: TxId,
+        bytes: Bytes,
+        force_chunk_after: bool,
+        is_signature: bool,
+    },
+    /// Everything up to `seqno` is globally committed: the host may mark chunks committed.
+    GlobalCommit {
+        txid: TxId,
+    },
+}
+
+/// Service lifecycle (`public:ccf.gov.service.info` status).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceStatus {
+    Opening,
+    Open,
+}
+
+impl ServiceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceStatus::Opening => "Opening",
+            ServiceStatus::Open => "Open",
+        }
+    }
+}
+
+/// The core state of one node.
+pub struct Node {
+    config: CoreConfig,
+    identity: NodeIdentity,
+    service_kid_hex: String,
+    secret: LedgerSecret,
+    store: Store,
+    tree: MerkleTree,
+    registry: Registry,
+    consensus: ConsensusView,
+    service: ServiceFacts,
+    service_status: ServiceStatus,
+    metrics: EndpointMetrics,
+    /// Transactions appended since the last signature transaction.
+    txs_since_signature: u64,
+    /// When the last signature transaction was emitted.
+    last_signature_ms: u64,
+    /// Ledger bytes appended since the last chunk boundary.
+    bytes_since_chunk: u64,
+    /// Highest seqno known durable on disk.
+    persisted_seqno: SeqNo,
+    /// Signature transactions not yet globally committed, ascending.
+    pending_signatures: VecDeque<TxId>,
+    /// Set when storage failed: the node is fail-stopped for writes and commit.
+    storage_failure: Option<String>,
+    /// The node id as CCF's typed id (for signature values).
+    node_id_typed: coco_types::NodeId,
+    /// Free-form service data recorded in `service.info`.
+    service_data: serde_json::Value,
+    /// The genesis transaction id (`current_service_create_txid`).
+    service_create_txid: Option<TxId>,
+}
+
+impl Node {
+    /// Creates a node that starts a new service (CCF `Start` mode): writes the genesis
+    /// transaction and its signature (and, with the pre-governance bootstrap, the transaction that
+    /// opens the service). `ledger_secret` must come from a CSPRNG.
+    pub fn start_genesis(
+        config: CoreConfig,
+        identity: NodeIdentity,
+        genesis: &GenesisConfig,
+        ledger_secret: [u8; 32],
+        app: Registry,
+        version: &str,
+        now: Now,
+        out: &mut Vec<Output>,
+    ) -> Node {
+        let mut registry = endpoints::node_registry();
+        registry.extend(endpoints::common_registry("/app"));
+        registry.extend(endpoints::common_registry("/gov"));
+        registry.extend(app);
+        let service = ServiceFacts {
+            service_cert_pem: identity.service_cert_pem.clone(),
+            node_cert_pem: identity.node_cert_pem.clone(),
+            node_self_signed_cert_pem: identity.node_self_signed_cert_pem.clone(),
+            version: version.to_owned(),
+        };
+        let consensus = ConsensusView {
+            node_id: identity.node_id.clone(),
+            primary_id: Some(identity.node_id.clone()),
+            view: FIRST_VIEW,
+            last_seqno: 0,
+            commit: TxId::default(),
+            view_history: vec![(FIRST_VIEW, 1)],
+            last_signed_seqno: 0,
+        };
+        let mut tree = MerkleTree::new();
+        // Leaf 0 is 32 zero bytes: CCF seeds its tree this way, so leaf i is seqno i.
+        tree.append([0u8; 32]);
+        let node_id_typed = coco_types::NodeId::from_hex(&identity.node_id)
+            .expect("node ids are hex SHA-256 digests");
+        let mut node = Node {
+            node_id_typed,
+            service_kid_hex: identity.service_kid_hex(),
+            config,
+            identity,
+            secret: LedgerSecret::new(ledger_secret),
+            store: Store::new(),
+            tree,
+            registry,
+            consensus,
+            service,
+            service_status: ServiceStatus::Opening,
+            metrics: EndpointMetrics::default(),
+            txs_since_signature: 0,
+            last_signature_ms: now.monotonic_ms,
+            bytes_since_chunk: 0,
+            persisted_seqno: 0,
+            pending_signatures: VecDeque::new(),
+            storage_failure: None,
+            service_data: genesis
+                .service_data
+                .clone()
+                .unwrap_or(serde_json::Value::Null),
+            service_create_txid: None,
+        };
+        node.write_genesis(genesis, out);
+        node.emit_signature(now, out);
+        if genesis.open_service_without_governance {
+            node.write_service_status(ServiceStatus::Open, out);
+            node.emit_signature(now, out);
+        }
+        node
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.identity.node_id
+    }
+
+    pub fn consensus(&self) -> &ConsensusView {
+        &self.consensus
+    }
+
+    pub fn service_status(&self) -> ServiceStatus {
+        self.service_status
+    }
+
+    /// The ledger secret. Exposed for the host's test-only export path (the oracle test that
+    /// decrypts private domains) — never over an endpoint.
+    pub fn ledger_secret_raw(&self) -> &[u8; 32] {
+        self.secret.raw()
+    }
+
+    /// Feeds one input to the core and appends what it asks for to `out`.
+    pub fn step(&mut self, now: Now, input: Input, out: &mut Vec<Output>) {
+        match input {
+            Input::Request { id, request } => {
+                let response = self.execute(now, &request, out);
+                out.push(Output::Respond { id, response });
+            }
+            Input::Tick => self.on_tick(now, out),
+            Input::Persisted { seqno } => self.on_persisted(seqno, out),
+            Input::StorageFailed { reason } => {
+                if self.storage_failure.is_none() {
+                    self.storage_failure = Some(reason);
+                }
+            }
+        }
+        // A transaction count trigger can fire while executing; the delay trigger on ticks.
+        if self.txs_since_signature >= self.config.signature_tx_interval_count {
+            self.emit_signature(now, out);
+        }
+    }
+
+    fn on_tick(&mut self, now: Now, out: &mut Vec<Output>) {
+        let due = now.monotonic_ms.saturating_sub(self.last_signature_ms)
+            >= self.config.signature_interval_ms;
+        if due && self.txs_since_signature > 0 {
+            self.emit_signature(now, out);
+        }
+    }
+
+    fn on_persisted(&mut self, seqno: SeqNo, out: &mut Vec<Output>) {
+        if self.storage_failure.is_some() {
+            return;
+        }
+        assert!(
+            seqno <= self.consensus.last_seqno,
+            "storage reports seqno {seqno} beyond the last appended"
+        );
+        self.persisted_seqno = self.persisted_seqno.max(seqno);
+        // Single node: a signature is replicated to a quorum once it is durable here.
+        let mut new_commit = None;
+        while let Some(sig) = self.pending_signatures.front() {
+            if sig.seqno > self.persisted_seqno {
+                break;
+            }
+            new_commit = Some(*sig);
+            self.pending_signatures.pop_front();
+        }
+        if let Some(txid) = new_commit {
+            self.consensus.commit = txid;
+            self.store.compact(txid.seqno);
+            out.push(Output::GlobalCommit { txid });
+        }
+    }
+
+    /// Executes a request against the KV store: routing, frontend state, authentication,
+    /// backpressure, the handler, and — for writes — the ledger entry.
+    fn execute(&mut self, now: Now, request: &Request, out: &mut Vec<Output>) -> Response {
+        let (endpoint, path_params) = match self.registry.route(&request.method, &request.path) {
+            RouteMatch::Found {
+                endpoint,
+                path_params,
+            } => (endpoint.clone(), path_params),
+            RouteMatch::MethodNotAllowed { allowed } => {
+                let allow = allowed
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return ApiError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    ErrorCode::UnsupportedHttpVerb,
+                    format!("Allowed methods for '{}' are: {allow}.", request.path),
+                )
+                .with_header("allow", allow)
+                .into_response();
+            }
+            RouteMatch::NotFound => {
+                return ApiError::not_found(format!("Unknown path: {}.", request.path))
+                    .into_response();
+            }
+        };
+        let metrics_key = (
+            endpoint.method.as_str().to_owned(),
+            endpoint.template.clone(),
+        );
+        let response = self.execute_endpoint(now, request, &endpoint, path_params, out);
+        let m = self.metrics.per_endpoint.entry(metrics_key).or_default();
+        m.calls += 1;
+        if response.status.is_client_error() {
+            m.errors += 1;
+        } else if response.status.is_server_error() {
+            m.failures += 1;
+        }
+        if request.method == Method::HEAD {
+            return Response {
+                body: Bytes::new(),
+                ..response
+            };
+        }
+        response
+    }
+
+    fn execute_endpoint(
+        &mut self,
+        now: Now,
+        request: &Request,
+        endpoint: &coco_app_api::Endpoint,
+        path_params: BTreeMap<String, String>,
+        out: &mut Vec<Output>,
+    ) -> Response {
+        let is_app = endpoint.template.starts_with("/app/")
+            && !endpoints::is_common_app_path(&endpoint.template);
+        if is_app && self.service_status != ServiceStatus::Open {
+            return ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::FrontendNotOpen,
+                "Frontend is not open.",
+            )
+            .into_response();
+        }
+        if let Some(prefix) = endpoint
+            .template
+            .strip_suffix("/api")
+            .filter(|p| matches!(*p, "/app" | "/gov" | "/node"))
+        {
+            let read_txid = TxId::new(self.consensus.view, self.consensus.last_seqno);
+            return endpoints::api_document(&self.registry, prefix, &self.service.version)
+                .with_header(TX_ID_HEADER, read_txid.to_string());
+        }
+        let caller = match self.authenticate(request, &endpoint.auth_policies) {
+            Ok(c) => c,
+            Err(e) => return e.into_response(),
+        };
+        if endpoint.mode == EndpointMode::ReadWrite {
+            if let Some(reason) = &self.storage_failure {
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::TransactionReplicationFailed,
+                    format!("This node's storage failed ({reason}); it accepts no writes."),
+                )
+                .into_response();
+            }
+            let uncommitted = self.consensus.last_seqno - self.consensus.commit.seqno;
+            if uncommitted >= self.config.uncommitted_tx_count_max {
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::TooManyPendingTransactions,
+                    format!("Too many transactions pending commit ({uncommitted}); retry later."),
+                )
+                .into_response();
+            }
+        }
+        for attempt in 1..=limits::TX_EXECUTION_ATTEMPTS_MAX {
+            let mut tx = self.store.begin();
+            let read_txid = TxId::new(self.view_of_last(), self.consensus.last_seqno);
+            let mut ctx = EndpointContext {
+                tx: &mut tx,
+                request,
+                caller: &caller,
+                path_params: path_params.clone(),
+                consensus: &self.consensus,
+                claims_digest: None,
+                service: &self.service,
+                metrics: &self.metrics,
+            };
+            let result = (endpoint.handler)(&mut ctx);
+            let claims_digest = ctx.claims_digest;
+            let response = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    return e
+                        .into_response()
+                        .with_header(TX_ID_HEADER, read_txid.to_string());
+                }
+            };
+            if !response.status.is_success() {
+                // CCF applies writes only for successful responses.
+                return response.with_header(TX_ID_HEADER, read_txid.to_string());
+            }
+            if is_app {
+                if let Some(map) = tx.written_maps().find(|m| m.starts_with("public:ccf.")) {
+                    return ApiError::internal(format!(
+                        "Application endpoints may not write the built-in map '{map}'."
+                    ))
+                    .into_response();
+                }
+            }
+            let seqno = self.consensus.last_seqno + 1;
+            match self.store.commit(tx, seqno) {
+                Ok(CommitResult::ReadOnly) => {
+                    return response.with_header(TX_ID_HEADER, read_txid.to_string());
+                }
+                Ok(CommitResult::Committed { write_set }) => {
+                    let txid =
+                        self.append_entry(&write_set, claims_digest.unwrap_or([0; 32]), false, out);
+                    return response.with_header(TX_ID_HEADER, txid.to_string());
+                }
+                Err(_conflict) => {
+                    let _ = (attempt, now);
+                    continue;
+                }
+            }
+        }
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::TransactionCommitAttemptsExceedLimit,
+            format!(
+                "Transaction conflicted {} times; giving up.",
+                limits::TX_EXECUTION_ATTEMPTS_MAX
+            ),
+        )
+        .into_response()
+    }
+
+    fn view_of_last(&self) -> View {
+        self.consensus.view
+    }
+
+    /// Tries the endpoint's policies in order (CCF semantics: first success wins).
+    fn authenticate(&self, request: &Request, policies: &[AuthPolicy]) -> Result<Caller, ApiError> {
+        let mut reasons = Vec::new();
+        for policy in policies {
+            match policy {
+                AuthPolicy::NoAuth => return Ok(Caller::Anonymous),
+                AuthPolicy::AnyCert => match &request.peer_cert {
+                    Some(cert) => return Ok(Caller::AnyCert { cert: cert.clone() }),
+                    None => reasons.push("No TLS client certificate presented."),
+                },
+                AuthPolicy::UserCert | AuthPolicy::MemberCert => {
+                    let Some(cert) = &request.peer_cert else {
+                        reasons.push("No TLS client certificate presented.");
+                        continue;
+                    };
+                    let (map, what) = if *policy == AuthPolicy::UserCert {
+                        (
+                            tables::USERS_CERTS,
+                            "Could not find matching user certificate.",
+                        )
+                    } else {
+                        (
+                            tables::MEMBERS_CERTS,
+                            "Could not find matching member certificate.",
+                        )
+                    };
+                    let mut tx = self.store.begin();
+                    match tx.get(map, cert.fingerprint_hex.as_bytes()) {
+                        // The id matches; CCF also compares the stored PEM, which is implied by
+                        // the SHA-256 of the DER matching.
+                        Some(_) => {
+                            let id = cert.fingerprint_hex.clone();
+                            return Ok(if *policy == AuthPolicy::UserCert {
+                                Caller::User {
+                                    id,
+                                    cert: cert.clone(),
+                                }
+                            } else {
+                                Caller::Member {
+                                    id,
+                                    cert: cert.clone(),
+                                }
+                            });
+                        }
+                        None => reasons.push(what),
+                    }
+                }
+            }
+        }
+        reasons.dedup();
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::InvalidAuthenticationInfo,
+            reasons.join(" "),
+        ))
+    }
+
+    /// Serialises, encrypts and hashes one transaction, appends its Merkle leaf and emits it.
+    fn append_entry(
+        &mut self,
+        write_set: &WriteSet,
+        claims_digest: [u8; 32],
+        force_chunk_after: bool,
+        out: &mut Vec<Output>,
+    ) -> TxId {
+        let seqno = self.consensus.last_seqno + 1;
+        let txid = TxId::new(self.consensus.view, seqno);
+        let commit_evidence = self.secret.commit_evidence(txid);
+        let ce_digest = sha256(commit_evidence.as_bytes());
+        let flags = if force_chunk_after {
+            EntryFlags::FORCE_LEDGER_CHUNK_AFTER
+        } else {
+            EntryFlags::NONE
+        };
+        let mut builder =
+            EntryBuilder::for_write_set(flags, txid, &claims_digest, &ce_digest, write_set)
+                .expect("a transaction of this node always fits the entry format");
+        let iv = builder.iv();
+        let (aad, private) = builder.aad_and_private_mut();
+        let tag = self.secret.key().seal_in_place_detached(&iv, aad, private);
+        let entry = builder.finish(&tag);
+        let mut leaf_input = [0u8; 96];
+        leaf_input[..32].copy_from_slice(&sha256(&entry));
+        leaf_input[32..64].copy_from_slice(&sha256(commit_evidence.as_bytes()));
+        leaf_input[64..].copy_from_slice(&claims_digest);
+        self.tree.append(sha256(&leaf_input));
+        assert_eq!(
+            self.tree.len() as u64,
+            seqno + 1,
+            "Merkle leaf i must be seqno i"
+        );
+        self.consensus.last_seqno = seqno;
+        self.txs_since_signature += 1;
+        self.bytes_since_chunk += entry.len() as u64;
+        if force_chunk_after {
+            self.bytes_since_chunk = 0;
+        }
+        out.push(Output::Append {
+            txid,
+            bytes: Bytes::from(entry),
+            force_chunk_after,
+            is_signature: false,
+        });
+        txid
+    }
+
+    /// Writes a signature transaction over the current Merkle root (ccf-reference §1.9).
+    fn emit_signature(&mut self, now: Now, out: &mut Vec<Output>) {
+        let seqno = self.consensus.last_seqno + 1;
+        let txid = TxId::new(self.consensus.view, seqno);
+        let root = self.tree.root();
+        let sig_der = self.identity.node_key.sign_prehashed_sha256_der(&root);
+        let signature = tables::SignatureValue {
+            commit_seqno: 0,
+            commit_view: 0,
+            hashed_nonce: [0; 32],
+            node: self.node_id_typed.clone(),
+            root,
+            seqno,
+            sig: sig_der,
+            view: txid.view,
+            cert: self.identity.node_cert_pem.clone(),
+        };
+        let protected = coco_codec::cose::ccf_signature_protected_header(
+            self.identity.service_key.cose_alg(),
+            &self.service_kid_hex,
+            &self.config.cose_issuer,
+            &self.config.cose_subject,
+            now.unix_seconds,
+            &txid.to_string(),
+        );
+        let tbs = coco_codec::cose::sig_structure(&protected, &root);
+        let cose_sig = self.identity.service_key.sign_cose(&tbs);
+        let cose =
+            coco_codec::cose::assemble_sign1(&protected, &Default::default(), None, &cose_sig)
+                .expect("an empty unprotected header always encodes");
+        let mut tx = self.store.begin();
+        tx.put(
+            tables::SIGNATURES,
+            Bytes::from_static(&tables::SINGLETON_KEY),
+            ccf_json(&signature),
+        );
+        tx.put(
+            tables::COSE_SIGNATURES,
+            Bytes::from_static(&tables::SINGLETON_KEY),
+            Bytes::from(tables::cose_signature_value(&cose)),
+        );
+        tx.put(
+            tables::TREE,
+            Bytes::from_static(&tables::SINGLETON_KEY),
+            Bytes::from(self.tree.serialise()),
+        );
+        let write_set = match self.store.commit(tx, seqno) {
+            Ok(CommitResult::Committed { write_set }) => write_set,
+            other => panic!("a signature transaction always commits, got {other:?}"),
+        };
+        let force_chunk_after = self.bytes_since_chunk >= self.config.chunk_size_bytes;
+        let txid = self.append_entry(&write_set, [0; 32], force_chunk_after, out);
+        if let Some(Output::Append { is_signature, .. }) = out.last_mut() {
+            *is_signature = true;
+        }
+        self.txs_since_signature = 0;
+        self.last_signature_ms = now.monotonic_ms;
+        self.consensus.last_signed_seqno = txid.seqno;
+        self.pending_signatures.push_back(txid);
+    }
+
+    fn write_genesis(&mut self, genesis: &GenesisConfig, out: &mut Vec<Output>) {
+        let id = &self.identity;
+        let mut tx = self.store.begin();
+        let singleton = || Bytes::from_static(&tables::SINGLETON_KEY);
+        tx.put(
+            tables::SERVICE_INFO,
+            singleton(),
+            ccf_json(&self.service_info(tables::ServiceStatus::Opening)),
+        );
+        let service_config = tables::ServiceConfiguration {
+            recovery_threshold: genesis.recovery_threshold,
+            reconfiguration_type: Some(tables::ReconfigurationType::OneTransaction),
+            maximum_node_certificate_validity_days: Some(
+                genesis.maximum_node_certificate_validity_days,
+            ),
+            recent_cose_proposals_window_size: Some(100),
+            ..Default::default()
+        };
+        tx.put(
+            tables::SERVICE_CONFIG,
+            singleton(),
+            ccf_json(&service_config),
+        );
+        for m in &genesis.members {
+            let member_id = Bytes::from(cert_id(&m.cert_pem));
+            tx.put(
+                tables::MEMBERS_CERTS,
+                member_id.clone(),
+                Bytes::from(m.cert_pem.clone()),
+            );
+            let info = tables::MemberInfo {
+                status: tables::MemberStatus::Accepted,
+                member_data: m.member_data.clone().unwrap_or(serde_json::Value::Null),
+                recovery_role: m.recovery_role,
+            };
+            tx.put(tables::MEMBERS_INFO, member_id.clone(), ccf_json(&info));
+            if let Some(k) = &m.encryption_public_key_pem {
+                tx.put(
+                    tables::MEMBERS_ENCRYPTION_PUBLIC_KEYS,
+                    member_id,
+                    Bytes::from(k.clone()),
+                );
+            }
+        }
+        for u in &genesis.users {
+            let user_id = Bytes::from(cert_id(&u.cert_pem));
+            tx.put(
+                tables::USERS_CERTS,
+                user_id.clone(),
+                Bytes::from(u.cert_pem.clone()),
+            );
+            if let Some(d) = &u.user_data {
+                tx.put(
+                    tables::USERS_INFO,
+                    user_id,
+                    ccf_json(&tables::UserInfo {
+                        user_data: d.clone(),
+                    }),
+                );
+            }
+        }
+        let node_info = tables::NodeInfo {
+            node_to_node_interface: genesis.node_to_node_interface.clone(),
+            rpc_interfaces: genesis.rpc_interfaces.clone(),
+            will_locally_seal_ledger_secrets: false,
+            quote_info: tables::QuoteInfo {
+                format: tables::QuoteFormat::InsecureVirtual,
+                quote: Vec::new(),
+                endorsements: Vec::new(),
+                uvm_endorsements: None,
+                endorsed_tcb: None,
+            },
+            encryption_pub_key: id.encryption_key.public_key_pem(),
+            status: tables::NodeStatus::Trusted,
+            ledger_secret_seqno: Some(0),
+            code_digest: None,
+            certificate_signing_request: None,
+            public_key: Some(id.node_key.public_key_pem()),
+            node_data: genesis.node_data.clone(),
+            cert: None,
+            retired_committed: false,
+        };
+        tx.put(
+            tables::NODES_INFO,
+            Bytes::from(id.node_id.clone()),
+            ccf_json(&node_info),
+        );
+        tx.put(
+            tables::NODES_ENDORSED_CERTIFICATES,
+            Bytes::from(id.node_id.clone()),
+            Bytes::from(id.node_cert_pem.clone()),
+        );
+        let write_set = match self.store.commit(tx, 1) {
+            Ok(CommitResult::Committed { write_set }) => write_set,
+            other => panic!("genesis always commits, got {other:?}"),
+        };
+        let txid = self.append_entry(&write_set, [0; 32], false, out);
+        self.service_create_txid = Some(txid);
+    }
+
+    fn service_info(&self, status: tables::ServiceStatus) -> tables::ServiceInfo {
+        tables::ServiceInfo {
+            cert: self.identity.service_cert_pem.clone(),
+            status,
+            previous_service_identity_version: None,
+            recovery_count: Some(0),
+            service_data: self.service_data.clone(),
+            current_service_create_txid: self.service_create_txid,
+        }
+    }
+
+    fn write_service_status(&mut self, status: ServiceStatus, out: &mut Vec<Output>) {
+        let mut tx = self.store.begin();
+        let table_status = match status {
+            ServiceStatus::Opening => tables::ServiceStatus::Opening,
+            ServiceStatus::Open => tables::ServiceStatus::Open,
+        };
+        tx.put(
+            tables::SERVICE_INFO,
+            Bytes::from_static(&tables::SINGLETON_KEY),
+            ccf_json(&self.service_info(table_status)),
+        );
+        let seqno = self.consensus.last_seqno + 1;
+        let write_set = match self.store.commit(tx, seqno) {
+            Ok(CommitResult::Committed { write_set }) => write_set,
+            other => panic!("a service status change always commits, got {other:?}"),
+        };
+        self.append_entry(&write_set, [0; 32], false, out);
+        self.service_status = status;
+    }
+}
+
+/// CCF's JSON byte form of a built-in table value (compact, keys sorted).
+fn ccf_json<T: serde::Serialize>(value: &T) -> Bytes {
+    Bytes::from(tables::to_ccf_json(value).expect("built-in table values always serialise"))
+}
+
+/// CCF's member/user id: hex SHA-256 of the certificate DER. Certificates reaching the core
+/// were validated by the host when the configuration was loaded.
+fn cert_id(cert_pem: &str) -> String {
+    let der = coco_crypto::pem_to_der_certs(cert_pem)
+        .ok()
+        .and_then(|v| v.into_iter().next())
+        .expect("configured certificates are validated by the host before genesis");
+    coco_crypto::cert_der_fingerprint_hex(&der)
+}

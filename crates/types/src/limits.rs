@@ -1,0 +1,47 @@
+//! Every bound in coco lives here, with its unit last in the name (house style).
+//!
+//! Defaults follow CCF's where CCF has one (`cchost` configuration schema); configuration may
+//! override the ones marked "default".
+
+/// Default maximum HTTP request body (CCF `http_configuration.max_body_size`, "1MB").
+pub const HTTP_BODY_SIZE_BYTES_MAX_DEFAULT: usize = 1024 * 1024;
+/// Default maximum total size of request headers (CCF `max_header_size`, "16KB").
+pub const HTTP_HEADER_SIZE_BYTES_MAX_DEFAULT: usize = 16 * 1024;
+/// Default maximum number of request headers (CCF `max_headers_count`).
+pub const HTTP_HEADER_COUNT_MAX_DEFAULT: usize = 256;
+/// Default soft cap on open client sessions per interface: past it, 503 `SessionCapExhausted`.
+pub const SESSIONS_SOFT_MAX_DEFAULT: usize = 1000;
+/// Default hard cap on open client sessions per interface: past it, connections are dropped.
+pub const SESSIONS_HARD_MAX_DEFAULT: usize = 1010;
+
+/// Default number of transactions between signature transactions (`ledger_signatures.tx_count`).
+pub const SIGNATURE_TX_INTERVAL_COUNT_DEFAULT: u64 = 5000;
+/// Default time between signature transactions (`ledger_signatures.delay`).
+pub const SIGNATURE_INTERVAL_MS_DEFAULT: u64 = 1000;
+/// Default ledger chunk size threshold (`ledger.chunk_size`, "5MB").
+pub const LEDGER_CHUNK_SIZE_BYTES_DEFAULT: u64 = 5 * 1024 * 1024;
+/// A chunk's positions table holds u32 offsets, so a chunk can never exceed 4 GiB.
+pub const LEDGER_CHUNK_SIZE_BYTES_MAX: u64 = u32::MAX as u64;
+/// An entry's size field is a u48.
+pub const LEDGER_ENTRY_SIZE_BYTES_MAX: u64 = (1 << 48) - 1;
+/// Largest single entry coco will read back from disk; bigger claims are treated as corruption
+/// rather than allocated.
+pub const LEDGER_ENTRY_READ_BYTES_MAX: u64 = 1 << 32;
+
+/// Default backpressure bound: transactions executed but not yet globally committed
+/// (`consensus.max_uncommitted_tx_count`); past it, 503 `TooManyPendingTransactions`.
+pub const UNCOMMITTED_TX_COUNT_MAX_DEFAULT: u64 = 10_000;
+/// Times a conflicting transaction is re-executed before giving up
+/// (`TransactionCommitAttemptsExceedLimit`).
+pub const TX_EXECUTION_ATTEMPTS_MAX: u32 = 30;
+
+/// Requests queued for the node core before new requests are refused.
+pub const CORE_REQUEST_QUEUE_COUNT_MAX: usize = 65_536;
+/// Ledger entries handed to the storage thread in one write batch at most.
+pub const LEDGER_WRITE_BATCH_COUNT_MAX: usize = 10_000;
+
+/// Default validity of the service and node certificates in days (CCF's default is 1; the
+/// sandbox uses 90 as documented).
+pub const CERTIFICATE_VALIDITY_DAYS_DEFAULT: u32 = 1;
+/// Validity the sandbox gives every certificate it generates.
+pub const SANDBOX_CERTIFICATE_VALIDITY_DAYS: u32 = 90;
