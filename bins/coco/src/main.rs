@@ -1,5 +1,6 @@
 //! `coco`: the command-line entry point. Thin glue over the library crates.
 
+mod bench;
 mod keygen;
 mod sandbox;
 
@@ -31,6 +32,8 @@ enum Command {
     /// Generate a member or user identity (private key and self-signed certificate), like CCF's
     /// keygenerator.sh.
     Keygen(keygen::Args),
+    /// Drive load at a node and report throughput and latency percentiles as JSON.
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Node { config } => run_node(config),
         Command::Sandbox(args) => sandbox::run(args),
         Command::Keygen(args) => keygen::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

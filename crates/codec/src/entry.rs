@@ -36,9 +36,8 @@ pub const GCM_HEADER_SIZE_BYTES: usize = GCM_TAG_SIZE_BYTES + GCM_IV_SIZE_BYTES;
 pub const PUBLIC_DOMAIN_OFFSET: usize = ENTRY_HEADER_SIZE_BYTES + GCM_HEADER_SIZE_BYTES + 8;
 /// Smallest legal `size` field: a GCM header and a public length, with empty domains.
 pub const ENTRY_SIZE_FIELD_MIN: u64 = (GCM_HEADER_SIZE_BYTES + 8) as u64;
-/// Largest view an IV can carry: the top bit of the view word marks snapshots
-/// (`TxGcmHeader::set_iv_term`, `src/node/encryptor.h`).
-pub const IV_VIEW_MAX: u64 = 0x7FFF_FFFF;
+/// Largest view an IV can carry (`src/node/encryptor.h`); defined with the other bounds.
+pub use coco_types::limits::GCM_IV_VIEW_MAX as IV_VIEW_MAX;
 const IV_SNAPSHOT_BIT: u32 = 0x8000_0000;
 
 /// Entry header flags (`EntryFlags`, `src/kv/serialised_entry_format.h`). Bits other than the

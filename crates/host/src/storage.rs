@@ -362,3 +362,149 @@ pub fn repair_torn_tail(dir: &Path) -> io::Result<TailRepair> {
         reason,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coco_codec::WriteSet;
+    use coco_codec::entry::{EntryBuilder, EntryFlags};
+    use coco_types::TxId;
+
+    fn entry(seqno: SeqNo) -> Vec<u8> {
+        let mut ws = WriteSet::default();
+        ws.put(
+            "public:records",
+            bytes::Bytes::from(seqno.to_string()),
+            bytes::Bytes::from_static(b"\"v\""),
+        );
+        EntryBuilder::for_write_set(
+            EntryFlags::NONE,
+            TxId::new(2, seqno),
+            &[0; 32],
+            &[1; 32],
+            &ws,
+        )
+        .unwrap()
+        .finish(&[7; 16])
+    }
+
+    /// Writes `n` entries into a fresh ledger dir and returns (dir, open chunk path, its length).
+    fn ledger_with(n: u64) -> (tempfile::TempDir, PathBuf, u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = LedgerWriter::create(dir.path(), RealDisk).unwrap();
+        for s in 1..=n {
+            w.append(s, &entry(s), false).unwrap();
+        }
+        w.sync().unwrap();
+        let path = dir.path().join("ledger_1");
+        let len = std::fs::metadata(&path).unwrap().len();
+        (dir, path, len)
+    }
+
+    #[test]
+    fn torn_tails_are_truncated_to_whole_entries() {
+        let whole = entry(4);
+        // (description, bytes appended after 3 whole entries)
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("partial entry header", whole[..5].to_vec()),
+            (
+                "header promising more than was written",
+                whole[..whole.len() - 1].to_vec(),
+            ),
+            ("half an entry", whole[..whole.len() / 2].to_vec()),
+            ("zeros from a preallocated tail", vec![0; 100]),
+            (
+                "a positions table written before the header was",
+                [8u32, 60, 120]
+                    .iter()
+                    .flat_map(|p| p.to_le_bytes())
+                    .collect(),
+            ),
+        ];
+        for (what, tail) in cases {
+            let (dir, path, len) = ledger_with(3);
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes.extend_from_slice(&tail);
+            std::fs::write(&path, &bytes).unwrap();
+            match repair_torn_tail(dir.path()).unwrap() {
+                TailRepair::Truncated {
+                    valid_len_bytes,
+                    removed_bytes,
+                    ..
+                } => {
+                    assert_eq!(valid_len_bytes, len, "{what}");
+                    assert_eq!(removed_bytes, tail.len() as u64, "{what}");
+                }
+                TailRepair::Clean => panic!("{what}: torn tail not detected"),
+            }
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), len, "{what}");
+            assert_eq!(
+                repair_torn_tail(dir.path()).unwrap(),
+                TailRepair::Clean,
+                "{what}: second repair"
+            );
+            let scan = chunk::scan_chunk(&std::fs::read(&path).unwrap()).unwrap();
+            assert_eq!(scan.last_seqno(), Some(3), "{what}");
+        }
+    }
+
+    #[test]
+    fn a_clean_ledger_is_left_alone() {
+        let (dir, path, len) = ledger_with(5);
+        assert_eq!(repair_torn_tail(dir.path()).unwrap(), TailRepair::Clean);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
+    }
+
+    #[test]
+    fn a_partial_chunk_header_becomes_an_empty_open_chunk() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ledger_1"), [0u8; 3]).unwrap();
+        assert!(matches!(
+            repair_torn_tail(dir.path()).unwrap(),
+            TailRepair::Truncated {
+                valid_len_bytes: 8,
+                ..
+            }
+        ));
+        assert_eq!(
+            std::fs::read(dir.path().join("ledger_1")).unwrap(),
+            vec![0u8; 8]
+        );
+    }
+
+    #[test]
+    fn chunks_complete_and_commit_with_ccf_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = LedgerWriter::create(dir.path(), RealDisk).unwrap();
+        for s in 1..=3 {
+            w.append(s, &entry(s), s == 3).unwrap();
+        }
+        w.append(4, &entry(4), false).unwrap();
+        w.sync().unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, vec!["ledger_1", "ledger_4"]);
+        w.commit(2).unwrap();
+        assert!(
+            dir.path().join("ledger_1").exists(),
+            "a chunk is committed only once its last entry is"
+        );
+        w.commit(3).unwrap();
+        assert!(dir.path().join("ledger_1-3.committed").exists());
+        let bytes = std::fs::read(dir.path().join("ledger_1-3.committed")).unwrap();
+        let scan = chunk::scan_chunk(&bytes).unwrap();
+        assert!(scan.is_complete());
+        assert_eq!(scan.entries.len(), 3);
+        assert!(matches!(
+            LedgerWriter::create(dir.path(), RealDisk),
+            Err(StorageError::NotEmpty(_))
+        ));
+        assert!(matches!(
+            w.append(6, &entry(6), false),
+            Err(StorageError::OutOfOrder { last: 4, got: 6 })
+        ));
+    }
+}

@@ -45,3 +45,7 @@ pub const LEDGER_WRITE_BATCH_COUNT_MAX: usize = 10_000;
 pub const CERTIFICATE_VALIDITY_DAYS_DEFAULT: u32 = 1;
 /// Validity the sandbox gives every certificate it generates.
 pub const SANDBOX_CERTIFICATE_VALIDITY_DAYS: u32 = 90;
+
+/// Largest view a ledger entry's GCM IV can carry: the top bit of the IV's view word marks
+/// snapshots (CCF `TxGcmHeader::set_iv_term`).
+pub const GCM_IV_VIEW_MAX: u64 = 0x7FFF_FFFF;

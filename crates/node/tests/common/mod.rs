@@ -1,0 +1,127 @@
+//! Builds a genesis node with fresh identities for engine tests and benchmarks.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use coco_app_api::{Method, PeerCert, Request};
+use coco_crypto::{Curve, EcKeyPair, RsaKeyPair, Validity};
+use coco_node::{CoreConfig, GenesisConfig, MemberSpec, Node, NodeIdentity, Now, Output, UserSpec};
+
+pub const VALIDITY: Validity = Validity {
+    not_before_unix_s: 0,
+    not_after_unix_s: 4_000_000_000,
+};
+
+pub struct Fixture {
+    pub node: Node,
+    pub genesis_outputs: Vec<Output>,
+    pub user: PeerCert,
+    pub member: PeerCert,
+    pub service_cert_pem: String,
+    pub node_cert_pem: String,
+}
+
+fn peer(pem: &str) -> PeerCert {
+    let der = coco_crypto::pem_to_der_certs(pem).unwrap().remove(0);
+    PeerCert {
+        fingerprint_hex: coco_crypto::cert_der_fingerprint_hex(&der),
+        der: Bytes::from(der),
+    }
+}
+
+pub fn now(ms: u64) -> Now {
+    Now {
+        monotonic_ms: ms,
+        unix_seconds: 1_700_000_000 + (ms / 1000) as i64,
+    }
+}
+
+/// Fresh node and service identities, the service certificate endorsing the node's.
+pub fn identity() -> NodeIdentity {
+    let service_key = EcKeyPair::generate(Curve::P384).unwrap();
+    let service_cert_pem =
+        coco_crypto::self_signed_ca_cert(&service_key, "CCF Service", VALIDITY).unwrap();
+    let node_key = EcKeyPair::generate(Curve::P384).unwrap();
+    let spki = node_key.public_key_spki_der();
+    NodeIdentity {
+        node_id: coco_crypto::spki_fingerprint_hex(&spki),
+        node_cert_pem: coco_crypto::endorsed_cert(
+            &spki,
+            "CCF Node",
+            &[],
+            &service_key,
+            &service_cert_pem,
+            VALIDITY,
+        )
+        .unwrap(),
+        node_self_signed_cert_pem: coco_crypto::self_signed_cert(&node_key, "CCF Node", VALIDITY)
+            .unwrap(),
+        node_key,
+        service_key,
+        service_cert_pem,
+        encryption_key: RsaKeyPair::generate(2048).unwrap(),
+    }
+}
+
+pub fn fixture(config: CoreConfig) -> Fixture {
+    let identity = identity();
+    let service_cert_pem = identity.service_cert_pem.clone();
+    let node_cert_pem = identity.node_cert_pem.clone();
+    let user_key = EcKeyPair::generate(Curve::P256).unwrap();
+    let user_pem = coco_crypto::self_signed_cert(&user_key, "user0", VALIDITY).unwrap();
+    let member_key = EcKeyPair::generate(Curve::P256).unwrap();
+    let member_pem = coco_crypto::self_signed_cert(&member_key, "member0", VALIDITY).unwrap();
+    let genesis = GenesisConfig {
+        members: vec![MemberSpec {
+            cert_pem: member_pem.clone(),
+            encryption_public_key_pem: None,
+            member_data: None,
+            recovery_role: None,
+        }],
+        users: vec![UserSpec {
+            cert_pem: user_pem.clone(),
+            user_data: None,
+        }],
+        open_service_without_governance: true,
+        recovery_threshold: 1,
+        maximum_node_certificate_validity_days: 365,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    let node = Node::start_genesis(
+        config,
+        identity,
+        &genesis,
+        [9; 32],
+        coco_app_logging::registry(),
+        "test",
+        now(0),
+        &mut out,
+    );
+    Fixture {
+        node,
+        genesis_outputs: out,
+        user: peer(&user_pem),
+        member: peer(&member_pem),
+        service_cert_pem,
+        node_cert_pem,
+    }
+}
+
+pub fn request(
+    method: Method,
+    path_and_query: &str,
+    body: &str,
+    cert: Option<&PeerCert>,
+) -> Request {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    Request {
+        method,
+        path: path.to_owned(),
+        query: query.to_owned(),
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: Bytes::from(body.to_owned()),
+        peer_cert: cert.cloned(),
+    }
+}
