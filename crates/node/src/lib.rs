@@ -271,6 +271,12 @@ impl Node {
         if let Some(txid) = new_commit {
             self.consensus.commit = txid;
             self.store.compact(txid.seqno);
+            // Committed leaves are never needed again for roots or for rollback: keep the tree
+            // (and the `tree` blob each signature carries, as in CCF) bounded by the uncommitted
+            // suffix.
+            self.tree
+                .flush_to(txid.seqno)
+                .expect("a committed signature's leaf is in the tree");
             out.push(Output::GlobalCommit { txid });
         }
     }

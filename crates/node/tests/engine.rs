@@ -428,3 +428,75 @@ fn apps_cannot_write_builtin_maps() {
     assert_eq!(r.status, 500);
     assert!(appends(&out).is_empty());
 }
+
+/// Regression: the `tree` blob of a signature holds only leaves after the last commit, not the
+/// whole history (without flushing on commit, every signature grew with the ledger).
+#[test]
+fn signature_tree_blob_starts_at_the_commit_point() {
+    let mut f = fixture(CoreConfig {
+        signature_tx_interval_count: 4,
+        ..CoreConfig::default()
+    });
+    let tree_first_index = |out: &[Output]| -> u64 {
+        let bytes = out
+            .iter()
+            .find_map(|o| match o {
+                Output::Append {
+                    bytes,
+                    is_signature: true,
+                    ..
+                } => Some(bytes.clone()),
+                _ => None,
+            })
+            .expect("a signature");
+        let entry = coco_codec::entry::parse_entry(&bytes).unwrap();
+        let pd = coco_codec::domain::parse_public_domain(entry.public).unwrap();
+        let blob = pd.maps[coco_codec::tables::TREE]
+            .writes
+            .values()
+            .next()
+            .unwrap()
+            .clone()
+            .unwrap();
+        coco_merkle::MerkleTree::deserialise(&blob)
+            .unwrap()
+            .first_index()
+    };
+    let mut last = Vec::new();
+    for i in 0..4 {
+        let (_, out) = call(
+            &mut f.node,
+            1,
+            Method::POST,
+            "/app/log/private",
+            &format!(r#"{{"id":{i},"msg":"a"}}"#),
+            Some(&f.user),
+        );
+        last = out;
+    }
+    assert_eq!(tree_first_index(&last), 0, "nothing committed yet");
+    let mut out = Vec::new();
+    f.node.step(now(2), Input::Persisted { seqno: 9 }, &mut out);
+    assert_eq!(
+        out,
+        vec![Output::GlobalCommit {
+            txid: coco_types::TxId::new(2, 9)
+        }]
+    );
+    for i in 0..4 {
+        let (_, out) = call(
+            &mut f.node,
+            3,
+            Method::POST,
+            "/app/log/private",
+            &format!(r#"{{"id":{i},"msg":"b"}}"#),
+            Some(&f.user),
+        );
+        last = out;
+    }
+    assert_eq!(
+        tree_first_index(&last),
+        9,
+        "flushed to the committed signature"
+    );
+}
