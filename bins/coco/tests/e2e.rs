@@ -458,3 +458,42 @@ fn read_public_records(dir: &std::path::Path) -> std::collections::BTreeMap<u64,
     }
     out
 }
+
+/// Past the soft session cap new sessions get 503 SessionCapExhausted (and are closed); past
+/// the hard cap they are refused outright; closing sessions frees room.
+#[test]
+fn session_caps() {
+    let node = TestNode::start(Options {
+        session_caps: Some((2, 3)),
+        ..Options::default()
+    });
+    let mut a = node.anonymous();
+    let mut b = node.anonymous();
+    assert_eq!(a.get("/node/commit").unwrap().status, 200);
+    assert_eq!(b.get("/node/commit").unwrap().status, 200);
+    let mut c = node.anonymous();
+    let r = c.get("/node/commit").unwrap();
+    assert_eq!(
+        (r.status.as_u16(), error_code(&r).as_str()),
+        (503, "SessionCapExhausted")
+    );
+    assert_eq!(r.header("connection"), Some("close"));
+    drop(c);
+    std::thread::sleep(Duration::from_millis(200));
+    // A third session that has not finished its handshake still holds a slot...
+    let held = std::net::TcpStream::connect(node.addr).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    // ...so a fourth is over the hard cap: the server closes it without serving.
+    let cfg = coco_client::ClientConfig::new(&node.ca_pem, None, false).unwrap();
+    let refused = match coco_client::BlockingConnection::connect(&cfg, node.addr) {
+        Err(_) => true,
+        Ok(mut d) => d.get("/node/commit").is_err(),
+    };
+    assert!(refused, "a session past the hard cap was served");
+    drop(held);
+    drop(b);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut e = node.anonymous();
+    assert_eq!(e.get("/node/commit").unwrap().status, 200);
+    assert_eq!(a.get("/node/commit").unwrap().status, 200);
+}

@@ -67,11 +67,13 @@ fn dependencies(krate: &str) -> Vec<String> {
             in_deps = t == "[dependencies]";
             continue;
         }
-        if in_deps && !t.is_empty() && !t.starts_with('#') {
-            if let Some((name, _)) = t.split_once('=') {
-                let name = name.trim();
-                out.push(name.strip_suffix(".workspace").unwrap_or(name).to_owned());
-            }
+        if in_deps
+            && !t.is_empty()
+            && !t.starts_with('#')
+            && let Some((name, _)) = t.split_once('=')
+        {
+            let name = name.trim();
+            out.push(name.strip_suffix(".workspace").unwrap_or(name).to_owned());
         }
     }
     out

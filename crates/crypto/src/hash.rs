@@ -70,6 +70,15 @@ fn to_array(bytes: &[u8]) -> [u8; 32] {
     out
 }
 
+/// Fills `out` from the operating system's CSPRNG (through aws-lc). Used by the host for ledger
+/// secrets; the deterministic core never calls it.
+pub fn random_bytes(out: &mut [u8]) -> Result<(), crate::CryptoError> {
+    use aws_lc_rs::rand::SecureRandom;
+    aws_lc_rs::rand::SystemRandom::new()
+        .fill(out)
+        .map_err(|_| crate::CryptoError::Random)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,13 +173,4 @@ mod tests {
         assert_ne!(base, hmac_sha256(b"key", b"datb"));
         assert_eq!(base, hmac_sha256(b"key", b"data"));
     }
-}
-
-/// Fills `out` from the operating system's CSPRNG (through aws-lc). Used by the host for ledger
-/// secrets; the deterministic core never calls it.
-pub fn random_bytes(out: &mut [u8]) -> Result<(), crate::CryptoError> {
-    use aws_lc_rs::rand::SecureRandom;
-    aws_lc_rs::rand::SystemRandom::new()
-        .fill(out)
-        .map_err(|_| crate::CryptoError::Random)
 }

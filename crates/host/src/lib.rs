@@ -374,7 +374,7 @@ pub fn prepare(cfg: &NodeConfigFile, app: Registry) -> Result<Prepared, StartErr
         uncommitted_tx_count_max: cfg.consensus.max_uncommitted_tx_count,
         cose_issuer: start.cose_signatures.issuer.clone(),
         cose_subject: start.cose_signatures.subject.clone(),
-        ..CoreConfig::default()
+        version: VERSION.to_owned(),
     };
     let mut secret = [0u8; 32];
     coco_crypto::random_bytes(&mut secret).map_err(crypto)?;
@@ -390,9 +390,7 @@ pub fn prepare(cfg: &NodeConfigFile, app: Registry) -> Result<Prepared, StartErr
     };
     let mut out = Vec::new();
     let clock_now = Clock::new().now();
-    let node = Node::start_genesis(
-        core, identity, &genesis, secret, app, VERSION, clock_now, &mut out,
-    );
+    let node = Node::start_genesis(core, identity, &genesis, secret, app, clock_now, &mut out);
 
     write_file(
         "service certificate",

@@ -283,11 +283,9 @@ impl<D: Disk> LedgerWriter<D> {
             }
             renamed = true;
         }
-        if renamed {
-            if let Err(e) = self.disk.sync_dir(&self.dir) {
-                let dir = self.dir.clone();
-                return Err(self.fail(&dir, e));
-            }
+        if renamed && let Err(e) = self.disk.sync_dir(&self.dir) {
+            let dir = self.dir.clone();
+            return Err(self.fail(&dir, e));
         }
         Ok(())
     }
@@ -315,10 +313,13 @@ pub fn repair_torn_tail(dir: &Path) -> io::Result<TailRepair> {
     for e in std::fs::read_dir(dir)? {
         let e = e?;
         let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(c) = ChunkName::parse(&name) {
-            if c.end.is_none() && !c.committed && !c.ignored && !c.recovery {
-                open_chunks.push((c.start, e.path()));
-            }
+        if let Some(c) = ChunkName::parse(&name)
+            && c.end.is_none()
+            && !c.committed
+            && !c.ignored
+            && !c.recovery
+        {
+            open_chunks.push((c.start, e.path()));
         }
     }
     open_chunks.sort();

@@ -42,7 +42,7 @@ struct FaultyDisk {
 }
 
 fn eio() -> io::Error {
-    io::Error::new(io::ErrorKind::Other, "injected I/O error")
+    io::Error::other("injected I/O error")
 }
 
 fn inode(f: &File) -> u64 {

@@ -388,15 +388,15 @@ impl Tx {
             };
             if take_own {
                 let (k, v) = own_iter.next().expect("peeked");
-                if let Some((bk, _)) = base_iter.peek() {
-                    if *bk == k {
-                        base_iter.next();
-                    }
+                if let Some((bk, _)) = base_iter.peek()
+                    && *bk == k
+                {
+                    base_iter.next();
                 }
-                if let Some(v) = v {
-                    if !f(k, v) {
-                        return;
-                    }
+                if let Some(v) = v
+                    && !f(k, v)
+                {
+                    return;
                 }
             } else {
                 let (k, (_, v)) = base_iter.next().expect("peeked");

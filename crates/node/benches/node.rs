@@ -25,7 +25,7 @@ fn bench(c: &mut Criterion) {
             let request = common::request(Method::POST, "/app/log/private", &body, Some(&f.user));
             f.node
                 .step(common::now(1), Input::Request { id: i, request }, &mut out);
-            if i % 1000 == 0 {
+            if i.is_multiple_of(1000) {
                 let seqno = f.node.consensus().last_seqno;
                 f.node
                     .step(common::now(1), Input::Persisted { seqno }, &mut out);

@@ -18,7 +18,8 @@ pub struct CoreConfig {
     /// (`command.start.cose_signatures`).
     pub cose_issuer: String,
     pub cose_subject: String,
-    pub limits_body_size_bytes_max: usize,
+    /// Software version reported by `/node/version`.
+    pub version: String,
 }
 
 impl Default for CoreConfig {
@@ -30,7 +31,7 @@ impl Default for CoreConfig {
             uncommitted_tx_count_max: limits::UNCOMMITTED_TX_COUNT_MAX_DEFAULT,
             cose_issuer: "service.example.com".to_owned(),
             cose_subject: "ledger.signature".to_owned(),
-            limits_body_size_bytes_max: limits::HTTP_BODY_SIZE_BYTES_MAX_DEFAULT,
+            version: String::new(),
         }
     }
 }

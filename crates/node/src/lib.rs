@@ -123,6 +123,8 @@ pub struct Node {
     pending_signatures: VecDeque<TxId>,
     /// Set when storage failed: the node is fail-stopped for writes and commit.
     storage_failure: Option<String>,
+    /// Conflict re-executions of the request being executed (for `/node/metrics`).
+    conflict_retries: u64,
     /// The node id as CCF's typed id (for signature values).
     node_id_typed: coco_types::NodeId,
     /// Free-form service data recorded in `service.info`.
@@ -141,7 +143,6 @@ impl Node {
         genesis: &GenesisConfig,
         ledger_secret: [u8; 32],
         app: Registry,
-        version: &str,
         now: Now,
         out: &mut Vec<Output>,
     ) -> Node {
@@ -153,7 +154,7 @@ impl Node {
             service_cert_pem: identity.service_cert_pem.clone(),
             node_cert_pem: identity.node_cert_pem.clone(),
             node_self_signed_cert_pem: identity.node_self_signed_cert_pem.clone(),
-            version: version.to_owned(),
+            version: config.version.clone(),
         };
         let consensus = ConsensusView {
             node_id: identity.node_id.clone(),
@@ -188,6 +189,7 @@ impl Node {
             persisted_seqno: 0,
             pending_signatures: VecDeque::new(),
             storage_failure: None,
+            conflict_retries: 0,
             service_data: genesis
                 .service_data
                 .clone()
@@ -225,7 +227,7 @@ impl Node {
     pub fn step(&mut self, now: Now, input: Input, out: &mut Vec<Output>) {
         match input {
             Input::Request { id, request } => {
-                let response = self.execute(now, &request, out);
+                let response = self.execute(&request, out);
                 out.push(Output::Respond { id, response });
             }
             Input::Tick => self.on_tick(now, out),
@@ -283,7 +285,7 @@ impl Node {
 
     /// Executes a request against the KV store: routing, frontend state, authentication,
     /// backpressure, the handler, and — for writes — the ledger entry.
-    fn execute(&mut self, now: Now, request: &Request, out: &mut Vec<Output>) -> Response {
+    fn execute(&mut self, request: &Request, out: &mut Vec<Output>) -> Response {
         let (endpoint, path_params) = match self.registry.route(&request.method, &request.path) {
             RouteMatch::Found {
                 endpoint,
@@ -312,9 +314,10 @@ impl Node {
             endpoint.method.as_str().to_owned(),
             endpoint.template.clone(),
         );
-        let response = self.execute_endpoint(now, request, &endpoint, path_params, out);
+        let response = self.execute_endpoint(request, &endpoint, path_params, out);
         let m = self.metrics.per_endpoint.entry(metrics_key).or_default();
         m.calls += 1;
+        m.retries += std::mem::take(&mut self.conflict_retries);
         if response.status.is_client_error() {
             m.errors += 1;
         } else if response.status.is_server_error() {
@@ -331,7 +334,6 @@ impl Node {
 
     fn execute_endpoint(
         &mut self,
-        now: Now,
         request: &Request,
         endpoint: &coco_app_api::Endpoint,
         path_params: BTreeMap<String, String>,
@@ -379,7 +381,7 @@ impl Node {
                 .into_response();
             }
         }
-        for attempt in 1..=limits::TX_EXECUTION_ATTEMPTS_MAX {
+        for _attempt in 1..=limits::TX_EXECUTION_ATTEMPTS_MAX {
             let mut tx = self.store.begin();
             let read_txid = TxId::new(self.view_of_last(), self.consensus.last_seqno);
             let mut ctx = EndpointContext {
@@ -406,13 +408,11 @@ impl Node {
                 // CCF applies writes only for successful responses.
                 return response.with_header(TX_ID_HEADER, read_txid.to_string());
             }
-            if is_app {
-                if let Some(map) = tx.written_maps().find(|m| m.starts_with("public:ccf.")) {
-                    return ApiError::internal(format!(
-                        "Application endpoints may not write the built-in map '{map}'."
-                    ))
-                    .into_response();
-                }
+            if is_app && let Some(map) = tx.written_maps().find(|m| m.starts_with("public:ccf.")) {
+                return ApiError::internal(format!(
+                    "Application endpoints may not write the built-in map '{map}'."
+                ))
+                .into_response();
             }
             let seqno = self.consensus.last_seqno + 1;
             match self.store.commit(tx, seqno) {
@@ -425,7 +425,9 @@ impl Node {
                     return response.with_header(TX_ID_HEADER, txid.to_string());
                 }
                 Err(_conflict) => {
-                    let _ = (attempt, now);
+                    // Cannot happen while one thread executes everything; kept so that
+                    // concurrent execution can be introduced without changing semantics.
+                    self.conflict_retries += 1;
                     continue;
                 }
             }
@@ -531,11 +533,7 @@ impl Node {
         leaf_input[32..64].copy_from_slice(&sha256(commit_evidence.as_bytes()));
         leaf_input[64..].copy_from_slice(&claims_digest);
         self.tree.append(sha256(&leaf_input));
-        assert_eq!(
-            self.tree.len() as u64,
-            seqno + 1,
-            "Merkle leaf i must be seqno i"
-        );
+        assert_eq!(self.tree.len(), seqno + 1, "Merkle leaf i must be seqno i");
         self.consensus.last_seqno = seqno;
         self.txs_since_signature += 1;
         self.bytes_since_chunk += entry.len() as u64;

@@ -362,7 +362,6 @@ fn app_frontend_is_closed_until_the_service_opens() {
         &genesis,
         [1; 32],
         coco_app_logging::registry(),
-        "t",
         now(0),
         &mut out,
     );
@@ -420,7 +419,6 @@ fn apps_cannot_write_builtin_maps() {
         &genesis,
         [1; 32],
         app,
-        "t",
         now(0),
         &mut out,
     );

@@ -19,6 +19,8 @@ pub struct Options {
     pub export_ledger_secret: bool,
     pub max_body_size: Option<String>,
     pub max_uncommitted: Option<u64>,
+    /// (soft, hard) session caps of the interface.
+    pub session_caps: Option<(usize, usize)>,
 }
 
 impl Default for Options {
@@ -28,6 +30,7 @@ impl Default for Options {
             sig_tx_count: 100,
             sig_delay_ms: 50,
             export_ledger_secret: false,
+            session_caps: None,
             max_body_size: None,
             max_uncommitted: None,
         }
@@ -64,6 +67,10 @@ impl TestNode {
         // An identity that is neither a user nor a member.
         run_coco(&["keygen", "--name", "stranger"], d);
         let mut iface = serde_json::json!({"bind_address": "127.0.0.1:0"});
+        if let Some((soft, hard)) = opts.session_caps {
+            iface["max_open_sessions_soft"] = serde_json::json!(soft);
+            iface["max_open_sessions_hard"] = serde_json::json!(hard);
+        }
         if let Some(b) = &opts.max_body_size {
             iface["http_configuration"] = serde_json::json!({"max_body_size": b});
         }
@@ -111,14 +118,14 @@ impl TestNode {
                     std::fs::read_to_string(d.join("out.log")).unwrap_or_default()
                 );
             }
-            if let Ok(text) = std::fs::read_to_string(d.join("rpc_addresses.json")) {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
-                    break v["primary_rpc_interface"]
-                        .as_str()
-                        .unwrap()
-                        .parse::<SocketAddr>()
-                        .unwrap();
-                }
+            if let Ok(text) = std::fs::read_to_string(d.join("rpc_addresses.json"))
+                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+            {
+                break v["primary_rpc_interface"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<SocketAddr>()
+                    .unwrap();
             }
             assert!(
                 Instant::now() < deadline,

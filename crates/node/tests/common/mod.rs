@@ -93,7 +93,6 @@ pub fn fixture(config: CoreConfig) -> Fixture {
         &genesis,
         [9; 32],
         coco_app_logging::registry(),
-        "test",
         now(0),
         &mut out,
     );
