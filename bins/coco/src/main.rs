@@ -2,6 +2,7 @@
 
 mod bench;
 mod keygen;
+mod ledger;
 mod sandbox;
 
 use std::path::PathBuf;
@@ -32,6 +33,9 @@ enum Command {
     /// Generate a member or user identity (private key and self-signed certificate), like CCF's
     /// keygenerator.sh.
     Keygen(keygen::Args),
+    /// Inspect ledger directories.
+    #[command(subcommand)]
+    Ledger(ledger::Command),
     /// Drive load at a node and report throughput and latency percentiles as JSON.
     Bench(bench::Args),
 }
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         Command::Sandbox(args) => sandbox::run(args),
         Command::Keygen(args) => keygen::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Ledger(c) => ledger::run(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -60,6 +60,17 @@ fn ccf_read_ledger_and_python_decryption_accept_our_ledger() {
         "only {n_tx_all} transactions verified including uncommitted ones"
     );
 
+    // coco's native verifier agrees with CCF's on the same directory.
+    let native = support::run_coco(
+        &["ledger", "verify", ledger.to_str().unwrap()],
+        node.dir.path(),
+    );
+    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    assert!(
+        native.contains(&format!("Verified FULL - {n_tx_all} transactions")),
+        "native: {native}, read_ledger --uncommitted: {n_tx_all}"
+    );
+
     let secret = std::fs::read_to_string(node.path("ledger_secret.hex")).unwrap();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/oracle/decrypt_private_domains.py");

@@ -1,16 +1,28 @@
 //! Ledger append on the real file system: a batch of entries written then made durable with one
 //! fsync (the storage thread's group commit), and the per-entry cost without fsync.
 
-use coco_codec::entry::{EntryBuilder, EntryFlags};
 use coco_codec::WriteSet;
+use coco_codec::entry::{EntryBuilder, EntryFlags};
 use coco_host::storage::{LedgerWriter, RealDisk};
 use coco_types::TxId;
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 fn entry(seqno: u64) -> Vec<u8> {
     let mut ws = WriteSet::default();
-    ws.put("records", bytes::Bytes::from(seqno.to_string()), bytes::Bytes::from_static(b"\"a twenty byte value\""));
-    EntryBuilder::for_write_set(EntryFlags::NONE, TxId::new(2, seqno), &[0; 32], &[1; 32], &ws).unwrap().finish(&[7; 16])
+    ws.put(
+        "records",
+        bytes::Bytes::from(seqno.to_string()),
+        bytes::Bytes::from_static(b"\"a twenty byte value\""),
+    );
+    EntryBuilder::for_write_set(
+        EntryFlags::NONE,
+        TxId::new(2, seqno),
+        &[0; 32],
+        &[1; 32],
+        &ws,
+    )
+    .unwrap()
+    .finish(&[7; 16])
 }
 
 fn bench(c: &mut Criterion) {
