@@ -412,8 +412,8 @@ impl Verifier {
                 }
             }
         }
-        if let Some(m) = pd.maps.get(tables::SERVICE_INFO) {
-            if let Some(Some(val)) = m.writes.get(&tables::SINGLETON_KEY[..]) {
+        if let Some(m) = pd.maps.get(tables::SERVICE_INFO)
+            && let Some(Some(val)) = m.writes.get(&tables::SINGLETON_KEY[..]) {
                 let info: tables::ServiceInfo = tables::from_ccf_json(val).map_err(|e| {
                     fail(
                         FindingKind::ServiceStatus,
@@ -431,7 +431,6 @@ impl Verifier {
                 self.service_status = Some(info.status);
                 self.service_spki = Some(spki);
             }
-        }
 
         let is_signature = pd.maps.contains_key(tables::SIGNATURES)
             || pd.maps.contains_key(tables::COSE_SIGNATURES);
