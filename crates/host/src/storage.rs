@@ -72,6 +72,19 @@ struct OpenChunk {
     len_bytes: u64,
     positions: Vec<u32>,
     needs_dir_sync: bool,
+    /// Bytes appended but not yet handed to the file system: a storage batch becomes one
+    /// `write` instead of one per entry.
+    pending: Vec<u8>,
+}
+
+impl OpenChunk {
+    fn flush<D: Disk>(&mut self, disk: &mut D) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            disk.write_all(&mut self.file, &self.pending)?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
 }
 
 /// A complete chunk waiting for its last entry to be globally committed.
@@ -172,16 +185,10 @@ impl<D: Disk> LedgerWriter<D> {
                 ignored: false,
             };
             let path = self.dir.join(name.to_string());
-            let mut file = match self.disk.create_new(&path) {
+            let file = match self.disk.create_new(&path) {
                 Ok(f) => f,
                 Err(e) => return Err(self.fail(&path, e)),
             };
-            if let Err(e) = self
-                .disk
-                .write_all(&mut file, &[0u8; chunk::CHUNK_HEADER_SIZE_BYTES])
-            {
-                return Err(self.fail(&path, e));
-            }
             self.open = Some(OpenChunk {
                 start: seqno,
                 last: seqno - 1,
@@ -190,6 +197,7 @@ impl<D: Disk> LedgerWriter<D> {
                 len_bytes: chunk::CHUNK_HEADER_SIZE_BYTES as u64,
                 positions: Vec::new(),
                 needs_dir_sync: true,
+                pending: chunk::OPEN_CHUNK_HEADER.to_vec(),
             });
         }
         let open = self.open.as_mut().expect("opened above");
@@ -197,10 +205,7 @@ impl<D: Disk> LedgerWriter<D> {
         if offset + entry.len() as u64 > coco_types::limits::LEDGER_CHUNK_SIZE_BYTES_MAX {
             return Err(StorageError::ChunkTooLarge(open.start));
         }
-        if let Err(e) = self.disk.write_all(&mut open.file, entry) {
-            let path = open.path.clone();
-            return Err(self.fail(&path, e));
-        }
+        open.pending.extend_from_slice(entry);
         open.positions.push(offset as u32);
         open.len_bytes += entry.len() as u64;
         open.last = seqno;
@@ -218,8 +223,9 @@ impl<D: Disk> LedgerWriter<D> {
         };
         let table = chunk::positions_table(&open.positions);
         let table_offset = open.len_bytes;
+        open.pending.extend_from_slice(&table);
         let result = (|| {
-            self.disk.write_all(&mut open.file, &table)?;
+            open.flush(&mut self.disk)?;
             self.disk
                 .write_at(&mut open.file, 0, &table_offset.to_le_bytes())?;
             self.disk.sync_data(&mut open.file)?;
@@ -244,7 +250,10 @@ impl<D: Disk> LedgerWriter<D> {
     pub fn sync(&mut self) -> Result<SeqNo, StorageError> {
         self.check()?;
         if let Some(open) = self.open.as_mut() {
-            if let Err(e) = self.disk.sync_data(&mut open.file) {
+            if let Err(e) = open
+                .flush(&mut self.disk)
+                .and_then(|()| self.disk.sync_data(&mut open.file))
+            {
                 let path = open.path.clone();
                 return Err(self.fail(&path, e));
             }

@@ -413,24 +413,25 @@ impl Verifier {
             }
         }
         if let Some(m) = pd.maps.get(tables::SERVICE_INFO)
-            && let Some(Some(val)) = m.writes.get(&tables::SINGLETON_KEY[..]) {
-                let info: tables::ServiceInfo = tables::from_ccf_json(val).map_err(|e| {
-                    fail(
-                        FindingKind::ServiceStatus,
-                        format!("service.info does not parse: {e}"),
-                    )
-                })?;
-                self.service_transition(info.status)
-                    .map_err(|m| fail(FindingKind::ServiceStatus, m))?;
-                let spki = cert_spki(info.cert.as_bytes()).ok_or_else(|| {
-                    fail(
-                        FindingKind::ServiceStatus,
-                        "service certificate does not parse".into(),
-                    )
-                })?;
-                self.service_status = Some(info.status);
-                self.service_spki = Some(spki);
-            }
+            && let Some(Some(val)) = m.writes.get(&tables::SINGLETON_KEY[..])
+        {
+            let info: tables::ServiceInfo = tables::from_ccf_json(val).map_err(|e| {
+                fail(
+                    FindingKind::ServiceStatus,
+                    format!("service.info does not parse: {e}"),
+                )
+            })?;
+            self.service_transition(info.status)
+                .map_err(|m| fail(FindingKind::ServiceStatus, m))?;
+            let spki = cert_spki(info.cert.as_bytes()).ok_or_else(|| {
+                fail(
+                    FindingKind::ServiceStatus,
+                    "service certificate does not parse".into(),
+                )
+            })?;
+            self.service_status = Some(info.status);
+            self.service_spki = Some(spki);
+        }
 
         let is_signature = pd.maps.contains_key(tables::SIGNATURES)
             || pd.maps.contains_key(tables::COSE_SIGNATURES);
