@@ -7,7 +7,8 @@
 //!    only then does the core hear `Persisted{seqno}` — so nothing is reported committed before
 //!    it is on disk.
 //! 3. An entry flagged `FORCE_LEDGER_CHUNK_AFTER` completes its chunk: positions table appended,
-//!    header rewritten with the table's offset, file fsynced, and a new chunk starts.
+//!    header rewritten with the table's offset, file fsynced, renamed `ledger_<start>-<end>`,
+//!    directory fsynced; a new chunk starts with the next entry.
 //! 4. When the core reports a global commit at or past a completed chunk's end, the chunk is
 //!    renamed `ledger_<start>-<end>.committed` and the directory fsynced.
 //!
@@ -224,15 +225,23 @@ impl<D: Disk> LedgerWriter<D> {
         let table = chunk::positions_table(&open.positions);
         let table_offset = open.len_bytes;
         open.pending.extend_from_slice(&table);
+        // CCF's name for a complete chunk not yet committed: `ledger_<start>-<end>`.
+        let name = ChunkName {
+            start: open.start,
+            end: Some(open.last),
+            committed: false,
+            recovery: false,
+            ignored: false,
+        };
+        let complete_path = self.dir.join(name.to_string());
         let result = (|| {
             open.flush(&mut self.disk)?;
             self.disk
                 .write_at(&mut open.file, 0, &table_offset.to_le_bytes())?;
             self.disk.sync_data(&mut open.file)?;
-            if open.needs_dir_sync {
-                self.disk.sync_dir(&self.dir)?;
-            }
-            Ok(())
+            // Renamed only once its bytes are durable, so a complete name never labels a torn file.
+            self.disk.rename(&open.path, &complete_path)?;
+            self.disk.sync_dir(&self.dir)
         })();
         if let Err(e) = result {
             let path = open.path.clone();
@@ -241,7 +250,7 @@ impl<D: Disk> LedgerWriter<D> {
         self.complete.push(CompleteChunk {
             start: open.start,
             end: open.last,
-            path: open.path,
+            path: complete_path,
         });
         Ok(())
     }
@@ -496,10 +505,10 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        assert_eq!(names, vec!["ledger_1", "ledger_4"]);
+        assert_eq!(names, vec!["ledger_1-3", "ledger_4"]);
         w.commit(2).unwrap();
         assert!(
-            dir.path().join("ledger_1").exists(),
+            dir.path().join("ledger_1-3").exists(),
             "a chunk is committed only once its last entry is"
         );
         w.commit(3).unwrap();
