@@ -82,6 +82,34 @@ fn node_config_errors_name_the_problem() {
         err.contains("member certificate") && err.contains("garbage_cert.pem"),
         "{err}"
     );
+    // A member encryption key that is not an RSA public key, and an unknown recovery role.
+    std::fs::write(
+        d.join("bad_enc.pem"),
+        "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+    )
+    .unwrap();
+    let with_member = |extra: &str| {
+        good.to_string().replace(
+            r#""certificate_file":"member0_cert.pem""#,
+            &format!(r#""certificate_file":"member0_cert.pem",{extra}"#),
+        )
+    };
+    for (text, want) in [
+        (
+            with_member(r#""encryption_public_key_file":"bad_enc.pem""#),
+            "bad_enc.pem",
+        ),
+        (
+            with_member(r#""recovery_role":"Boss""#),
+            "command.start.members[0].recovery_role",
+        ),
+    ] {
+        assert_ne!(text, good.to_string());
+        std::fs::write(d.join("bad.json"), &text).unwrap();
+        let (code, _, err) = coco(&["node", "--config", "bad.json"], d);
+        assert_eq!(code, 1, "{text}");
+        assert!(err.contains(want), "{text}: {err}");
+    }
     // A non-empty ledger directory is refused: starting from an existing ledger is recovery.
     std::fs::create_dir_all(d.join("ledger")).unwrap();
     std::fs::write(d.join("ledger/ledger_1"), [0u8; 8]).unwrap();

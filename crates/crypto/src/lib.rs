@@ -41,4 +41,6 @@ pub use error::CryptoError;
 pub use hash::{
     HMAC_SHA256_SIZE_BYTES, SHA256_SIZE_BYTES, Sha256, hmac_sha256, random_bytes, sha256,
 };
-pub use rsa::{RSA_DEFAULT_SIZE_BITS, RsaKeyPair, rsa_oaep_sha256_encrypt};
+pub use rsa::{
+    RSA_DEFAULT_SIZE_BITS, RsaKeyPair, rsa_oaep_sha256_encrypt, rsa_public_key_size_bits,
+};

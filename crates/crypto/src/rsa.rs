@@ -96,6 +96,16 @@ impl std::fmt::Debug for RsaKeyPair {
     }
 }
 
+/// Checks that `public_pem` is an RSA public key usable for OAEP (as member encryption keys
+/// must be) and returns its size in bits.
+pub fn rsa_public_key_size_bits(public_pem: &str) -> Result<usize, CryptoError> {
+    let block = pem_decode_one(public_pem, &["PUBLIC KEY"], "PUBLIC KEY")?;
+    let public = PublicEncryptingKey::from_der(block.contents())
+        .map_err(|_| CryptoError::InvalidPublicKey)?;
+    let key = OaepPublicEncryptingKey::new(public).map_err(|_| CryptoError::InvalidPublicKey)?;
+    Ok(key.key_size_bits())
+}
+
 /// Encrypts `plaintext` to an RSA public key given as `PUBLIC KEY` (SPKI) PEM.
 ///
 /// Fails if the key is not RSA or the plaintext is longer than OAEP-SHA256 allows
@@ -125,6 +135,13 @@ mod tests {
         let public_pem = key.public_key_pem();
         assert!(public_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
 
+        assert_eq!(rsa_public_key_size_bits(&public_pem).unwrap(), 2048);
+        assert!(
+            rsa_public_key_size_bits(
+                "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"
+            )
+            .is_err()
+        );
         for plaintext in [&b""[..], b"ledger secret: 32 bytes of key..", &[0xab; 190]] {
             let ct = rsa_oaep_sha256_encrypt(&public_pem, plaintext).unwrap();
             assert_eq!(ct.len(), 256);

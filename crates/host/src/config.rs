@@ -176,7 +176,8 @@ pub struct MemberConfig {
     pub certificate_file: PathBuf,
     pub encryption_public_key_file: Option<PathBuf>,
     pub data_json_file: Option<PathBuf>,
-    pub recovery_role: Option<String>,
+    /// `NonParticipant`, `Participant` or `Owner`.
+    pub recovery_role: Option<coco_codec::tables::MemberRecoveryRole>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -349,6 +350,56 @@ pub struct InsecureTestOptions {
     pub ledger_secret_file: Option<PathBuf>,
 }
 
+/// Parses `<digits><unit>` where `unit` is one of `units` (the empty unit included if listed).
+fn parse_with_unit(
+    s: &str,
+    what: &str,
+    example: &str,
+    units: &[(&str, u64)],
+) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid {what} {s:?}: expected e.g. {example}"))?;
+    let unit = unit.trim();
+    let mult = units
+        .iter()
+        .find(|(u, _)| *u == unit)
+        .map(|(_, m)| *m)
+        .ok_or_else(|| {
+            let names: Vec<&str> = units
+                .iter()
+                .map(|(u, _)| *u)
+                .filter(|u| !u.is_empty())
+                .collect();
+            format!(
+                "invalid {what} unit {unit:?} in {s:?}: expected {}",
+                names.join(", ")
+            )
+        })?;
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{what} {s:?} overflows"))
+}
+
+/// Deserialises either an integer or a string with a unit, through `parse`.
+fn number_or_string<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    parse: fn(&str) -> Result<u64, String>,
+) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        N(u64),
+        S(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::N(n) => Ok(n),
+        Raw::S(s) => parse(&s).map_err(serde::de::Error::custom),
+    }
+}
+
 /// A byte size written as CCF writes it: an integer or a string like `"5MB"`, `"16KB"`, `"512"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(into = "u64")]
@@ -362,41 +413,20 @@ impl From<Size> for u64 {
 
 impl Size {
     pub fn parse(s: &str) -> Result<Size, String> {
-        let t = s.trim();
-        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-        let (num, unit) = t.split_at(split);
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("invalid size {s:?}: expected e.g. \"512\", \"16KB\", \"5MB\""))?;
-        let mult = match unit.trim() {
-            "" | "B" => 1,
-            "KB" => 1024,
-            "MB" => 1024 * 1024,
-            "GB" => 1024 * 1024 * 1024,
-            other => {
-                return Err(format!(
-                    "invalid size unit {other:?} in {s:?}: expected B, KB, MB or GB"
-                ));
-            }
-        };
-        n.checked_mul(mult)
-            .map(Size)
-            .ok_or_else(|| format!("size {s:?} overflows"))
+        const UNITS: &[(&str, u64)] = &[
+            ("", 1),
+            ("B", 1),
+            ("KB", 1 << 10),
+            ("MB", 1 << 20),
+            ("GB", 1 << 30),
+        ];
+        parse_with_unit(s, "size", "\"512\", \"16KB\", \"5MB\"", UNITS).map(Size)
     }
 }
 
 impl<'de> Deserialize<'de> for Size {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(u64),
-            S(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::N(n) => Ok(Size(n)),
-            Raw::S(s) => Size::parse(&s).map_err(serde::de::Error::custom),
-        }
+        number_or_string(d, |s| Size::parse(s).map(|x| x.0)).map(Size)
     }
 }
 
@@ -413,41 +443,20 @@ impl From<DurationMs> for u64 {
 
 impl DurationMs {
     pub fn parse(s: &str) -> Result<DurationMs, String> {
-        let t = s.trim();
-        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-        let (num, unit) = t.split_at(split);
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("invalid duration {s:?}: expected e.g. \"100ms\", \"1s\""))?;
-        let mult = match unit.trim() {
-            "" | "ms" => 1,
-            "s" => 1000,
-            "min" => 60_000,
-            "h" => 3_600_000,
-            other => {
-                return Err(format!(
-                    "invalid duration unit {other:?} in {s:?}: expected ms, s, min or h"
-                ));
-            }
-        };
-        n.checked_mul(mult)
-            .map(DurationMs)
-            .ok_or_else(|| format!("duration {s:?} overflows"))
+        const UNITS: &[(&str, u64)] = &[
+            ("", 1),
+            ("ms", 1),
+            ("s", 1000),
+            ("min", 60_000),
+            ("h", 3_600_000),
+        ];
+        parse_with_unit(s, "duration", "\"100ms\", \"1s\"", UNITS).map(DurationMs)
     }
 }
 
 impl<'de> Deserialize<'de> for DurationMs {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(u64),
-            S(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::N(n) => Ok(DurationMs(n)),
-            Raw::S(s) => DurationMs::parse(&s).map_err(serde::de::Error::custom),
-        }
+        number_or_string(d, |s| DurationMs::parse(s).map(|x| x.0)).map(DurationMs)
     }
 }
 

@@ -166,6 +166,16 @@ fn read_cert(what: &'static str, path: &Path) -> Result<String, StartError> {
     }
 }
 
+fn read_rsa_public_key(what: &'static str, path: &Path) -> Result<String, StartError> {
+    let pem = read_file(what, path)?;
+    coco_crypto::rsa_public_key_size_bits(&pem).map_err(|e| StartError::BadInput {
+        what,
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    Ok(pem)
+}
+
 fn read_json(what: &'static str, path: &Path) -> Result<serde_json::Value, StartError> {
     let text = read_file(what, path)?;
     serde_json::from_str(&text).map_err(|e| StartError::BadInput {
@@ -280,29 +290,14 @@ pub fn prepare(cfg: &NodeConfigFile, app: Registry) -> Result<Prepared, StartErr
             encryption_public_key_pem: m
                 .encryption_public_key_file
                 .as_deref()
-                .map(|p| read_file("member encryption key", p))
+                .map(|p| read_rsa_public_key("member encryption key", p))
                 .transpose()?,
             member_data: m
                 .data_json_file
                 .as_deref()
                 .map(|p| read_json("member data", p))
                 .transpose()?,
-            recovery_role: m
-                .recovery_role
-                .as_deref()
-                .map(|r| match r {
-                    "NonParticipant" => Ok(tables::MemberRecoveryRole::NonParticipant),
-                    "Participant" => Ok(tables::MemberRecoveryRole::Participant),
-                    "Owner" => Ok(tables::MemberRecoveryRole::Owner),
-                    other => Err(StartError::BadInput {
-                        what: "member recovery_role",
-                        path: m.certificate_file.clone(),
-                        message: format!(
-                            "{other:?}: expected NonParticipant, Participant or Owner"
-                        ),
-                    }),
-                })
-                .transpose()?,
+            recovery_role: m.recovery_role,
         });
     }
     let mut users = Vec::new();
