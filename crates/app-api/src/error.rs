@@ -6,6 +6,9 @@ use serde::Serialize;
 
 use crate::Response;
 
+/// CCF's `WWW-Authenticate` value for COSE Sign1 authentication failures.
+pub const COSE_WWW_AUTHENTICATE: &str = "COSE-SIGN1 realm=\"Signed request access\"";
+
 /// CCF's error codes that coco emits. The string form is the variant name, as in CCF.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorCode {
@@ -31,6 +34,9 @@ pub enum ErrorCode {
     TransactionInvalid,
     TooManyPendingTransactions,
     ServiceUnavailable,
+    MissingApiVersionParameter,
+    UnsupportedApiVersionValue,
+    StateDigestMismatch,
 }
 
 impl ErrorCode {
@@ -60,6 +66,9 @@ impl ErrorCode {
             ErrorCode::TransactionInvalid => "TransactionInvalid",
             ErrorCode::TooManyPendingTransactions => "TooManyPendingTransactions",
             ErrorCode::ServiceUnavailable => "ServiceUnavailable",
+            ErrorCode::MissingApiVersionParameter => "MissingApiVersionParameter",
+            ErrorCode::UnsupportedApiVersionValue => "UnsupportedApiVersionValue",
+            ErrorCode::StateDigestMismatch => "StateDigestMismatch",
         }
     }
 }
@@ -109,6 +118,16 @@ impl ApiError {
             ErrorCode::InvalidQueryParameterValue,
             message,
         )
+    }
+
+    /// 401 for a COSE Sign1 authentication failure, with CCF's `WWW-Authenticate` hint.
+    pub fn cose_unauthorized(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::InvalidAuthenticationInfo,
+            message,
+        )
+        .with_header("www-authenticate", COSE_WWW_AUTHENTICATE)
     }
 
     pub fn internal(message: impl Into<String>) -> Self {

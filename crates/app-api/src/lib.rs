@@ -33,6 +33,12 @@ pub enum AuthPolicy {
     MemberCert,
     /// Any TLS client certificate.
     AnyCert,
+    /// A COSE Sign1 request body signed by a member (`kid` = member id), governance headers.
+    MemberCoseSign1,
+    /// As [`AuthPolicy::MemberCoseSign1`], and the member must be `Active`.
+    ActiveMemberCoseSign1,
+    /// A COSE Sign1 request body signed by a user (`kid` = user id), `ccf.msg.*` headers.
+    UserCoseSign1,
     /// No authentication.
     NoAuth,
 }
@@ -44,9 +50,38 @@ impl AuthPolicy {
             AuthPolicy::UserCert => "user_cert",
             AuthPolicy::MemberCert => "member_cert",
             AuthPolicy::AnyCert => "any_cert",
+            AuthPolicy::MemberCoseSign1 => "member_cose_sign1",
+            AuthPolicy::ActiveMemberCoseSign1 => "active_member_cose_sign1",
+            AuthPolicy::UserCoseSign1 => "user_cose_sign1",
             AuthPolicy::NoAuth => "no_auth",
         }
     }
+
+    pub fn is_cose(self) -> bool {
+        matches!(
+            self,
+            AuthPolicy::MemberCoseSign1
+                | AuthPolicy::ActiveMemberCoseSign1
+                | AuthPolicy::UserCoseSign1
+        )
+    }
+}
+
+/// A verified COSE Sign1 request: its CCF headers and payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedRequest {
+    /// `ccf.gov.msg.type` (or `ccf.msg.type` for users).
+    pub msg_type: String,
+    /// `…created_at`, seconds since the epoch.
+    pub created_at: i64,
+    /// `ccf.gov.msg.proposal_id`, if present.
+    pub proposal_id: Option<String>,
+    /// The signed payload: the logical request body.
+    pub payload: Bytes,
+    /// The whole COSE Sign1 envelope as received (recorded in `cose_history`, acks).
+    pub envelope: Bytes,
+    /// The signature bytes (proposal ids and replay keys hash them).
+    pub signature: Bytes,
 }
 
 /// The TLS client certificate a connection presented, fingerprinted once per connection by the
@@ -61,9 +96,28 @@ pub struct PeerCert {
 /// Who is calling, as established by the policy that accepted the request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Caller {
-    User { id: String, cert: PeerCert },
-    Member { id: String, cert: PeerCert },
-    AnyCert { cert: PeerCert },
+    User {
+        id: String,
+        cert: PeerCert,
+    },
+    Member {
+        id: String,
+        cert: PeerCert,
+    },
+    AnyCert {
+        cert: PeerCert,
+    },
+    /// A member authenticated by a COSE Sign1 body.
+    MemberCose {
+        id: String,
+        active: bool,
+        signed: SignedRequest,
+    },
+    /// A user authenticated by a COSE Sign1 body.
+    UserCose {
+        id: String,
+        signed: SignedRequest,
+    },
     Anonymous,
 }
 
@@ -73,7 +127,25 @@ impl Caller {
             Caller::User { .. } => AuthPolicy::UserCert.name(),
             Caller::Member { .. } => AuthPolicy::MemberCert.name(),
             Caller::AnyCert { .. } => AuthPolicy::AnyCert.name(),
+            Caller::MemberCose { .. } => AuthPolicy::MemberCoseSign1.name(),
+            Caller::UserCose { .. } => AuthPolicy::UserCoseSign1.name(),
             Caller::Anonymous => AuthPolicy::NoAuth.name(),
+        }
+    }
+
+    /// The member id, for either member policy.
+    pub fn member_id(&self) -> Option<&str> {
+        match self {
+            Caller::Member { id, .. } | Caller::MemberCose { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The signed request, for COSE policies.
+    pub fn signed(&self) -> Option<&SignedRequest> {
+        match self {
+            Caller::MemberCose { signed, .. } | Caller::UserCose { signed, .. } => Some(signed),
+            _ => None,
         }
     }
 }

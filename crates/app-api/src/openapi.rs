@@ -37,7 +37,7 @@ pub fn document(registry: &Registry, prefix: &str, title: &str, version: &str) -
         let params: Vec<Value> = e
             .template
             .split('/')
-            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.split_once('}')).map(|(name, _)| name))
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
             .collect();
         if !params.is_empty() {

@@ -200,11 +200,14 @@ pub fn match_template(template: &str, path: &str) -> Option<BTreeMap<String, Str
         match (t.next(), p.next()) {
             (None, None) => return Some(params),
             (Some(ts), Some(ps)) => {
-                if let Some(name) = ts.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                    if ps.is_empty() {
+                // `{name}` or `{name}:action` (CCF's action suffix, e.g. `{proposalId}:withdraw`).
+                if let Some(inner) = ts.strip_prefix('{') {
+                    let (name, suffix) = inner.split_once('}')?;
+                    let value = ps.strip_suffix(suffix)?;
+                    if value.is_empty() || (!suffix.is_empty() && value.contains(':')) {
                         return None;
                     }
-                    params.insert(name.to_owned(), ps.to_owned());
+                    params.insert(name.to_owned(), value.to_owned());
                 } else if ts != ps {
                     return None;
                 }

@@ -278,6 +278,57 @@ fn parse_cwt(v: &Value) -> Result<CwtClaims, CoseError> {
     Ok(claims)
 }
 
+/// The CCF message headers of a signed request (`src/endpoints/authentication/cose_auth.cpp`):
+/// governance requests use the `ccf.gov.msg.` prefix, user requests `ccf.msg.`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestHeaders {
+    /// `<prefix>type`, e.g. `proposal`, `ballot`, `ack`, `state_digest`.
+    pub msg_type: Option<String>,
+    /// `<prefix>created_at`: seconds since the epoch.
+    pub created_at: Option<i64>,
+    /// `ccf.gov.msg.proposal_id` (governance only).
+    pub proposal_id: Option<String>,
+}
+
+/// Governance request header prefix.
+pub const GOV_MSG_PREFIX: &str = "ccf.gov.msg.";
+/// User request header prefix.
+pub const USER_MSG_PREFIX: &str = "ccf.msg.";
+
+/// Reads the CCF message headers with `prefix` from a parsed request. A header of the wrong
+/// CBOR type is an error; an absent one is `None` (the caller decides what is required).
+pub fn request_headers(parsed: &ParsedSign1, prefix: &str) -> Result<RequestHeaders, CoseError> {
+    let find = |name: &str| {
+        let label = Label::Text(format!("{prefix}{name}"));
+        parsed
+            .protected_header
+            .rest
+            .iter()
+            .find(|(l, _)| *l == label)
+            .map(|(_, v)| v)
+    };
+    let text = |name: &str| -> Result<Option<String>, CoseError> {
+        match find(name) {
+            None => Ok(None),
+            Some(v) => v
+                .as_text()
+                .map(|t| Some(t.to_owned()))
+                .ok_or_else(|| bad(&format!("{prefix}{name}"), "text")),
+        }
+    };
+    let created_at = match find("created_at") {
+        None => None,
+        Some(v) => {
+            Some(as_i64(v).ok_or_else(|| bad(&format!("{prefix}created_at"), "an integer"))?)
+        }
+    };
+    Ok(RequestHeaders {
+        msg_type: text("type")?,
+        created_at,
+        proposal_id: text("proposal_id")?,
+    })
+}
+
 fn parse_ccf_txid(v: &Value) -> Result<Option<String>, CoseError> {
     let map = v.as_map().ok_or_else(|| bad("ccf.v1", "a map"))?;
     for (k, v) in map {

@@ -1,0 +1,252 @@
+//! Governance requests signed with CCF's own `ccf_cose_sign1` tool (from the `ccf` PyPI
+//! package) are accepted; unsigned, wrongly signed, wrong-type and non-member requests are
+//! rejected with CCF's status and code.
+
+mod support;
+
+use std::process::Command;
+
+use bytes::Bytes;
+use coco_client::{BlockingConnection, Method, Reply};
+use support::{Options, TestNode, ccf_python};
+
+const V: &str = "api-version=2024-07-01";
+
+fn member_id(node: &TestNode, name: &str) -> String {
+    let pem = std::fs::read_to_string(node.path(&format!("{name}_cert.pem"))).unwrap();
+    coco_crypto::cert_der_fingerprint_hex(&coco_crypto::pem_to_der_certs(&pem).unwrap()[0])
+}
+
+/// Signs `content` with CCF's `ccf_cose_sign1` as identity `name`.
+fn ccf_sign(
+    node: &TestNode,
+    name: &str,
+    msg_type: &str,
+    content: &str,
+    proposal_id: Option<&str>,
+) -> Vec<u8> {
+    let py = ccf_python();
+    let content_file = node.path(&format!("content-{msg_type}.json"));
+    std::fs::write(&content_file, content).unwrap();
+    let mut cmd = Command::new(py.parent().unwrap().join("ccf_cose_sign1"));
+    cmd.arg("--content")
+        .arg(&content_file)
+        .arg("--signing-key")
+        .arg(node.path(&format!("{name}_privk.pem")))
+        .arg("--signing-cert")
+        .arg(node.path(&format!("{name}_cert.pem")))
+        .args([
+            "--ccf-gov-msg-type",
+            msg_type,
+            "--ccf-gov-msg-created_at",
+            "2026-11-24T00:00:00+00:00",
+        ]);
+    if let Some(p) = proposal_id {
+        cmd.args(["--ccf-gov-msg-proposal_id", p]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "ccf_cose_sign1 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn post_cose(c: &mut BlockingConnection, path: &str, body: Vec<u8>) -> Reply {
+    c.request(
+        Method::POST,
+        path,
+        &[("content-type", "application/cose")],
+        Bytes::from(body),
+    )
+    .unwrap()
+}
+
+fn code(r: &Reply) -> String {
+    r.json()["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn member_acknowledges_state_digest_with_ccf_signed_requests() {
+    let node = TestNode::start(Options::default());
+    let mut c = node.anonymous();
+    let m0 = member_id(&node, "member0");
+    let member_url = format!("/gov/service/members/{m0}?{V}");
+    assert_eq!(c.get(&member_url).unwrap().json()["status"], "Accepted");
+
+    let update = format!("/gov/members/state-digests/{m0}:update?{V}");
+    let r = post_cose(
+        &mut c,
+        &update,
+        ccf_sign(&node, "member0", "state_digest", "{}", None),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let digest = r.json()["stateDigest"].as_str().unwrap().to_owned();
+    assert_eq!(digest.len(), 64);
+    let got = c
+        .get(&format!("/gov/members/state-digests/{m0}?{V}"))
+        .unwrap();
+    assert_eq!(got.json()["stateDigest"], digest.as_str());
+
+    let ack = format!("/gov/members/state-digests/{m0}:ack?{V}");
+    let wrong = ccf_sign(
+        &node,
+        "member0",
+        "ack",
+        &serde_json::json!({"stateDigest": "00".repeat(32)}).to_string(),
+        None,
+    );
+    let r = post_cose(&mut c, &ack, wrong);
+    assert_eq!(
+        (r.status.as_u16(), code(&r).as_str()),
+        (400, "StateDigestMismatch"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(c.get(&member_url).unwrap().json()["status"], "Accepted");
+
+    let right = ccf_sign(
+        &node,
+        "member0",
+        "ack",
+        &serde_json::json!({"stateDigest": digest}).to_string(),
+        None,
+    );
+    let r = post_cose(&mut c, &ack, right);
+    assert_eq!(r.status, 204, "{}", r.text());
+    let txid = support::txid_of(&r);
+    node.wait_committed(&mut c, &txid);
+    assert_eq!(c.get(&member_url).unwrap().json()["status"], "Active");
+    let members = c.get(&format!("/gov/service/members?{V}")).unwrap().json();
+    assert_eq!(members["value"].as_array().unwrap().len(), 1);
+    assert!(
+        members["value"][0]["publicEncryptionKey"]
+            .as_str()
+            .unwrap()
+            .contains("PUBLIC KEY")
+    );
+    let info = c.get(&format!("/gov/service/info?{V}")).unwrap().json();
+    assert_eq!(info["status"], "Open");
+    assert_eq!(info["certificate"].as_str().unwrap(), node.ca_pem);
+}
+
+#[test]
+fn state_changing_gov_requests_reject_bad_authentication() {
+    let node = TestNode::start(Options::default());
+    let mut c = node.anonymous();
+    let m0 = member_id(&node, "member0");
+    let update = format!("/gov/members/state-digests/{m0}:update?{V}");
+    let good = ccf_sign(&node, "member0", "state_digest", "{}", None);
+    let mut tampered = good.clone();
+    let n = tampered.len();
+    tampered[n - 1] ^= 1;
+    // (what, path, content type, body, status, code)
+    let cases: Vec<(&str, String, &str, Vec<u8>, u16, &str)> = vec![
+        (
+            "unsigned JSON body",
+            update.clone(),
+            "application/json",
+            b"{}".to_vec(),
+            401,
+            "InvalidAuthenticationInfo",
+        ),
+        (
+            "garbage COSE body",
+            update.clone(),
+            "application/cose",
+            b"\xd2\x84garbage".to_vec(),
+            401,
+            "InvalidAuthenticationInfo",
+        ),
+        (
+            "tampered signature",
+            update.clone(),
+            "application/cose",
+            tampered,
+            401,
+            "InvalidAuthenticationInfo",
+        ),
+        (
+            "signed by a non-member",
+            update.clone(),
+            "application/cose",
+            ccf_sign(&node, "stranger", "state_digest", "{}", None),
+            401,
+            "InvalidAuthenticationInfo",
+        ),
+        (
+            "signed by a user",
+            update.clone(),
+            "application/cose",
+            ccf_sign(&node, "user0", "state_digest", "{}", None),
+            401,
+            "InvalidAuthenticationInfo",
+        ),
+        (
+            "wrong message type",
+            update.clone(),
+            "application/cose",
+            ccf_sign(&node, "member0", "ballot", "{}", Some("ab")),
+            401,
+            "InvalidAuthenticationInfo",
+        ),
+        (
+            "acting for another member",
+            format!("/gov/members/state-digests/{}:update?{V}", "0".repeat(64)),
+            "application/cose",
+            good.clone(),
+            403,
+            "AuthorizationFailed",
+        ),
+        (
+            "missing api-version",
+            format!("/gov/members/state-digests/{m0}:update"),
+            "application/cose",
+            good.clone(),
+            400,
+            "MissingApiVersionParameter",
+        ),
+        (
+            "unknown api-version",
+            format!("/gov/members/state-digests/{m0}:update?api-version=2019-01-01"),
+            "application/cose",
+            good.clone(),
+            400,
+            "UnsupportedApiVersionValue",
+        ),
+    ];
+    for (what, path, ct, body, status, want) in cases {
+        let r = c
+            .request(
+                Method::POST,
+                &path,
+                &[("content-type", ct)],
+                Bytes::from(body),
+            )
+            .unwrap();
+        assert_eq!(
+            (r.status.as_u16(), code(&r).as_str()),
+            (status, want),
+            "{what}: {}",
+            r.text()
+        );
+        if status == 401 {
+            assert_eq!(
+                r.header("www-authenticate"),
+                Some(r#"COSE-SIGN1 realm="Signed request access""#),
+                "{what}"
+            );
+        }
+    }
+    // Nothing was recorded by any rejected request.
+    let r = c
+        .get(&format!("/gov/members/state-digests/{m0}?{V}"))
+        .unwrap();
+    assert_eq!(r.status, 404, "{}", r.text());
+    // And the good request still works.
+    assert_eq!(post_cose(&mut c, &update, good).status, 200);
+}

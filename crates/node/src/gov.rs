@@ -1,0 +1,305 @@
+//! CCF's governance API at `api-version=2024-07-01` (ccf-reference §3.3): the parts that exist so
+//! far — member state digests and acknowledgements (Accepted → Active), and service views.
+//! Proposals, ballots and the JavaScript constitution follow in the governance issue.
+
+use base64::Engine as _;
+use bytes::Bytes;
+use coco_app_api::{
+    ApiError, AuthPolicy, Caller, EndpointContext, EndpointMode, ErrorCode, Method, Registry,
+    Response, StatusCode,
+};
+use coco_codec::tables;
+use serde_json::{Value, json};
+
+/// API versions CCF's `/gov` accepts.
+const API_VERSIONS: &[&str] = &["2024-07-01", "2023-06-01-preview"];
+
+const NO_AUTH: &[AuthPolicy] = &[AuthPolicy::NoAuth];
+const MEMBER_COSE: &[AuthPolicy] = &[AuthPolicy::MemberCoseSign1];
+
+pub fn registry() -> Registry {
+    let mut r = Registry::new();
+    r.route_fn(
+        Method::POST,
+        "/gov/members/state-digests/{memberId}:update",
+        MEMBER_COSE,
+        EndpointMode::ReadWrite,
+        "Record the current state digest for a member to acknowledge",
+        update_state_digest,
+    );
+    r.route_fn(
+        Method::GET,
+        "/gov/members/state-digests/{memberId}",
+        NO_AUTH,
+        EndpointMode::ReadOnly,
+        "The state digest a member must acknowledge",
+        get_state_digest,
+    );
+    r.route_fn(
+        Method::POST,
+        "/gov/members/state-digests/{memberId}:ack",
+        MEMBER_COSE,
+        EndpointMode::ReadWrite,
+        "Acknowledge the state digest: the member becomes Active",
+        ack_state_digest,
+    );
+    r.route_fn(
+        Method::GET,
+        "/gov/service/members",
+        NO_AUTH,
+        EndpointMode::ReadOnly,
+        "All members",
+        members,
+    );
+    r.route_fn(
+        Method::GET,
+        "/gov/service/members/{memberId}",
+        NO_AUTH,
+        EndpointMode::ReadOnly,
+        "One member",
+        member,
+    );
+    r.route_fn(
+        Method::GET,
+        "/gov/service/info",
+        NO_AUTH,
+        EndpointMode::ReadOnly,
+        "Service status, identity and configuration",
+        service_info,
+    );
+    r
+}
+
+/// Every versioned `/gov` call must name a supported `api-version`.
+fn check_api_version(ctx: &EndpointContext<'_>) -> Result<(), ApiError> {
+    match ctx.request.query_params().get("api-version") {
+        None => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::MissingApiVersionParameter,
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        )),
+        Some(v) if API_VERSIONS.contains(&v.as_str()) => Ok(()),
+        Some(v) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::UnsupportedApiVersionValue,
+            format!(
+                "Unsupported api-version '{v}'. The supported api-versions are: {}.",
+                API_VERSIONS.join(", ")
+            ),
+        )),
+    }
+}
+
+/// The caller's signed request, which must carry `msg_type` and be by the member in the path.
+fn signed_by_path_member<'a>(
+    ctx: &'a EndpointContext<'_>,
+    msg_type: &str,
+) -> Result<(&'a str, &'a coco_app_api::SignedRequest), ApiError> {
+    let Caller::MemberCose { id, signed, .. } = ctx.caller else {
+        return Err(ApiError::cose_unauthorized(
+            "A COSE Sign1 request signed by a member is required.",
+        ));
+    };
+    if signed.msg_type != msg_type {
+        return Err(ApiError::cose_unauthorized(format!(
+            "Expected ccf.gov.msg.type '{msg_type}', got '{}'.",
+            signed.msg_type
+        )));
+    }
+    if ctx.path_params.get("memberId").map(String::as_str) != Some(id.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::AuthorizationFailed,
+            format!(
+                "Member {id} cannot act for member {}.",
+                ctx.path_params
+                    .get("memberId")
+                    .map(String::as_str)
+                    .unwrap_or("")
+            ),
+        ));
+    }
+    Ok((id, signed))
+}
+
+/// The digest members acknowledge: the Merkle root of the latest signature transaction.
+fn current_state_digest(ctx: &mut EndpointContext<'_>) -> Result<String, ApiError> {
+    let raw = ctx
+        .tx
+        .get(tables::SIGNATURES, &tables::SINGLETON_KEY)
+        .ok_or_else(|| {
+            ApiError::internal("No signature transaction yet: nothing to acknowledge.")
+        })?;
+    let sig: tables::SignatureValue = tables::from_ccf_json(&raw)
+        .map_err(|e| ApiError::internal(format!("Stored signature does not parse: {e}")))?;
+    Ok(hex::encode(sig.root))
+}
+
+fn stored_ack(ctx: &mut EndpointContext<'_>, member_id: &str) -> Result<Option<Value>, ApiError> {
+    match ctx.tx.get(tables::MEMBERS_ACKS, member_id.as_bytes()) {
+        None => Ok(None),
+        Some(v) => serde_json::from_slice(&v)
+            .map(Some)
+            .map_err(|e| ApiError::internal(format!("Stored ack does not parse: {e}"))),
+    }
+}
+
+fn update_state_digest(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    check_api_version(ctx)?;
+    let (id, _) = signed_by_path_member(ctx, "state_digest")?;
+    let id = id.to_owned();
+    let digest = current_state_digest(ctx)?;
+    let mut ack = stored_ack(ctx, &id)?.unwrap_or_else(|| json!({}));
+    ack["state_digest"] = json!(digest);
+    ctx.tx.put(
+        tables::MEMBERS_ACKS,
+        Bytes::from(id.clone()),
+        Bytes::from(tables::to_ccf_json(&ack).expect("json")),
+    );
+    Ok(Response::ok_json(
+        &json!({ "memberId": id, "stateDigest": digest }),
+    ))
+}
+
+fn get_state_digest(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    check_api_version(ctx)?;
+    let id = ctx.path_params["memberId"].clone();
+    match stored_ack(ctx, &id)?.and_then(|a| a.get("state_digest").cloned()) {
+        Some(d) => Ok(Response::ok_json(
+            &json!({ "memberId": id, "stateDigest": d }),
+        )),
+        None => Err(ApiError::not_found(format!(
+            "No state digest found for member {id}."
+        ))),
+    }
+}
+
+fn ack_state_digest(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    check_api_version(ctx)?;
+    let (id, signed) = signed_by_path_member(ctx, "ack")?;
+    let (id, signed) = (id.to_owned(), signed.clone());
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Ack {
+        state_digest: String,
+    }
+    let body: Ack = serde_json::from_slice(&signed.payload)
+        .map_err(|e| ApiError::invalid_input(format!("Invalid ack payload: {e}")))?;
+    let mut ack = stored_ack(ctx, &id)?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "No state digest to acknowledge for member {id}: call :update first."
+        ))
+    })?;
+    if ack.get("state_digest").and_then(Value::as_str) != Some(body.state_digest.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::StateDigestMismatch,
+            "Submitted state digest is not valid.",
+        ));
+    }
+    let raw = ctx
+        .tx
+        .get(tables::MEMBERS_INFO, id.as_bytes())
+        .ok_or_else(|| ApiError::not_found(format!("Member {id} has no info record.")))?;
+    let mut info: tables::MemberInfo = tables::from_ccf_json(&raw)
+        .map_err(|e| ApiError::internal(format!("members.info does not parse: {e}")))?;
+    if info.status != tables::MemberStatus::Active {
+        info.status = tables::MemberStatus::Active;
+        ctx.tx.put(
+            tables::MEMBERS_INFO,
+            Bytes::from(id.clone()),
+            Bytes::from(tables::to_ccf_json(&info).expect("json")),
+        );
+    }
+    ack["cose_sign1_req"] =
+        json!(base64::engine::general_purpose::STANDARD.encode(&signed.envelope));
+    ctx.tx.put(
+        tables::MEMBERS_ACKS,
+        Bytes::from(id),
+        Bytes::from(tables::to_ccf_json(&ack).expect("json")),
+    );
+    Ok(Response::new(StatusCode::NO_CONTENT))
+}
+
+fn describe_member(ctx: &mut EndpointContext<'_>, id: &str) -> Result<Option<Value>, ApiError> {
+    let Some(cert) = ctx.tx.get(tables::MEMBERS_CERTS, id.as_bytes()) else {
+        return Ok(None);
+    };
+    let info: Option<tables::MemberInfo> = match ctx.tx.get(tables::MEMBERS_INFO, id.as_bytes()) {
+        Some(v) => Some(
+            tables::from_ccf_json(&v)
+                .map_err(|e| ApiError::internal(format!("members.info does not parse: {e}")))?,
+        ),
+        None => None,
+    };
+    let mut v = json!({
+        "memberId": id,
+        "certificate": String::from_utf8_lossy(&cert),
+        "status": info.as_ref().map(|i| serde_json::to_value(i.status).expect("enum")).unwrap_or(Value::Null),
+        "memberData": info.as_ref().map(|i| i.member_data.clone()).unwrap_or(Value::Null),
+    });
+    if let Some(role) = info.as_ref().and_then(|i| i.recovery_role) {
+        v["recoveryRole"] = serde_json::to_value(role).expect("enum");
+    }
+    if let Some(k) = ctx
+        .tx
+        .get(tables::MEMBERS_ENCRYPTION_PUBLIC_KEYS, id.as_bytes())
+    {
+        v["publicEncryptionKey"] = json!(String::from_utf8_lossy(&k));
+    }
+    Ok(Some(v))
+}
+
+fn members(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    check_api_version(ctx)?;
+    let mut ids = Vec::new();
+    ctx.tx.for_each(tables::MEMBERS_CERTS, |k, _| {
+        ids.push(String::from_utf8_lossy(k).into_owned());
+        true
+    });
+    let mut value = Vec::with_capacity(ids.len());
+    for id in ids {
+        value.extend(describe_member(ctx, &id)?);
+    }
+    Ok(Response::ok_json(&json!({ "value": value })))
+}
+
+fn member(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    check_api_version(ctx)?;
+    let id = ctx.path_params["memberId"].clone();
+    describe_member(ctx, &id)?
+        .map(|v| Response::ok_json(&v))
+        .ok_or_else(|| ApiError::not_found(format!("Member {id} does not exist.")))
+}
+
+fn service_info(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    check_api_version(ctx)?;
+    let raw = ctx
+        .tx
+        .get(tables::SERVICE_INFO, &tables::SINGLETON_KEY)
+        .ok_or_else(|| ApiError::internal("No service.info record."))?;
+    let info: tables::ServiceInfo = tables::from_ccf_json(&raw)
+        .map_err(|e| ApiError::internal(format!("service.info does not parse: {e}")))?;
+    let config: tables::ServiceConfiguration =
+        match ctx.tx.get(tables::SERVICE_CONFIG, &tables::SINGLETON_KEY) {
+            Some(v) => tables::from_ccf_json(&v)
+                .map_err(|e| ApiError::internal(format!("service.config does not parse: {e}")))?,
+            None => tables::ServiceConfiguration::default(),
+        };
+    let mut body = json!({
+        "status": serde_json::to_value(info.status).expect("enum"),
+        "certificate": info.cert,
+        "recoveryCount": info.recovery_count.unwrap_or(0),
+        "serviceData": info.service_data,
+        "configuration": {
+            "recoveryThreshold": config.recovery_threshold,
+            "maximumNodeCertificateValidityDays": config.maximum_node_certificate_validity_days,
+            "reconfigurationType": config.reconfiguration_type.map(|t| serde_json::to_value(t).expect("enum")),
+            "recentCoseProposalsWindowSize": config.recent_cose_proposals_window_size,
+        },
+    });
+    if let Some(t) = info.current_service_create_txid {
+        body["creationTransactionId"] = json!(t.to_string());
+    }
+    Ok(Response::ok_json(&body))
+}
