@@ -3,6 +3,7 @@
 mod bench;
 mod keygen;
 mod ledger;
+mod member;
 mod sandbox;
 
 use std::path::PathBuf;
@@ -36,6 +37,8 @@ enum Command {
     /// Inspect ledger directories.
     #[command(subcommand)]
     Ledger(ledger::Command),
+    /// Member actions signed with the member's key (COSE Sign1, as CCF's tools).
+    Member(member::Args),
     /// Drive load at a node and report throughput and latency percentiles as JSON.
     Bench(bench::Args),
 }
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Keygen(args) => keygen::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Ledger(c) => ledger::run(c),
+        Command::Member(args) => member::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

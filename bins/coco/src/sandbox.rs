@@ -87,6 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         nodes.push(SandboxNode { dir, child, port });
     }
     let result = wait_ready(&mut nodes, &common).and_then(|()| {
+        activate_member(&common, nodes[0].port)?;
         print_banner(&ws, &common, &nodes);
         wait_for_signal_or_exit(&mut nodes)
     });
@@ -195,6 +196,24 @@ fn wait_ready(nodes: &mut [SandboxNode], common: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// As CCF's sandbox does: member0 acknowledges the state digest and becomes Active.
+fn activate_member(common: &Path, port: u16) -> anyhow::Result<()> {
+    let member = crate::member::Member::load(
+        &common.join("member0_cert.pem"),
+        &common.join("member0_privk.pem"),
+    )?;
+    let ca = std::fs::read_to_string(common.join("service_cert.pem"))?;
+    let config = coco_client::ClientConfig::new(&ca, None, false)?;
+    let mut conn = coco_client::BlockingConnection::connect(
+        &config,
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+    )?;
+    member
+        .ack(&mut conn)
+        .context("member0 acknowledging the service state")?;
+    Ok(())
+}
+
 fn print_banner(ws: &Path, common: &Path, nodes: &[SandboxNode]) {
     let c = |name: &str| common.join(name).display().to_string();
     let ca = c("service_cert.pem");
@@ -217,7 +236,10 @@ fn print_banner(ws: &Path, common: &Path, nodes: &[SandboxNode]) {
             n.dir.display()
         );
     }
-    println!("Identities: member0 and user0 in {}", common.display());
+    println!(
+        "Identities: member0 (active) and user0 in {}",
+        common.display()
+    );
     println!();
     println!("Try:");
     println!("  curl {url}/node/network --cacert {ca}");

@@ -250,3 +250,116 @@ fn state_changing_gov_requests_reject_bad_authentication() {
     // And the good request still works.
     assert_eq!(post_cose(&mut c, &update, good).status, 200);
 }
+
+/// `coco member sign` produces envelopes CCF's own verifier accepts, with CCF's headers; and
+/// `coco member ack` makes the member Active.
+#[test]
+fn coco_member_tooling_interoperates_with_ccf() {
+    let node = TestNode::start(Options::default());
+    let d = node.dir.path();
+    std::fs::write(
+        node.path("proposal.json"),
+        r#"{"actions":[{"name":"set_user","args":{}}]}"#,
+    )
+    .unwrap();
+    let out = Command::new(support::COCO)
+        .args([
+            "member",
+            "--cert",
+            "member0_cert.pem",
+            "--key",
+            "member0_privk.pem",
+            "sign",
+            "--content",
+            "proposal.json",
+            "--msg-type",
+            "ballot",
+            "--proposal-id",
+            "abcd",
+        ])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(node.path("signed.cose"), &out.stdout).unwrap();
+    let check = r#"
+import sys, cbor2, ccf.cose
+cert = open(sys.argv[1], "rb").read(); msg = open(sys.argv[2], "rb").read()
+ccf.cose.verify_cose_sign1_with_cert(cert, msg, use_key=False)
+tag = cbor2.loads(msg); phdr = cbor2.loads(tag.value[0])
+assert tag.tag == 18, tag.tag
+assert phdr["ccf.gov.msg.type"] == "ballot", phdr
+assert phdr["ccf.gov.msg.proposal_id"] == "abcd", phdr
+assert isinstance(phdr["ccf.gov.msg.created_at"], int), phdr
+assert tag.value[2] == open(sys.argv[3], "rb").read()
+print("ok")
+"#;
+    let py = ccf_python();
+    let r = Command::new(&py)
+        .arg("-c")
+        .arg(check)
+        .arg(node.path("member0_cert.pem"))
+        .arg(node.path("signed.cose"))
+        .arg(node.path("proposal.json"))
+        .output()
+        .unwrap();
+    assert!(
+        r.status.success() && String::from_utf8_lossy(&r.stdout).trim() == "ok",
+        "CCF rejected our envelope: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+
+    let addr = node.addr.to_string();
+    let out = Command::new(support::COCO)
+        .args([
+            "member",
+            "--cert",
+            "member0_cert.pem",
+            "--key",
+            "member0_privk.pem",
+            "ack",
+            "--address",
+            &addr,
+            "--cacert",
+            "service_cert.pem",
+        ])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut c = node.anonymous();
+    let m0 = member_id(&node, "member0");
+    assert_eq!(
+        c.get(&format!("/gov/service/members/{m0}?{V}"))
+            .unwrap()
+            .json()["status"],
+        "Active"
+    );
+    // A key that does not match the certificate is refused before anything is sent.
+    let out = Command::new(support::COCO)
+        .args([
+            "member",
+            "--cert",
+            "member0_cert.pem",
+            "--key",
+            "user0_privk.pem",
+            "ack",
+            "--address",
+            &addr,
+            "--cacert",
+            "service_cert.pem",
+        ])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not match"));
+}

@@ -95,6 +95,16 @@ fn sandbox_starts_serves_and_stops() {
         serde_json::json!({"msg": "hello coco"})
     );
 
+    // member0 was activated by the sandbox, as CCF's sandbox does.
+    let member_pem = read("member0_cert.pem");
+    let m0 = coco_crypto::cert_der_fingerprint_hex(
+        &coco_crypto::pem_to_der_certs(&member_pem).unwrap()[0],
+    );
+    let r = user
+        .get(&format!("/gov/service/members/{m0}?api-version=2024-07-01"))
+        .unwrap();
+    assert_eq!(r.json()["status"], "Active", "{}", r.text());
+
     let node_pid: i32 = std::fs::read_to_string(ws.join("node0/coco.pid"))
         .unwrap()
         .trim()

@@ -295,6 +295,32 @@ pub const GOV_MSG_PREFIX: &str = "ccf.gov.msg.";
 /// User request header prefix.
 pub const USER_MSG_PREFIX: &str = "ccf.msg.";
 
+/// Serialised protected header of a signed CCF request (what `ccf_cose_sign1` produces):
+/// `alg`, `kid` (bstr of the signer's hex id), and `<prefix>type`, `<prefix>created_at`, and for
+/// ballots and withdrawals `ccf.gov.msg.proposal_id`.
+pub fn request_protected_header(
+    alg: i64,
+    kid_hex: &str,
+    prefix: &str,
+    msg_type: &str,
+    created_at: i64,
+    proposal_id: Option<&str>,
+) -> Vec<u8> {
+    let mut entries = vec![
+        (Value::from(1), Value::from(alg)),
+        (Value::from(4), Value::Bytes(kid_hex.as_bytes().to_vec())),
+        (
+            Value::from(format!("{prefix}created_at")),
+            Value::from(created_at),
+        ),
+    ];
+    if let Some(p) = proposal_id {
+        entries.push((Value::from(format!("{prefix}proposal_id")), Value::from(p)));
+    }
+    entries.push((Value::from(format!("{prefix}type")), Value::from(msg_type)));
+    to_vec(&Value::Map(entries))
+}
+
 /// Reads the CCF message headers with `prefix` from a parsed request. A header of the wrong
 /// CBOR type is an error; an absent one is `None` (the caller decides what is required).
 pub fn request_headers(parsed: &ParsedSign1, prefix: &str) -> Result<RequestHeaders, CoseError> {
