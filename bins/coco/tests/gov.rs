@@ -363,3 +363,66 @@ print("ok")
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not match"));
 }
+
+/// The logging app accepts `user_cose_sign1` as CCF's does: a user request signed with CCF's
+/// Python `ccf.cose.create_cose_sign1` (`ccf.msg.*` headers) writes a record; a member's
+/// signature or a governance-style envelope does not.
+#[test]
+fn logging_app_accepts_user_cose_sign1() {
+    let node = TestNode::start(Options::default());
+    let py = ccf_python();
+    let make = |signer: &str, prefix: &str, payload: &str| -> Vec<u8> {
+        let script = r#"
+import sys, ccf.cose
+key = open(sys.argv[1]).read(); cert = open(sys.argv[2]).read()
+hdr = {sys.argv[3] + "type": "user_request", sys.argv[3] + "created_at": 1700000000}
+sys.stdout.buffer.write(ccf.cose.create_cose_sign1(sys.argv[4].encode(), key, cert, hdr))
+"#;
+        let out = Command::new(&py)
+            .arg("-c")
+            .arg(script)
+            .arg(node.path(&format!("{signer}_privk.pem")))
+            .arg(node.path(&format!("{signer}_cert.pem")))
+            .arg(prefix)
+            .arg(payload)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let mut anon = node.anonymous();
+    let record = r#"{"id": 5, "msg": "signed by user0"}"#;
+    let r = post_cose(
+        &mut anon,
+        "/app/log/private",
+        make("user0", "ccf.msg.", record),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    node.wait_committed(&mut anon, &support::txid_of(&r));
+    let mut user = node.user();
+    assert_eq!(
+        user.get("/app/log/private?id=5").unwrap().json()["msg"],
+        "signed by user0"
+    );
+    for (signer, prefix) in [
+        ("member0", "ccf.msg."),
+        ("stranger", "ccf.msg."),
+        ("user0", "ccf.gov.msg."),
+    ] {
+        let r = post_cose(
+            &mut anon,
+            "/app/log/private",
+            make(signer, prefix, r#"{"id": 6, "msg": "x"}"#),
+        );
+        assert_eq!(
+            (r.status.as_u16(), code(&r).as_str()),
+            (401, "InvalidAuthenticationInfo"),
+            "{signer} {prefix}: {}",
+            r.text()
+        );
+    }
+}

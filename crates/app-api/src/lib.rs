@@ -347,8 +347,17 @@ pub struct EndpointContext<'a> {
 impl EndpointContext<'_> {
     /// Parses the body as JSON into `T`, mapping failures to CCF's `InvalidInput`.
     pub fn json_body<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
-        serde_json::from_slice(&self.request.body)
+        serde_json::from_slice(self.body())
             .map_err(|e| ApiError::invalid_input(format!("Invalid JSON body: {e}")))
+    }
+
+    /// The logical request body: the signed payload for COSE-authenticated callers, otherwise
+    /// the HTTP body.
+    pub fn body(&self) -> &[u8] {
+        match self.caller.signed() {
+            Some(signed) => &signed.payload,
+            None => &self.request.body,
+        }
     }
 }
 
