@@ -71,7 +71,13 @@ fn main() -> ExitCode {
 
 fn run_node(config: PathBuf) -> anyhow::Result<()> {
     let cfg = coco_host::config::NodeConfigFile::load(&config)?;
-    let node = coco_host::start(&cfg, coco_app_logging::registry())?;
+    let node = coco_host::start(
+        &cfg,
+        coco_node::Plugins {
+            app: coco_app_logging::registry(),
+            constitution: None,
+        },
+    )?;
     node.wait_for_signal();
     Ok(())
 }

@@ -37,6 +37,13 @@ pub enum ErrorCode {
     MissingApiVersionParameter,
     UnsupportedApiVersionValue,
     StateDigestMismatch,
+    ProposalReplay,
+    ProposalCreatedTooLongAgo,
+    InvalidCreatedAt,
+    ProposalFailedToValidate,
+    ProposalNotOpen,
+    ProposalNotFound,
+    VoteAlreadyExists,
 }
 
 impl ErrorCode {
@@ -69,6 +76,13 @@ impl ErrorCode {
             ErrorCode::MissingApiVersionParameter => "MissingApiVersionParameter",
             ErrorCode::UnsupportedApiVersionValue => "UnsupportedApiVersionValue",
             ErrorCode::StateDigestMismatch => "StateDigestMismatch",
+            ErrorCode::ProposalReplay => "ProposalReplay",
+            ErrorCode::ProposalCreatedTooLongAgo => "ProposalCreatedTooLongAgo",
+            ErrorCode::InvalidCreatedAt => "InvalidCreatedAt",
+            ErrorCode::ProposalFailedToValidate => "ProposalFailedToValidate",
+            ErrorCode::ProposalNotOpen => "ProposalNotOpen",
+            ErrorCode::ProposalNotFound => "ProposalNotFound",
+            ErrorCode::VoteAlreadyExists => "VoteAlreadyExists",
         }
     }
 }

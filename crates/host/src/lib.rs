@@ -17,10 +17,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use coco_app_api::Registry;
 use coco_codec::tables;
 use coco_crypto::{Curve, EcKeyPair, RsaKeyPair, SubjectAltName, Validity};
-use coco_node::{CoreConfig, GenesisConfig, MemberSpec, Node, NodeIdentity, UserSpec};
+use coco_node::{CoreConfig, GenesisConfig, MemberSpec, Node, NodeIdentity, Plugins, UserSpec};
 
 use crate::config::{CommandKind, NodeConfigFile};
 use crate::core_thread::{Clock, CoreHandle, Threads};
@@ -219,7 +218,7 @@ pub struct Prepared {
 
 /// Creates identities and runs genesis (CCF `Start`), writing the service certificate and
 /// other output files.
-pub fn prepare(cfg: &NodeConfigFile, app: Registry) -> Result<Prepared, StartError> {
+pub fn prepare(cfg: &NodeConfigFile, plugins: Plugins) -> Result<Prepared, StartError> {
     assert_eq!(
         cfg.command.kind,
         CommandKind::Start,
@@ -356,6 +355,16 @@ pub fn prepare(cfg: &NodeConfigFile, app: Registry) -> Result<Prepared, StartErr
             })
             .unwrap_or_default(),
         node_data: serde_json::Value::Null,
+        constitution: if start.constitution_files.is_empty() {
+            None
+        } else {
+            let mut source = String::new();
+            for f in &start.constitution_files {
+                source.push_str(&read_file("constitution file", f)?);
+                source.push('\n');
+            }
+            Some(source)
+        },
         service_data: start
             .service_data_json_file
             .as_deref()
@@ -385,7 +394,9 @@ pub fn prepare(cfg: &NodeConfigFile, app: Registry) -> Result<Prepared, StartErr
     };
     let mut out = Vec::new();
     let clock_now = Clock::new().now();
-    let node = Node::start_genesis(core, identity, &genesis, secret, app, clock_now, &mut out);
+    let node = Node::start_genesis(
+        core, identity, &genesis, secret, plugins, clock_now, &mut out,
+    );
 
     write_file(
         "service certificate",
@@ -412,18 +423,18 @@ pub fn prepare(cfg: &NodeConfigFile, app: Registry) -> Result<Prepared, StartErr
 }
 
 /// Starts a node from its configuration with the real disk.
-pub fn start(cfg: &NodeConfigFile, app: Registry) -> Result<RunningNode, StartError> {
-    start_with_disk(cfg, app, RealDisk)
+pub fn start(cfg: &NodeConfigFile, plugins: Plugins) -> Result<RunningNode, StartError> {
+    start_with_disk(cfg, plugins, RealDisk)
 }
 
 /// Starts a node with the given disk implementation (tests inject faults through it).
 pub fn start_with_disk<D: Disk>(
     cfg: &NodeConfigFile,
-    app: Registry,
+    plugins: Plugins,
     disk: D,
 ) -> Result<RunningNode, StartError> {
     let writer = LedgerWriter::create(&cfg.ledger.directory, disk)?;
-    let prepared = prepare(cfg, app)?;
+    let prepared = prepare(cfg, plugins)?;
     let node_id = prepared.node.node_id().to_owned();
     let tls = tls::server_config(&prepared.node_cert_pem, &prepared.node_key_pem)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -166,7 +166,10 @@ fn check(fault: Fault) {
     let state = Arc::new(Mutex::new(State::default()));
     let node = coco_host::start_with_disk(
         &cfg,
-        coco_app_logging::registry(),
+        coco_node::Plugins {
+            app: coco_app_logging::registry(),
+            constitution: None,
+        },
         FaultyDisk {
             real: RealDisk,
             state: state.clone(),

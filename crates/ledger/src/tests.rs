@@ -82,7 +82,10 @@ fn sample(writes: u64) -> Sample {
         identity,
         &genesis,
         [3; 32],
-        coco_app_logging::registry(),
+        coco_node::Plugins {
+            app: coco_app_logging::registry(),
+            constitution: None,
+        },
         now,
         &mut out,
     );

@@ -71,4 +71,6 @@ pub struct GenesisConfig {
     pub node_to_node_interface: coco_codec::tables::NetInterface,
     pub node_data: serde_json::Value,
     pub service_data: Option<serde_json::Value>,
+    /// The JavaScript constitution recorded at genesis (`command.start.constitution_files`).
+    pub constitution: Option<String>,
 }

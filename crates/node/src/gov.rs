@@ -16,6 +16,13 @@ const API_VERSIONS: &[&str] = &["2024-07-01", "2023-06-01-preview"];
 
 const NO_AUTH: &[AuthPolicy] = &[AuthPolicy::NoAuth];
 const MEMBER_COSE: &[AuthPolicy] = &[AuthPolicy::MemberCoseSign1];
+const ACTIVE_MEMBER_COSE: &[AuthPolicy] = &[AuthPolicy::ActiveMemberCoseSign1];
+
+/// Placeholder handler of endpoints the node itself runs (proposals need the constitution): the
+/// registry still routes, authenticates and documents them.
+fn run_by_node(_: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    Err(ApiError::internal("this endpoint is executed by the node"))
+}
 
 pub fn registry() -> Registry {
     let mut r = Registry::new();
@@ -60,6 +67,62 @@ pub fn registry() -> Registry {
         member,
     );
     r.route_fn(
+        Method::POST,
+        "/gov/members/proposals:create",
+        ACTIVE_MEMBER_COSE,
+        EndpointMode::ReadWrite,
+        "Submit a proposal",
+        run_by_node,
+    );
+    r.route_fn(
+        Method::GET,
+        "/gov/members/proposals",
+        NO_AUTH,
+        EndpointMode::ReadOnly,
+        "All proposals",
+        run_by_node,
+    );
+    r.route_fn(
+        Method::GET,
+        "/gov/members/proposals/{proposalId}",
+        NO_AUTH,
+        EndpointMode::ReadOnly,
+        "One proposal",
+        run_by_node,
+    );
+    r.route_fn(
+        Method::GET,
+        "/gov/members/proposals/{proposalId}/actions",
+        NO_AUTH,
+        EndpointMode::ReadOnly,
+        "A proposal's actions",
+        run_by_node,
+    );
+    r.route_fn(
+        Method::POST,
+        "/gov/members/proposals/{proposalId}:withdraw",
+        ACTIVE_MEMBER_COSE,
+        EndpointMode::ReadWrite,
+        "Withdraw a proposal",
+        run_by_node,
+    );
+    r.route_fn(
+        Method::POST,
+        "/gov/members/proposals/{proposalId}/ballots/{memberId}:submit",
+        ACTIVE_MEMBER_COSE,
+        EndpointMode::ReadWrite,
+        "Vote on a proposal",
+        run_by_node,
+    );
+    r.route_fn(
+        Method::GET,
+        "/gov/members/proposals/{proposalId}/ballots/{memberId}",
+        NO_AUTH,
+        EndpointMode::ReadOnly,
+        "A member's ballot",
+        run_by_node,
+    );
+    r.route_fn(
         Method::GET,
         "/gov/service/info",
         NO_AUTH,
@@ -72,7 +135,11 @@ pub fn registry() -> Registry {
 
 /// Every versioned `/gov` call must name a supported `api-version`.
 fn check_api_version(ctx: &EndpointContext<'_>) -> Result<(), ApiError> {
-    match ctx.request.query_params().get("api-version") {
+    check_request_api_version(ctx.request)
+}
+
+pub(crate) fn check_request_api_version(request: &coco_app_api::Request) -> Result<(), ApiError> {
+    match request.query_params().get("api-version") {
         None => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             ErrorCode::MissingApiVersionParameter,

@@ -13,6 +13,7 @@ pub mod config;
 pub mod endpoints;
 pub mod gov;
 pub mod identity;
+pub mod proposals;
 pub mod secrets;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -83,6 +84,14 @@ pub enum Output {
     },
 }
 
+/// What the host plugs into the core: the application's endpoints and the constitution
+/// runtime (JavaScript, from crate `coco-js`).
+#[derive(Default)]
+pub struct Plugins {
+    pub app: Registry,
+    pub constitution: Option<Box<dyn proposals::ConstitutionLoader>>,
+}
+
 /// Service lifecycle (`public:ccf.gov.service.info` status).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ServiceStatus {
@@ -126,6 +135,9 @@ pub struct Node {
     storage_failure: Option<String>,
     /// Conflict re-executions of the request being executed (for `/node/metrics`).
     conflict_retries: u64,
+    constitution_loader: Option<Box<dyn proposals::ConstitutionLoader>>,
+    /// The loaded constitution and the SHA-256 of its source.
+    constitution_cache: Option<([u8; 32], Box<dyn proposals::Constitution + Send>)>,
     /// The node id as CCF's typed id (for signature values).
     node_id_typed: coco_types::NodeId,
     /// Free-form service data recorded in `service.info`.
@@ -143,7 +155,7 @@ impl Node {
         identity: NodeIdentity,
         genesis: &GenesisConfig,
         ledger_secret: [u8; 32],
-        app: Registry,
+        plugins: Plugins,
         now: Now,
         out: &mut Vec<Output>,
     ) -> Node {
@@ -151,7 +163,7 @@ impl Node {
         registry.extend(endpoints::common_registry("/app"));
         registry.extend(endpoints::common_registry("/gov"));
         registry.extend(gov::registry());
-        registry.extend(app);
+        registry.extend(plugins.app);
         let service = ServiceFacts {
             service_cert_pem: identity.service_cert_pem.clone(),
             node_cert_pem: identity.node_cert_pem.clone(),
@@ -192,6 +204,8 @@ impl Node {
             pending_signatures: VecDeque::new(),
             storage_failure: None,
             conflict_retries: 0,
+            constitution_loader: plugins.constitution,
+            constitution_cache: None,
             service_data: genesis
                 .service_data
                 .clone()
@@ -213,6 +227,11 @@ impl Node {
 
     pub fn consensus(&self) -> &ConsensusView {
         &self.consensus
+    }
+
+    /// A snapshot of the whole KV store at the last executed transaction (tests, tools).
+    pub fn kv_snapshot(&self) -> coco_kv::StoreSnapshot {
+        self.store.snapshot()
     }
 
     pub fn service_status(&self) -> ServiceStatus {
@@ -386,18 +405,32 @@ impl Node {
         for _attempt in 1..=limits::TX_EXECUTION_ATTEMPTS_MAX {
             let mut tx = self.store.begin();
             let read_txid = TxId::new(self.view_of_last(), self.consensus.last_seqno);
-            let mut ctx = EndpointContext {
-                tx: &mut tx,
-                request,
-                caller: &caller,
-                path_params: path_params.clone(),
-                consensus: &self.consensus,
-                claims_digest: None,
-                service: &self.service,
-                metrics: &self.metrics,
+            let (result, claims_digest) = if endpoint.template.starts_with("/gov/members/proposals")
+            {
+                (
+                    self.proposal_endpoint(
+                        &mut tx,
+                        request,
+                        &caller,
+                        &path_params,
+                        &endpoint.template,
+                    ),
+                    None,
+                )
+            } else {
+                let mut ctx = EndpointContext {
+                    tx: &mut tx,
+                    request,
+                    caller: &caller,
+                    path_params: path_params.clone(),
+                    consensus: &self.consensus,
+                    claims_digest: None,
+                    service: &self.service,
+                    metrics: &self.metrics,
+                };
+                let result = (endpoint.handler)(&mut ctx);
+                (result, ctx.claims_digest)
             };
-            let result = (endpoint.handler)(&mut ctx);
-            let claims_digest = ctx.claims_digest;
             let response = match result {
                 Ok(r) => r,
                 Err(e) => {
@@ -443,6 +476,67 @@ impl Node {
             ),
         )
         .into_response()
+    }
+
+    /// Proposal endpoints need the constitution and the Merkle root, so the node runs them.
+    fn proposal_endpoint(
+        &mut self,
+        tx: &mut coco_kv::Tx,
+        request: &Request,
+        caller: &Caller,
+        params: &BTreeMap<String, String>,
+        template: &str,
+    ) -> Result<Response, ApiError> {
+        gov::check_request_api_version(request)?;
+        let id = params.get("proposalId").map(String::as_str).unwrap_or("");
+        match template {
+            "/gov/members/proposals:create" => {
+                let root = self.tree.root();
+                let constitution = self.constitution(tx)?;
+                proposals::create(tx, caller, &root, constitution)
+            }
+            "/gov/members/proposals/{proposalId}:withdraw" => proposals::withdraw(tx, caller, id),
+            "/gov/members/proposals/{proposalId}/ballots/{memberId}:submit" => {
+                let member = params.get("memberId").cloned().unwrap_or_default();
+                let constitution = self.constitution(tx)?;
+                proposals::submit_ballot(tx, caller, id, &member, constitution)
+            }
+            _ => proposals::view(tx, request, params, template),
+        }
+    }
+
+    /// The constitution currently stored in the KV, loaded once per distinct source.
+    fn constitution(
+        &mut self,
+        tx: &mut coco_kv::Tx,
+    ) -> Result<&dyn proposals::Constitution, ApiError> {
+        let raw = tx
+            .get(tables::CONSTITUTION, &tables::SINGLETON_KEY)
+            .ok_or_else(|| ApiError::internal("The service has no constitution."))?;
+        let source: String = serde_json::from_slice(&raw).map_err(|e| {
+            ApiError::internal(format!("Stored constitution is not a JSON string: {e}"))
+        })?;
+        let digest = coco_crypto::sha256(source.as_bytes());
+        let stale = self
+            .constitution_cache
+            .as_ref()
+            .is_none_or(|(d, _)| *d != digest);
+        if stale {
+            let loader = self
+                .constitution_loader
+                .as_ref()
+                .ok_or_else(|| ApiError::internal("This node has no constitution runtime."))?;
+            let loaded = loader
+                .load(&source)
+                .map_err(|e| ApiError::internal(format!("The constitution does not load: {e}")))?;
+            self.constitution_cache = Some((digest, loaded));
+        }
+        Ok(self
+            .constitution_cache
+            .as_ref()
+            .expect("loaded above")
+            .1
+            .as_ref())
     }
 
     fn view_of_last(&self) -> View {
@@ -733,7 +827,9 @@ impl Node {
             maximum_node_certificate_validity_days: Some(
                 genesis.maximum_node_certificate_validity_days,
             ),
-            recent_cose_proposals_window_size: Some(100),
+            recent_cose_proposals_window_size: Some(
+                limits::RECENT_COSE_PROPOSALS_WINDOW_COUNT_DEFAULT,
+            ),
             ..Default::default()
         };
         tx.put(
@@ -741,6 +837,13 @@ impl Node {
             singleton(),
             ccf_json(&service_config),
         );
+        if let Some(constitution) = &genesis.constitution {
+            tx.put(
+                tables::CONSTITUTION,
+                singleton(),
+                Bytes::from(tables::constitution_value(constitution)),
+            );
+        }
         for m in &genesis.members {
             let member_id = Bytes::from(cert_id(&m.cert_pem));
             tx.put(

@@ -361,7 +361,10 @@ fn app_frontend_is_closed_until_the_service_opens() {
         identity,
         &genesis,
         [1; 32],
-        coco_app_logging::registry(),
+        coco_node::Plugins {
+            app: coco_app_logging::registry(),
+            constitution: None,
+        },
         now(0),
         &mut out,
     );
@@ -418,7 +421,10 @@ fn apps_cannot_write_builtin_maps() {
         identity,
         &genesis,
         [1; 32],
-        app,
+        coco_node::Plugins {
+            app,
+            constitution: None,
+        },
         now(0),
         &mut out,
     );

@@ -49,3 +49,9 @@ pub const SANDBOX_CERTIFICATE_VALIDITY_DAYS: u32 = 90;
 /// Largest view a ledger entry's GCM IV can carry: the top bit of the IV's view word marks
 /// snapshots (CCF `TxGcmHeader::set_iv_term`).
 pub const GCM_IV_VIEW_MAX: u64 = 0x7FFF_FFFF;
+
+/// Largest `ccf.gov.msg.created_at` a proposal may carry: CCF's replay key pads it to 10 digits.
+pub const PROPOSAL_CREATED_AT_SECONDS_MAX: i64 = 9_999_999_999;
+/// Default number of recent proposals kept for replay protection
+/// (`recent_cose_proposals_window_size`).
+pub const RECENT_COSE_PROPOSALS_WINDOW_COUNT_DEFAULT: u64 = 100;

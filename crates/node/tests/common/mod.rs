@@ -13,6 +13,7 @@ pub const VALIDITY: Validity = Validity {
 
 pub struct Fixture {
     pub node: Node,
+    pub member_key: EcKeyPair,
     pub genesis_outputs: Vec<Output>,
     pub user: PeerCert,
     pub member: PeerCert,
@@ -63,6 +64,15 @@ pub fn identity() -> NodeIdentity {
 }
 
 pub fn fixture(config: CoreConfig) -> Fixture {
+    fixture_with(config, None, None)
+}
+
+/// A fixture whose genesis records `constitution` and whose node loads it with `loader`.
+pub fn fixture_with(
+    config: CoreConfig,
+    loader: Option<Box<dyn coco_node::proposals::ConstitutionLoader>>,
+    constitution: Option<String>,
+) -> Fixture {
     let identity = identity();
     let service_cert_pem = identity.service_cert_pem.clone();
     let node_cert_pem = identity.node_cert_pem.clone();
@@ -84,6 +94,7 @@ pub fn fixture(config: CoreConfig) -> Fixture {
         open_service_without_governance: true,
         recovery_threshold: 1,
         maximum_node_certificate_validity_days: 365,
+        constitution,
         ..Default::default()
     };
     let mut out = Vec::new();
@@ -92,12 +103,16 @@ pub fn fixture(config: CoreConfig) -> Fixture {
         identity,
         &genesis,
         [9; 32],
-        coco_app_logging::registry(),
+        coco_node::Plugins {
+            app: coco_app_logging::registry(),
+            constitution: loader,
+        },
         now(0),
         &mut out,
     );
     Fixture {
         node,
+        member_key,
         genesis_outputs: out,
         user: peer(&user_pem),
         member: peer(&member_pem),
@@ -122,5 +137,47 @@ pub fn request(
         headers: vec![("content-type".into(), "application/json".into())],
         body: Bytes::from(body.to_owned()),
         peer_cert: cert.cloned(),
+    }
+}
+
+/// A request signed by `key` (kid `id`) with CCF's governance headers, as `coco member sign` makes.
+pub fn signed_request(
+    key: &EcKeyPair,
+    id: &str,
+    path_and_query: &str,
+    msg_type: &str,
+    created_at: i64,
+    proposal_id: Option<&str>,
+    payload: &str,
+) -> Request {
+    let protected = coco_codec::cose::request_protected_header(
+        key.cose_alg(),
+        id,
+        coco_codec::cose::GOV_MSG_PREFIX,
+        msg_type,
+        created_at,
+        proposal_id,
+    );
+    let sig = key.sign_cose(&coco_codec::cose::sig_structure(
+        &protected,
+        payload.as_bytes(),
+    ));
+    let body = coco_codec::cose::assemble_sign1(
+        &protected,
+        &Default::default(),
+        Some(payload.as_bytes()),
+        &sig,
+    )
+    .unwrap();
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    Request {
+        method: Method::POST,
+        path: path.to_owned(),
+        query: query.to_owned(),
+        headers: vec![("content-type".into(), "application/cose".into())],
+        body: Bytes::from(body),
+        peer_cert: None,
     }
 }
