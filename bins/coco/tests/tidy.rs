@@ -16,6 +16,7 @@ const LAYERS: &[&str] = &[
     "app-api",
     "app-logging",
     "node",
+    "js",
     "client",
     "host",
 ];

@@ -1,0 +1,224 @@
+//! CCF governance JavaScript in QuickJS (rquickjs): the constitution (`validate`, `resolve`,
+//! `apply`) and ballots (`vote`), with the part of CCF's `ccf` global that constitutions use.
+//!
+//! The QuickJS runtime is not `Send`, so each loaded constitution lives on its own worker thread;
+//! [`JsConstitution`] holds only channels. A call moves a clone of the KV transaction to the worker
+//! and back, so a script can reach the transaction only for the duration of the call.
+//!
+//! Limits (CCF's defaults): 100 MiB heap, 1 MiB stack, 5,000 ms per call. A runaway or failing
+//! script fails its proposal; it never blocks or crashes the node. This crate is an application
+//! runtime at the edge: reading the clock for the execution deadline is its business.
+
+mod runtime;
+
+use std::sync::Mutex;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::time::Duration;
+
+use coco_kv::Tx;
+use coco_node::proposals::{Constitution, ConstitutionLoader, ProposalState, Validation};
+
+pub use runtime::KvAccess;
+
+/// Resource limits of one script call (CCF `set_js_runtime_options`).
+#[derive(Clone, Copy, Debug)]
+pub struct JsLimits {
+    pub max_heap_bytes: usize,
+    pub max_stack_bytes: usize,
+    pub max_execution_time_ms: u64,
+}
+
+impl Default for JsLimits {
+    fn default() -> Self {
+        JsLimits {
+            max_heap_bytes: 100 * 1024 * 1024,
+            max_stack_bytes: 1024 * 1024,
+            max_execution_time_ms: 5_000,
+        }
+    }
+}
+
+/// A call into the constitution.
+enum Call {
+    Validate {
+        proposal: String,
+    },
+    Ballot {
+        ballot: String,
+        proposal: String,
+        proposer_id: String,
+    },
+    Resolve {
+        proposal: String,
+        proposer_id: String,
+        votes_json: String,
+        proposal_id: String,
+    },
+    Apply {
+        proposal: String,
+        proposal_id: String,
+    },
+}
+
+struct Job {
+    tx: Tx,
+    call: Call,
+}
+
+/// What a call returned: the transaction back, and the JSON of the result or an error message.
+type JobResult = (Tx, Result<serde_json::Value, String>);
+
+/// A constitution running on its own QuickJS worker thread.
+pub struct JsConstitution {
+    jobs: Sender<Job>,
+    results: Mutex<Receiver<JobResult>>,
+    limits: JsLimits,
+}
+
+impl JsConstitution {
+    /// Compiles `source` as the constitution module on a new worker thread.
+    pub fn start(source: &str, limits: JsLimits) -> Result<Self, String> {
+        let (jobs, job_rx) = mpsc::channel::<Job>();
+        let (result_tx, results) = mpsc::channel::<JobResult>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+        let source = source.to_owned();
+        std::thread::Builder::new()
+            .name("coco-constitution".into())
+            .spawn(move || runtime::worker(source, limits, job_rx, result_tx, ready_tx))
+            .map_err(|e| format!("cannot start the constitution thread: {e}"))?;
+        ready_rx
+            .recv()
+            .map_err(|_| "the constitution thread exited".to_owned())??;
+        Ok(JsConstitution {
+            jobs,
+            results: Mutex::new(results),
+            limits,
+        })
+    }
+
+    fn call(&self, tx: &mut Tx, call: Call) -> Result<serde_json::Value, String> {
+        let results = self
+            .results
+            .lock()
+            .map_err(|_| "constitution runtime poisoned".to_owned())?;
+        self.jobs
+            .send(Job {
+                tx: tx.clone(),
+                call,
+            })
+            .map_err(|_| "the constitution thread exited".to_owned())?;
+        // The worker enforces the execution limit itself; this bound only guards against a
+        // worker that died without answering.
+        let grace = Duration::from_millis(
+            self.limits
+                .max_execution_time_ms
+                .saturating_mul(2)
+                .max(1_000),
+        );
+        let (back, result) = results
+            .recv_timeout(grace)
+            .map_err(|_| "the constitution runtime did not answer".to_owned())?;
+        *tx = back;
+        result
+    }
+}
+
+impl Constitution for JsConstitution {
+    fn validate(&self, tx: &mut Tx, proposal: &str) -> Result<Validation, String> {
+        let v = self.call(
+            tx,
+            Call::Validate {
+                proposal: proposal.to_owned(),
+            },
+        )?;
+        let valid = v
+            .get("valid")
+            .and_then(serde_json::Value::as_bool)
+            .ok_or("validate must return {valid, description}")?;
+        let description = v
+            .get("description")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        Ok(Validation { valid, description })
+    }
+
+    fn ballot(
+        &self,
+        tx: &mut Tx,
+        ballot: &str,
+        proposal: &str,
+        proposer_id: &str,
+    ) -> Result<bool, String> {
+        let v = self.call(
+            tx,
+            Call::Ballot {
+                ballot: ballot.to_owned(),
+                proposal: proposal.to_owned(),
+                proposer_id: proposer_id.to_owned(),
+            },
+        )?;
+        v.as_bool()
+            .ok_or_else(|| format!("vote must return a boolean, got {v}"))
+    }
+
+    fn resolve(
+        &self,
+        tx: &mut Tx,
+        proposal: &str,
+        proposer_id: &str,
+        votes: &[(String, bool)],
+        proposal_id: &str,
+    ) -> Result<ProposalState, String> {
+        let votes_json = serde_json::Value::Array(
+            votes
+                .iter()
+                .map(|(m, v)| serde_json::json!({"member_id": m, "vote": v}))
+                .collect(),
+        )
+        .to_string();
+        let v = self.call(
+            tx,
+            Call::Resolve {
+                proposal: proposal.to_owned(),
+                proposer_id: proposer_id.to_owned(),
+                votes_json,
+                proposal_id: proposal_id.to_owned(),
+            },
+        )?;
+        match v.as_str() {
+            Some("Open") => Ok(ProposalState::Open),
+            Some("Accepted") => Ok(ProposalState::Accepted),
+            Some("Rejected") => Ok(ProposalState::Rejected),
+            _ => Err(format!(
+                "resolve must return \"Open\", \"Accepted\" or \"Rejected\", got {v}"
+            )),
+        }
+    }
+
+    fn apply(&self, tx: &mut Tx, proposal: &str, proposal_id: &str) -> Result<(), String> {
+        self.call(
+            tx,
+            Call::Apply {
+                proposal: proposal.to_owned(),
+                proposal_id: proposal_id.to_owned(),
+            },
+        )
+        .map(|_| ())
+    }
+}
+
+/// Loads stored constitutions into [`JsConstitution`]s.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JsConstitutionLoader {
+    pub limits: JsLimits,
+}
+
+impl ConstitutionLoader for JsConstitutionLoader {
+    fn load(&self, source: &str) -> Result<Box<dyn Constitution + Send>, String> {
+        Ok(Box::new(JsConstitution::start(source, self.limits)?))
+    }
+}
+
+#[cfg(test)]
+mod tests;
