@@ -75,7 +75,7 @@ fn run_node(config: PathBuf) -> anyhow::Result<()> {
         &cfg,
         coco_node::Plugins {
             app: coco_app_logging::registry(),
-            constitution: None,
+            constitution: Some(Box::new(coco_js::JsConstitutionLoader::default())),
         },
     )?;
     node.wait_for_signal();

@@ -426,3 +426,108 @@ sys.stdout.buffer.write(ccf.cose.create_cose_sign1(sys.argv[4].encode(), key, ce
         );
     }
 }
+
+/// The acceptance path of governance on the default constitution: a user added by a proposal
+/// signed with CCF's `ccf_cose_sign1` and voted to majority can write to the logging app;
+/// invalid and withdrawn proposals change nothing.
+#[test]
+fn user_added_by_proposal_can_write() {
+    let node = TestNode::start(Options {
+        constitution: true,
+        ..Options::default()
+    });
+    support::run_coco(&["keygen", "--name", "user1"], node.dir.path());
+    let mut c = node.anonymous();
+    let m0 = member_id(&node, "member0");
+    // member0 becomes active (coco's own member tool).
+    let addr = node.addr.to_string();
+    support::run_coco(
+        &[
+            "member",
+            "--cert",
+            "member0_cert.pem",
+            "--key",
+            "member0_privk.pem",
+            "ack",
+            "--address",
+            &addr,
+            "--cacert",
+            "service_cert.pem",
+        ],
+        node.dir.path(),
+    );
+
+    let user1_cert = std::fs::read_to_string(node.path("user1_cert.pem")).unwrap();
+    let proposal =
+        serde_json::json!({"actions": [{"name": "set_user", "args": {"cert": user1_cert}}]})
+            .to_string();
+    let create = format!("/gov/members/proposals:create?{V}");
+
+    // An invalid proposal is refused by validate.
+    let bad =
+        serde_json::json!({"actions": [{"name": "set_user", "args": {"cert": "not a cert"}}]})
+            .to_string();
+    let r = post_cose(
+        &mut c,
+        &create,
+        ccf_sign(&node, "member0", "proposal", &bad, None),
+    );
+    assert_eq!(
+        (r.status.as_u16(), code(&r).as_str()),
+        (400, "ProposalFailedToValidate"),
+        "{}",
+        r.text()
+    );
+
+    // A withdrawn proposal changes nothing.
+    let r = post_cose(
+        &mut c,
+        &create,
+        ccf_sign(&node, "member0", "proposal", &proposal, None),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["proposalState"], "Open");
+    let withdrawn = r.json()["proposalId"].as_str().unwrap().to_owned();
+    let r = post_cose(
+        &mut c,
+        &format!("/gov/members/proposals/{withdrawn}:withdraw?{V}"),
+        ccf_sign(&node, "member0", "withdrawal", "", Some(&withdrawn)),
+    );
+    assert_eq!(r.json()["proposalState"], "Withdrawn", "{}", r.text());
+
+    // The real one: proposed, then voted by the only active member.
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // a new created_at second for a new signature
+    let r = post_cose(
+        &mut c,
+        &create,
+        ccf_sign(&node, "member0", "proposal", &proposal, None),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let id = r.json()["proposalId"].as_str().unwrap().to_owned();
+    let mut user1 = node.connect_as(Some("user1"), false);
+    let r = user1
+        .post_json(
+            "/app/log/private",
+            &serde_json::json!({"id": 1, "msg": "not yet"}),
+        )
+        .unwrap();
+    assert_eq!(r.status, 401, "user1 is not a user before the vote");
+    let ballot = serde_json::json!({"ballot": "export function vote (proposal, proposerId) { return true; }"}).to_string();
+    let r = post_cose(
+        &mut c,
+        &format!("/gov/members/proposals/{id}/ballots/{m0}:submit?{V}"),
+        ccf_sign(&node, "member0", "ballot", &ballot, Some(&id)),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["proposalState"], "Accepted", "{}", r.text());
+    node.wait_committed(&mut c, &support::txid_of(&r));
+    let r = user1
+        .post_json(
+            "/app/log/private",
+            &serde_json::json!({"id": 1, "msg": "added by governance"}),
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = c.get(&format!("/gov/members/proposals/{id}?{V}")).unwrap();
+    assert_eq!(r.json()["finalVotes"][&m0], true);
+}

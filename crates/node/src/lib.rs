@@ -455,6 +455,7 @@ impl Node {
                     return response.with_header(TX_ID_HEADER, read_txid.to_string());
                 }
                 Ok(CommitResult::Committed { write_set }) => {
+                    self.observe_governance_writes(&write_set);
                     let txid =
                         self.append_entry(&write_set, claims_digest.unwrap_or([0; 32]), false, out);
                     return response.with_header(TX_ID_HEADER, txid.to_string());
@@ -537,6 +538,22 @@ impl Node {
             .expect("loaded above")
             .1
             .as_ref())
+    }
+
+    /// Governance changes the node acts on: the service status (opening the app frontend).
+    fn observe_governance_writes(&mut self, write_set: &WriteSet) {
+        let info = write_set
+            .maps
+            .get(tables::SERVICE_INFO)
+            .and_then(|m| m.writes.get(&tables::SINGLETON_KEY[..]))
+            .and_then(|v| v.as_ref())
+            .and_then(|v| tables::from_ccf_json::<tables::ServiceInfo>(v).ok());
+        if let Some(info) = info {
+            self.service_status = match info.status {
+                tables::ServiceStatus::Open => ServiceStatus::Open,
+                _ => ServiceStatus::Opening,
+            };
+        }
     }
 
     fn view_of_last(&self) -> View {

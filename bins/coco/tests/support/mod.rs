@@ -21,6 +21,8 @@ pub struct Options {
     pub max_uncommitted: Option<u64>,
     /// (soft, hard) session caps of the interface.
     pub session_caps: Option<(usize, usize)>,
+    /// Record the repository's default constitution at genesis.
+    pub constitution: bool,
 }
 
 impl Default for Options {
@@ -31,6 +33,7 @@ impl Default for Options {
             sig_delay_ms: 50,
             export_ledger_secret: false,
             session_caps: None,
+            constitution: false,
             max_body_size: None,
             max_uncommitted: None,
         }
@@ -92,6 +95,10 @@ impl TestNode {
         if opts.export_ledger_secret {
             config["insecure_test_options"] =
                 serde_json::json!({"ledger_secret_file": d.join("ledger_secret.hex")});
+        }
+        if opts.constitution {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../constitution/default.js");
+            config["command"]["start"]["constitution_files"] = serde_json::json!([path]);
         }
         if let Some(m) = opts.max_uncommitted {
             config["consensus"] = serde_json::json!({"max_uncommitted_tx_count": m});

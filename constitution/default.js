@@ -1,0 +1,287 @@
+// coco's default constitution.
+//
+// A CCF-compatible constitution: it exports validate(input), resolve(proposal, proposerId,
+// votes, proposalId) and apply(proposal, proposalId), and implements governance actions under
+// CCF's names with CCF's argument shapes. Proposals are accepted by a strict majority of active
+// members and rejected once a majority can no longer be reached.
+
+const SINGLETON = () => new ArrayBuffer(8);
+
+function getSingleton(map) {
+  const v = ccf.kv[map].get(SINGLETON());
+  return v === undefined ? undefined : ccf.bufToJsonCompatible(v);
+}
+
+function setSingleton(map, value) {
+  ccf.kv[map].set(SINGLETON(), ccf.jsonCompatibleToBuf(value));
+}
+
+// ---------------------------------------------------------------- argument checks
+
+function check(condition, message) {
+  if (!condition) {
+    throw new Error(message);
+  }
+}
+
+function checkType(value, type, field) {
+  if (type === "array") {
+    check(Array.isArray(value), `${field} must be an array`);
+  } else if (type === "integer") {
+    check(Number.isInteger(value), `${field} must be an integer`);
+  } else {
+    check(typeof value === type, `${field} must be of type ${type}, not ${typeof value}`);
+  }
+}
+
+function checkOptional(value, type, field) {
+  if (value !== undefined && value !== null) {
+    checkType(value, type, field);
+  }
+}
+
+function checkCert(pem, field) {
+  checkType(pem, "string", field);
+  check(ccf.crypto.isValidX509CertBundle(pem), `${field} must be a valid X.509 certificate`);
+}
+
+function checkEnum(value, allowed, field) {
+  check(allowed.includes(value), `${field} must be one of ${allowed.join(", ")}`);
+}
+
+// ---------------------------------------------------------------- helpers over the KV
+
+function putJson(map, key, value) {
+  ccf.kv[map].set(ccf.strToBuf(key), ccf.jsonCompatibleToBuf(value));
+}
+
+function getJson(map, key) {
+  const v = ccf.kv[map].get(ccf.strToBuf(key));
+  return v === undefined ? undefined : ccf.bufToJsonCompatible(v);
+}
+
+function putRaw(map, key, text) {
+  ccf.kv[map].set(ccf.strToBuf(key), ccf.strToBuf(text));
+}
+
+function remove(map, key) {
+  ccf.kv[map].delete(ccf.strToBuf(key));
+}
+
+function activeMemberCount() {
+  let n = 0;
+  ccf.kv["public:ccf.gov.members.info"].forEach((v) => {
+    if (ccf.bufToJsonCompatible(v).status === "Active") {
+      n += 1;
+    }
+  });
+  return n;
+}
+
+function setServiceStatus(status) {
+  const info = getSingleton("public:ccf.gov.service.info");
+  check(info !== undefined, "the service has no service.info record");
+  info.status = status;
+  setSingleton("public:ccf.gov.service.info", info);
+}
+
+// ---------------------------------------------------------------- actions
+
+class Action {
+  constructor(validate, apply) {
+    this.validate = validate;
+    this.apply = apply;
+  }
+}
+
+function setMember(args) {
+  checkCert(args.cert, "cert");
+  checkOptional(args.encryption_pub_key, "string", "encryption_pub_key");
+  if (args.recovery_role !== undefined) {
+    checkEnum(args.recovery_role, ["NonParticipant", "Participant", "Owner"], "recovery_role");
+  }
+  const id = ccf.pemToId(args.cert);
+  putRaw("public:ccf.gov.members.certs", id, args.cert);
+  const info = { status: "Accepted" };
+  if (args.member_data !== undefined && args.member_data !== null) {
+    info.member_data = args.member_data;
+  }
+  if (args.recovery_role !== undefined) {
+    info.recovery_role = args.recovery_role;
+  }
+  putJson("public:ccf.gov.members.info", id, info);
+  if (args.encryption_pub_key) {
+    putRaw("public:ccf.gov.members.encryption_public_keys", id, args.encryption_pub_key);
+  } else {
+    remove("public:ccf.gov.members.encryption_public_keys", id);
+  }
+}
+
+const actions = new Map([
+  ["set_constitution", new Action(
+    (args) => checkType(args.constitution, "string", "constitution"),
+    (args) => setSingleton("public:ccf.gov.constitution", args.constitution),
+  )],
+  ["set_member", new Action(
+    (args) => setMemberArgs(args),
+    (args) => setMember(args),
+  )],
+  ["remove_member", new Action(
+    (args) => checkType(args.member_id, "string", "member_id"),
+    (args) => {
+      for (const map of ["certs", "info", "encryption_public_keys", "acks"]) {
+        remove(`public:ccf.gov.members.${map}`, args.member_id);
+      }
+    },
+  )],
+  ["set_member_data", new Action(
+    (args) => checkType(args.member_id, "string", "member_id"),
+    (args) => {
+      const info = getJson("public:ccf.gov.members.info", args.member_id);
+      check(info !== undefined, `member ${args.member_id} does not exist`);
+      info.member_data = args.member_data;
+      putJson("public:ccf.gov.members.info", args.member_id, info);
+    },
+  )],
+  ["set_user", new Action(
+    (args) => checkCert(args.cert, "cert"),
+    (args) => {
+      const id = ccf.pemToId(args.cert);
+      putRaw("public:ccf.gov.users.certs", id, args.cert);
+      putJson("public:ccf.gov.users.info", id, { user_data: args.user_data === undefined ? null : args.user_data });
+    },
+  )],
+  ["remove_user", new Action(
+    (args) => checkType(args.user_id, "string", "user_id"),
+    (args) => {
+      remove("public:ccf.gov.users.certs", args.user_id);
+      remove("public:ccf.gov.users.info", args.user_id);
+    },
+  )],
+  ["set_user_data", new Action(
+    (args) => checkType(args.user_id, "string", "user_id"),
+    (args) => {
+      check(ccf.kv["public:ccf.gov.users.certs"].has(ccf.strToBuf(args.user_id)), `user ${args.user_id} does not exist`);
+      putJson("public:ccf.gov.users.info", args.user_id, { user_data: args.user_data === undefined ? null : args.user_data });
+    },
+  )],
+  ["set_recovery_threshold", new Action(
+    (args) => {
+      checkType(args.recovery_threshold, "integer", "recovery_threshold");
+      check(args.recovery_threshold >= 1 && args.recovery_threshold <= 255, "recovery_threshold must be between 1 and 255");
+    },
+    (args) => {
+      const config = getSingleton("public:ccf.gov.service.config");
+      config.recovery_threshold = args.recovery_threshold;
+      setSingleton("public:ccf.gov.service.config", config);
+    },
+  )],
+  ["transition_service_to_open", new Action(
+    (args) => {
+      checkOptional(args.next_service_identity, "string", "next_service_identity");
+      checkOptional(args.previous_service_identity, "string", "previous_service_identity");
+    },
+    (args) => {
+      const info = getSingleton("public:ccf.gov.service.info");
+      if (args.next_service_identity !== undefined) {
+        check(args.next_service_identity.trim() === info.cert.trim(), "next_service_identity is not this service's certificate");
+      }
+      check(info.status === "Opening" || info.status === "Open", `the service cannot be opened from status ${info.status}`);
+      setServiceStatus("Open");
+    },
+  )],
+  ["set_node_data", new Action(
+    (args) => checkType(args.node_id, "string", "node_id"),
+    (args) => {
+      const info = getJson("public:ccf.gov.nodes.info", args.node_id);
+      check(info !== undefined, `node ${args.node_id} does not exist`);
+      info.node_data = args.node_data;
+      putJson("public:ccf.gov.nodes.info", args.node_id, info);
+    },
+  )],
+  ["set_ca_cert_bundle", new Action(
+    (args) => {
+      checkType(args.name, "string", "name");
+      checkCert(args.cert_bundle, "cert_bundle");
+    },
+    (args) => putRaw("public:ccf.gov.tls.ca_cert_bundles", args.name, args.cert_bundle),
+  )],
+  ["remove_ca_cert_bundle", new Action(
+    (args) => checkType(args.name, "string", "name"),
+    (args) => remove("public:ccf.gov.tls.ca_cert_bundles", args.name),
+  )],
+  ["add_virtual_measurement", new Action(
+    (args) => checkType(args.measurement, "string", "measurement"),
+    (args) => putJson("public:ccf.gov.nodes.virtual.measurements", args.measurement, "AllowedToJoin"),
+  )],
+  ["remove_virtual_measurement", new Action(
+    (args) => checkType(args.measurement, "string", "measurement"),
+    (args) => remove("public:ccf.gov.nodes.virtual.measurements", args.measurement),
+  )],
+  ["add_virtual_host_data", new Action(
+    (args) => checkType(args.host_data, "string", "host_data"),
+    (args) => putJson("public:ccf.gov.nodes.virtual.host_data", args.host_data, args.metadata === undefined ? "" : args.metadata),
+  )],
+  ["remove_virtual_host_data", new Action(
+    (args) => checkType(args.host_data, "string", "host_data"),
+    (args) => remove("public:ccf.gov.nodes.virtual.host_data", args.host_data),
+  )],
+]);
+
+function setMemberArgs(args) {
+  checkCert(args.cert, "cert");
+  checkOptional(args.encryption_pub_key, "string", "encryption_pub_key");
+  if (args.recovery_role !== undefined) {
+    checkEnum(args.recovery_role, ["NonParticipant", "Participant", "Owner"], "recovery_role");
+  }
+}
+
+// ---------------------------------------------------------------- entry points
+
+export function validate(input) {
+  let proposal;
+  try {
+    proposal = JSON.parse(input);
+  } catch (e) {
+    return { valid: false, description: `the proposal is not JSON: ${e.message}` };
+  }
+  if (!Array.isArray(proposal.actions)) {
+    return { valid: false, description: "a proposal is {\"actions\": [{\"name\": ..., \"args\": {...}}]}" };
+  }
+  const errors = [];
+  proposal.actions.forEach((action, i) => {
+    const definition = actions.get(action.name);
+    if (definition === undefined) {
+      errors.push(`actions[${i}]: unknown action "${action.name}"`);
+      return;
+    }
+    try {
+      definition.validate(action.args === undefined ? {} : action.args);
+    } catch (e) {
+      errors.push(`actions[${i}] (${action.name}): ${e.message}`);
+    }
+  });
+  return errors.length === 0
+    ? { valid: true, description: "OK" }
+    : { valid: false, description: errors.join("; ") };
+}
+
+export function resolve(proposal, proposerId, votes, proposalId) {
+  const active = activeMemberCount();
+  const yes = votes.filter((v) => v.vote).length;
+  const no = votes.length - yes;
+  if (yes * 2 > active) {
+    return "Accepted";
+  }
+  // Once the no votes reach half of the active members, a strict majority is out of reach.
+  if (no * 2 >= active) {
+    return "Rejected";
+  }
+  return "Open";
+}
+
+export function apply(proposal, proposalId) {
+  for (const action of JSON.parse(proposal).actions) {
+    actions.get(action.name).apply(action.args === undefined ? {} : action.args, proposalId);
+  }
+}
