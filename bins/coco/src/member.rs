@@ -39,6 +39,36 @@ pub enum MemberCommand {
         #[arg(long)]
         proposal_id: Option<String>,
     },
+    /// Submit a proposal (a JSON file `{"actions": [...]}`); prints its id and state.
+    Propose {
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        address: SocketAddr,
+        #[arg(long)]
+        cacert: PathBuf,
+        /// The proposal JSON file.
+        #[arg(long)]
+        proposal: PathBuf,
+    },
+    /// Vote on a proposal: in favour, or against with --reject.
+    Vote {
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        address: SocketAddr,
+        #[arg(long)]
+        cacert: PathBuf,
+        #[arg(long)]
+        proposal_id: String,
+        #[arg(long)]
+        reject: bool,
+    },
+    /// Withdraw one of your open proposals.
+    Withdraw {
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        address: SocketAddr,
+        #[arg(long)]
+        cacert: PathBuf,
+        #[arg(long)]
+        proposal_id: String,
+    },
     /// Acknowledge the current state digest: the member becomes Active.
     Ack {
         /// Node address, host:port.
@@ -107,6 +137,76 @@ impl Member {
         )?)
     }
 
+    fn post(
+        &self,
+        conn: &mut BlockingConnection,
+        path: &str,
+        msg_type: &str,
+        payload: &[u8],
+        proposal_id: Option<&str>,
+    ) -> anyhow::Result<serde_json::Value> {
+        let r = conn.request(
+            Method::POST,
+            path,
+            &[("content-type", "application/cose")],
+            Bytes::from(self.sign(msg_type, payload, proposal_id)?),
+        )?;
+        if !r.status.is_success() {
+            bail!("{path}: {} {}", r.status, r.text());
+        }
+        Ok(r.json())
+    }
+
+    /// Submits a proposal; returns (proposal id, state).
+    pub fn propose(
+        &self,
+        conn: &mut BlockingConnection,
+        proposal: &str,
+    ) -> anyhow::Result<(String, String)> {
+        let v = self.post(
+            conn,
+            &format!("/gov/members/proposals:create?{API_VERSION}"),
+            "proposal",
+            proposal.as_bytes(),
+            None,
+        )?;
+        let id = v["proposalId"]
+            .as_str()
+            .context("no proposalId in the response")?
+            .to_owned();
+        Ok((
+            id,
+            v["proposalState"].as_str().unwrap_or_default().to_owned(),
+        ))
+    }
+
+    /// Votes on a proposal with a constant ballot; returns the proposal's state.
+    pub fn vote(
+        &self,
+        conn: &mut BlockingConnection,
+        proposal_id: &str,
+        accept: bool,
+    ) -> anyhow::Result<String> {
+        let ballot = serde_json::json!({ "ballot": format!("export function vote (proposal, proposerId) {{ return {accept}; }}") }).to_string();
+        let path = format!(
+            "/gov/members/proposals/{proposal_id}/ballots/{}:submit?{API_VERSION}",
+            self.id
+        );
+        let v = self.post(conn, &path, "ballot", ballot.as_bytes(), Some(proposal_id))?;
+        Ok(v["proposalState"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Withdraws a proposal; returns its state.
+    pub fn withdraw(
+        &self,
+        conn: &mut BlockingConnection,
+        proposal_id: &str,
+    ) -> anyhow::Result<String> {
+        let path = format!("/gov/members/proposals/{proposal_id}:withdraw?{API_VERSION}");
+        let v = self.post(conn, &path, "withdrawal", b"", Some(proposal_id))?;
+        Ok(v["proposalState"].as_str().unwrap_or_default().to_owned())
+    }
+
     /// `state-digests/{id}:update` then `:ack` with the returned digest.
     pub fn ack(&self, conn: &mut BlockingConnection) -> anyhow::Result<String> {
         let cose = [("content-type", "application/cose")];
@@ -156,10 +256,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         MemberCommand::Ack { address, cacert } => {
-            let ca = std::fs::read_to_string(&cacert)
-                .with_context(|| format!("reading {}", cacert.display()))?;
-            let mut conn =
-                BlockingConnection::connect(&ClientConfig::new(&ca, None, false)?, address)?;
+            let mut conn = connect(&cacert, address)?;
             let digest = member.ack(&mut conn)?;
             println!(
                 "member {} acknowledged state digest {digest} and is active",
@@ -167,5 +264,53 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        MemberCommand::Propose {
+            address,
+            cacert,
+            proposal,
+        } => {
+            let text = std::fs::read_to_string(&proposal)
+                .with_context(|| format!("reading {}", proposal.display()))?;
+            let (id, state) = member.propose(&mut connect(&cacert, address)?, &text)?;
+            println!(
+                "{}",
+                serde_json::json!({ "proposalId": id, "proposalState": state })
+            );
+            Ok(())
+        }
+        MemberCommand::Vote {
+            address,
+            cacert,
+            proposal_id,
+            reject,
+        } => {
+            let state = member.vote(&mut connect(&cacert, address)?, &proposal_id, !reject)?;
+            println!(
+                "{}",
+                serde_json::json!({ "proposalId": proposal_id, "proposalState": state })
+            );
+            Ok(())
+        }
+        MemberCommand::Withdraw {
+            address,
+            cacert,
+            proposal_id,
+        } => {
+            let state = member.withdraw(&mut connect(&cacert, address)?, &proposal_id)?;
+            println!(
+                "{}",
+                serde_json::json!({ "proposalId": proposal_id, "proposalState": state })
+            );
+            Ok(())
+        }
     }
+}
+
+fn connect(cacert: &Path, address: SocketAddr) -> anyhow::Result<BlockingConnection> {
+    let ca =
+        std::fs::read_to_string(cacert).with_context(|| format!("reading {}", cacert.display()))?;
+    Ok(BlockingConnection::connect(
+        &ClientConfig::new(&ca, None, false)?,
+        address,
+    )?)
 }

@@ -17,6 +17,9 @@ use coco_types::limits;
 
 use crate::keygen;
 
+/// coco's default constitution, written to `sandbox_common/constitution.js` for the nodes.
+const DEFAULT_CONSTITUTION: &str = include_str!("../../../constitution/default.js");
+
 /// Marker that says a directory was made by `coco sandbox` and may be wiped by the next run.
 const MARKER: &str = ".coco-sandbox";
 /// How long to wait for a node to start serving.
@@ -61,6 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&common)?;
     keygen::generate(&common, "member0", Curve::P384, true, args.validity_days)?;
     keygen::generate(&common, "user0", Curve::P384, false, args.validity_days)?;
+    std::fs::write(common.join("constitution.js"), DEFAULT_CONSTITUTION)?;
     let exe = std::env::current_exe().context("locating the coco executable")?;
 
     let mut nodes = Vec::new();
@@ -87,7 +91,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         nodes.push(SandboxNode { dir, child, port });
     }
     let result = wait_ready(&mut nodes, &common).and_then(|()| {
-        activate_member(&common, nodes[0].port)?;
+        open_service(&common, nodes[0].port)?;
         print_banner(&ws, &common, &nodes);
         wait_for_signal_or_exit(&mut nodes)
     });
@@ -150,8 +154,7 @@ fn node_config(common: &Path, dir: &Path, port: u16, args: &Args) -> serde_json:
                     "certificate_file": p("member0_cert.pem"),
                     "encryption_public_key_file": p("member0_enc_pubk.pem")
                 }],
-                "users": [{"certificate_file": p("user0_cert.pem")}],
-                "open_service_without_governance": true,
+                "constitution_files": [p("constitution.js")],
                 "initial_service_certificate_validity_days": args.validity_days,
                 "service_subject_name": "CN=CCF Service"
             }
@@ -196,8 +199,9 @@ fn wait_ready(nodes: &mut [SandboxNode], common: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// As CCF's sandbox does: member0 acknowledges the state digest and becomes Active.
-fn activate_member(common: &Path, port: u16) -> anyhow::Result<()> {
+/// What CCF's sandbox does after genesis, by governance: member0 acknowledges the state digest
+/// and becomes Active, proposes adding user0 and opening the service, and votes for it.
+fn open_service(common: &Path, port: u16) -> anyhow::Result<()> {
     let member = crate::member::Member::load(
         &common.join("member0_cert.pem"),
         &common.join("member0_privk.pem"),
@@ -211,6 +215,20 @@ fn activate_member(common: &Path, port: u16) -> anyhow::Result<()> {
     member
         .ack(&mut conn)
         .context("member0 acknowledging the service state")?;
+    let proposal = serde_json::json!({ "actions": [
+        { "name": "set_user", "args": { "cert": std::fs::read_to_string(common.join("user0_cert.pem"))? } },
+        { "name": "transition_service_to_open", "args": { "next_service_identity": ca } },
+    ]});
+    let (id, _) = member
+        .propose(&mut conn, &proposal.to_string())
+        .context("proposing user0 and opening the service")?;
+    let state = member
+        .vote(&mut conn, &id, true)
+        .context("voting to open the service")?;
+    anyhow::ensure!(
+        state == "Accepted",
+        "the opening proposal is {state}, not Accepted"
+    );
     Ok(())
 }
 

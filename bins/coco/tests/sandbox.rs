@@ -105,6 +105,19 @@ fn sandbox_starts_serves_and_stops() {
         .unwrap();
     assert_eq!(r.json()["status"], "Active", "{}", r.text());
 
+    // ...and user0 was added and the service opened by an accepted proposal, not a shortcut.
+    let r = user
+        .get("/gov/members/proposals?api-version=2024-07-01")
+        .unwrap();
+    let proposals = r.json()["value"].as_array().cloned().unwrap_or_default();
+    assert_eq!(proposals.len(), 1, "{}", r.text());
+    assert_eq!(proposals[0]["proposalState"], "Accepted");
+    assert!(
+        !std::fs::read_to_string(ws.join("node0/config.json"))
+            .unwrap()
+            .contains("open_service_without_governance")
+    );
+
     let node_pid: i32 = std::fs::read_to_string(ws.join("node0/coco.pid"))
         .unwrap()
         .trim()
