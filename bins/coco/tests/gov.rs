@@ -531,3 +531,112 @@ fn user_added_by_proposal_can_write() {
     let r = c.get(&format!("/gov/members/proposals/{id}?{V}")).unwrap();
     assert_eq!(r.json()["finalVotes"][&m0], true);
 }
+
+fn member_cli(node: &TestNode, args: &[&str]) -> serde_json::Value {
+    let addr = node.addr.to_string();
+    let mut all = vec![
+        "member",
+        "--cert",
+        "member0_cert.pem",
+        "--key",
+        "member0_privk.pem",
+    ];
+    all.extend_from_slice(&args[..1]);
+    all.extend_from_slice(&["--address", &addr, "--cacert", "service_cert.pem"]);
+    all.extend_from_slice(&args[1..]);
+    let out = support::run_coco(&all, node.dir.path());
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// Rejected and failed proposals change nothing (a failing action undoes the whole proposal);
+/// a constitution replaced by vote takes effect for the next proposal.
+#[test]
+fn rejected_failed_and_constitution_replacement() {
+    let node = TestNode::start(Options {
+        constitution: true,
+        ..Options::default()
+    });
+    support::run_coco(&["keygen", "--name", "user1"], node.dir.path());
+    member_cli(&node, &["ack"]);
+    let user1_cert = std::fs::read_to_string(node.path("user1_cert.pem")).unwrap();
+    let write_proposal = |name: &str, v: serde_json::Value| {
+        std::fs::write(node.path(name), v.to_string()).unwrap();
+        name.to_owned()
+    };
+    let mut user1 = node.connect_as(Some("user1"), false);
+    let user1_can_write = |c: &mut coco_client::BlockingConnection| {
+        c.post_json(
+            "/app/log/private",
+            &serde_json::json!({"id": 9, "msg": "m"}),
+        )
+        .unwrap()
+        .status
+            == 200
+    };
+
+    // Rejected: the only member votes against.
+    let f = write_proposal(
+        "p1.json",
+        serde_json::json!({"actions": [{"name": "set_user", "args": {"cert": user1_cert}}]}),
+    );
+    let p = member_cli(&node, &["propose", "--proposal", &f]);
+    let id = p["proposalId"].as_str().unwrap().to_owned();
+    let v = member_cli(&node, &["vote", "--proposal-id", &id, "--reject"]);
+    assert_eq!(v["proposalState"], "Rejected");
+    assert!(!user1_can_write(&mut user1));
+
+    // Failed: the second action throws in apply, so the first does not land either.
+    let f = write_proposal(
+        "p2.json",
+        serde_json::json!({"actions": [
+            {"name": "set_user", "args": {"cert": user1_cert}},
+            {"name": "set_member_data", "args": {"member_id": "0".repeat(64), "member_data": {}}}
+        ]}),
+    );
+    let p = member_cli(&node, &["propose", "--proposal", &f]);
+    let id = p["proposalId"].as_str().unwrap().to_owned();
+    let v = member_cli(&node, &["vote", "--proposal-id", &id]);
+    assert_eq!(v["proposalState"], "Failed");
+    let mut anon = node.anonymous();
+    let info = anon
+        .get(&format!("/gov/members/proposals/{id}?{V}"))
+        .unwrap()
+        .json();
+    assert!(
+        info["failure"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist"),
+        "{info}"
+    );
+    assert!(!user1_can_write(&mut user1));
+
+    // Replace the constitution by vote with one that refuses everything.
+    let frozen = r#"
+export function validate(input) { return { valid: false, description: "frozen by vote" }; }
+export function resolve(proposal, proposerId, votes) { return "Rejected"; }
+export function apply(proposal, proposalId) {}
+"#;
+    let f = write_proposal(
+        "p3.json",
+        serde_json::json!({"actions": [{"name": "set_constitution", "args": {"constitution": frozen}}]}),
+    );
+    let p = member_cli(&node, &["propose", "--proposal", &f]);
+    let id = p["proposalId"].as_str().unwrap().to_owned();
+    assert_eq!(
+        member_cli(&node, &["vote", "--proposal-id", &id])["proposalState"],
+        "Accepted"
+    );
+    let r = post_cose(
+        &mut anon,
+        &format!("/gov/members/proposals:create?{V}"),
+        ccf_sign(&node, "member0", "proposal", r#"{"actions":[]}"#, None),
+    );
+    assert_eq!(
+        (r.status.as_u16(), code(&r).as_str()),
+        (400, "ProposalFailedToValidate"),
+        "{}",
+        r.text()
+    );
+    assert!(r.text().contains("frozen by vote"), "{}", r.text());
+}
