@@ -533,19 +533,7 @@ fn user_added_by_proposal_can_write() {
 }
 
 fn member_cli(node: &TestNode, args: &[&str]) -> serde_json::Value {
-    let addr = node.addr.to_string();
-    let mut all = vec![
-        "member",
-        "--cert",
-        "member0_cert.pem",
-        "--key",
-        "member0_privk.pem",
-    ];
-    all.extend_from_slice(&args[..1]);
-    all.extend_from_slice(&["--address", &addr, "--cacert", "service_cert.pem"]);
-    all.extend_from_slice(&args[1..]);
-    let out = support::run_coco(&all, node.dir.path());
-    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    member_cli_as(node, "member0", args)
 }
 
 /// Rejected and failed proposals change nothing (a failing action undoes the whole proposal);
@@ -639,4 +627,134 @@ export function apply(proposal, proposalId) {}
         r.text()
     );
     assert!(r.text().contains("frozen by vote"), "{}", r.text());
+}
+
+fn member_cli_as(node: &TestNode, member: &str, args: &[&str]) -> serde_json::Value {
+    let addr = node.addr.to_string();
+    let cert = format!("{member}_cert.pem");
+    let key = format!("{member}_privk.pem");
+    let mut all = vec!["member", "--cert", &cert, "--key", &key];
+    all.extend_from_slice(&args[..1]);
+    all.extend_from_slice(&["--address", &addr, "--cacert", "service_cert.pem"]);
+    all.extend_from_slice(&args[1..]);
+    let out = support::run_coco(&all, node.dir.path());
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// Three members: a proposal needs two votes; after the constitution is replaced by one where
+/// any "no" is a veto, one dissenting member rejects a proposal.
+#[test]
+fn three_members_majority_and_veto() {
+    let node = TestNode::start(Options {
+        constitution: true,
+        extra_members: 2,
+        ..Options::default()
+    });
+    support::run_coco(&["keygen", "--name", "user1"], node.dir.path());
+    for m in ["member0", "member1", "member2"] {
+        member_cli_as(&node, m, &["ack"]);
+    }
+    let user1_cert = std::fs::read_to_string(node.path("user1_cert.pem")).unwrap();
+    std::fs::write(
+        node.path("add_user1.json"),
+        serde_json::json!({"actions": [{"name": "set_user", "args": {"cert": user1_cert}}]})
+            .to_string(),
+    )
+    .unwrap();
+    let id = member_cli_as(
+        &node,
+        "member0",
+        &["propose", "--proposal", "add_user1.json"],
+    )["proposalId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        member_cli_as(&node, "member0", &["vote", "--proposal-id", &id])["proposalState"],
+        "Open",
+        "1 of 3 is not a majority"
+    );
+    assert_eq!(
+        member_cli_as(&node, "member1", &["vote", "--proposal-id", &id])["proposalState"],
+        "Accepted",
+        "2 of 3 is"
+    );
+    let mut user1 = node.connect_as(Some("user1"), false);
+    assert_eq!(
+        user1
+            .post_json(
+                "/app/log/private",
+                &serde_json::json!({"id": 1, "msg": "m"})
+            )
+            .unwrap()
+            .status,
+        200
+    );
+
+    // A veto constitution: any "no" rejects; unanimity accepts.
+    let default = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../constitution/default.js"),
+    )
+    .unwrap();
+    let veto = default.replace(
+        "export function resolve(",
+        "export function resolve_majority(",
+    ) + "\nexport function resolve(proposal, proposerId, votes) {\n  if (votes.some((v) => !v.vote)) { return \"Rejected\"; }\n  return votes.length === activeMemberCount() ? \"Accepted\" : \"Open\";\n}\n";
+    std::fs::write(node.path("veto.json"), serde_json::json!({"actions": [{"name": "set_constitution", "args": {"constitution": veto}}]}).to_string()).unwrap();
+    let id = member_cli_as(&node, "member0", &["propose", "--proposal", "veto.json"])["proposalId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    member_cli_as(&node, "member0", &["vote", "--proposal-id", &id]);
+    assert_eq!(
+        member_cli_as(&node, "member1", &["vote", "--proposal-id", &id])["proposalState"],
+        "Accepted"
+    );
+
+    let user1_id = coco_crypto::cert_der_fingerprint_hex(
+        &coco_crypto::pem_to_der_certs(&user1_cert).unwrap()[0],
+    );
+    std::fs::write(
+        node.path("remove_user1.json"),
+        serde_json::json!({"actions": [{"name": "remove_user", "args": {"user_id": user1_id}}]})
+            .to_string(),
+    )
+    .unwrap();
+    let id = member_cli_as(
+        &node,
+        "member0",
+        &["propose", "--proposal", "remove_user1.json"],
+    )["proposalId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        member_cli_as(&node, "member0", &["vote", "--proposal-id", &id])["proposalState"],
+        "Open"
+    );
+    assert_eq!(
+        member_cli_as(&node, "member1", &["vote", "--proposal-id", &id])["proposalState"],
+        "Open",
+        "2 of 3 no longer suffices"
+    );
+    assert_eq!(
+        member_cli_as(
+            &node,
+            "member2",
+            &["vote", "--proposal-id", &id, "--reject"]
+        )["proposalState"],
+        "Rejected",
+        "a veto"
+    );
+    assert_eq!(
+        user1
+            .post_json(
+                "/app/log/private",
+                &serde_json::json!({"id": 2, "msg": "still here"})
+            )
+            .unwrap()
+            .status,
+        200,
+        "the vetoed removal changed nothing"
+    );
 }

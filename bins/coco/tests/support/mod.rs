@@ -23,6 +23,8 @@ pub struct Options {
     pub session_caps: Option<(usize, usize)>,
     /// Record the repository's default constitution at genesis.
     pub constitution: bool,
+    /// Members besides member0 (member1, member2, …).
+    pub extra_members: usize,
 }
 
 impl Default for Options {
@@ -34,6 +36,7 @@ impl Default for Options {
             export_ledger_secret: false,
             session_caps: None,
             constitution: false,
+            extra_members: 0,
             max_body_size: None,
             max_uncommitted: None,
         }
@@ -95,6 +98,14 @@ impl TestNode {
         if opts.export_ledger_secret {
             config["insecure_test_options"] =
                 serde_json::json!({"ledger_secret_file": d.join("ledger_secret.hex")});
+        }
+        for i in 1..=opts.extra_members {
+            let name = format!("member{i}");
+            run_coco(&["keygen", "--name", &name], d);
+            config["command"]["start"]["members"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({"certificate_file": d.join(format!("{name}_cert.pem"))}));
         }
         if opts.constitution {
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../constitution/default.js");
