@@ -758,3 +758,64 @@ fn three_members_majority_and_veto() {
         "the vetoed removal changed nothing"
     );
 }
+
+#[test]
+fn gov_service_views() {
+    let node = TestNode::start(Options {
+        constitution: true,
+        ..Options::default()
+    });
+    let mut c = node.anonymous();
+    let r = c.get(&format!("/gov/service/constitution?{V}")).unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("export function resolve"), "{}", r.text());
+    let nodes = c.get(&format!("/gov/service/nodes?{V}")).unwrap().json();
+    let node_id = nodes["value"][0]["nodeId"].as_str().unwrap().to_owned();
+    assert_eq!(nodes["value"][0]["status"], "Trusted");
+    assert!(
+        nodes["value"][0]["certificate"]
+            .as_str()
+            .unwrap()
+            .contains("BEGIN CERTIFICATE")
+    );
+    assert_eq!(
+        c.get(&format!("/gov/service/nodes/{node_id}?{V}"))
+            .unwrap()
+            .json()["nodeId"],
+        node_id.as_str()
+    );
+    assert_eq!(
+        c.get(&format!("/gov/service/nodes/{}?{V}", "0".repeat(64)))
+            .unwrap()
+            .status,
+        404
+    );
+    let commit = c
+        .get(&format!("/gov/service/transactions/commit?{V}"))
+        .unwrap()
+        .json();
+    assert_eq!(commit["status"], "Committed");
+    let txid = commit["transactionId"].as_str().unwrap();
+    assert_eq!(
+        c.get(&format!("/gov/service/transactions/{txid}?{V}"))
+            .unwrap()
+            .json()["status"],
+        "Committed"
+    );
+    assert_eq!(
+        c.get(&format!("/gov/service/transactions/2.999999?{V}"))
+            .unwrap()
+            .json()["status"],
+        "Unknown"
+    );
+    assert_eq!(
+        c.get(&format!("/gov/service/transactions/nope?{V}"))
+            .unwrap()
+            .status,
+        400
+    );
+    assert_eq!(
+        code(&c.get("/gov/service/nodes").unwrap()),
+        "MissingApiVersionParameter"
+    );
+}

@@ -282,6 +282,18 @@ pub enum TxStatus {
     Invalid,
 }
 
+impl TxStatus {
+    /// CCF's name of the status on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TxStatus::Unknown => "Unknown",
+            TxStatus::Pending => "Pending",
+            TxStatus::Committed => "Committed",
+            TxStatus::Invalid => "Invalid",
+        }
+    }
+}
+
 /// Read-only facts about consensus and the service that endpoints may use.
 #[derive(Clone, Debug, Default)]
 pub struct ConsensusView {

@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use coco_app_api::{
     ApiError, AuthPolicy, EndpointContext, EndpointMode, Method, Registry, Response, StatusCode,
-    TxStatus, openapi,
+    openapi,
 };
 use coco_codec::tables;
 use coco_types::TxId;
@@ -260,13 +260,7 @@ fn tx_status(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
     let txid: TxId = raw
         .parse()
         .map_err(|e: coco_types::TxIdParseError| ApiError::bad_query(e.to_string()))?;
-    let status = ctx.consensus.tx_status(txid);
-    let name = match status {
-        TxStatus::Unknown => "Unknown",
-        TxStatus::Pending => "Pending",
-        TxStatus::Committed => "Committed",
-        TxStatus::Invalid => "Invalid",
-    };
+    let name = ctx.consensus.tx_status(txid).as_str();
     Ok(Response::ok_json(
         &json!({ "transaction_id": txid.to_string(), "status": name }),
     ))

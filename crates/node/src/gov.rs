@@ -124,6 +124,46 @@ pub fn registry() -> Registry {
     );
     r.route_fn(
         Method::GET,
+        "/gov/service/constitution",
+        NO_AUTH,
+        EndpointMode::ReadOnly,
+        "The constitution's JavaScript source",
+        constitution,
+    );
+    r.route_fn(
+        Method::GET,
+        "/gov/service/nodes",
+        NO_AUTH,
+        EndpointMode::ReadOnly,
+        "All nodes",
+        nodes,
+    );
+    r.route_fn(
+        Method::GET,
+        "/gov/service/nodes/{nodeId}",
+        NO_AUTH,
+        EndpointMode::ReadOnly,
+        "One node",
+        node,
+    );
+    r.route_fn(
+        Method::GET,
+        "/gov/service/transactions/commit",
+        NO_AUTH,
+        EndpointMode::ReadOnly,
+        "The latest committed transaction",
+        commit,
+    );
+    r.route_fn(
+        Method::GET,
+        "/gov/service/transactions/{transactionId}",
+        NO_AUTH,
+        EndpointMode::ReadOnly,
+        "Status of a transaction",
+        transaction,
+    );
+    r.route_fn(
+        Method::GET,
         "/gov/service/info",
         NO_AUTH,
         EndpointMode::ReadOnly,
@@ -369,4 +409,84 @@ fn service_info(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
         body["creationTransactionId"] = json!(t.to_string());
     }
     Ok(Response::ok_json(&body))
+}
+
+fn constitution(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    check_api_version(ctx)?;
+    let raw = ctx
+        .tx
+        .get(tables::CONSTITUTION, &tables::SINGLETON_KEY)
+        .ok_or_else(|| ApiError::not_found("The service has no constitution."))?;
+    let source: String = serde_json::from_slice(&raw).map_err(|e| {
+        ApiError::internal(format!("Stored constitution is not a JSON string: {e}"))
+    })?;
+    Ok(Response {
+        status: StatusCode::OK,
+        headers: vec![("content-type".into(), "text/javascript".into())],
+        body: Bytes::from(source),
+    })
+}
+
+fn describe_node(id: &str, info: &tables::NodeInfo, cert: Option<Bytes>) -> Value {
+    json!({
+        "nodeId": id,
+        "status": serde_json::to_value(info.status).expect("enum"),
+        "nodeData": info.node_data,
+        "certificate": cert.map(|c| String::from_utf8_lossy(&c).into_owned()),
+        "quoteInfo": { "format": serde_json::to_value(&info.quote_info.format).expect("enum") },
+        "rpcInterfaces": serde_json::to_value(&info.rpc_interfaces).expect("interfaces"),
+    })
+}
+
+fn load_node(ctx: &mut EndpointContext<'_>, id: &str) -> Result<Option<Value>, ApiError> {
+    let Some(raw) = ctx.tx.get(tables::NODES_INFO, id.as_bytes()) else {
+        return Ok(None);
+    };
+    let info: tables::NodeInfo = tables::from_ccf_json(&raw)
+        .map_err(|e| ApiError::internal(format!("nodes.info of {id} does not parse: {e}")))?;
+    let cert = ctx
+        .tx
+        .get(tables::NODES_ENDORSED_CERTIFICATES, id.as_bytes());
+    Ok(Some(describe_node(id, &info, cert)))
+}
+
+fn nodes(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    check_api_version(ctx)?;
+    let mut ids = Vec::new();
+    ctx.tx.for_each(tables::NODES_INFO, |k, _| {
+        ids.push(String::from_utf8_lossy(k).into_owned());
+        true
+    });
+    let mut value = Vec::with_capacity(ids.len());
+    for id in ids {
+        value.extend(load_node(ctx, &id)?);
+    }
+    Ok(Response::ok_json(&json!({ "value": value })))
+}
+
+fn node(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    check_api_version(ctx)?;
+    let id = ctx.path_params["nodeId"].clone();
+    load_node(ctx, &id)?
+        .map(|v| Response::ok_json(&v))
+        .ok_or_else(|| ApiError::not_found(format!("Node {id} does not exist.")))
+}
+
+fn commit(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    check_api_version(ctx)?;
+    Ok(Response::ok_json(
+        &json!({ "transactionId": ctx.consensus.commit.to_string(), "status": "Committed" }),
+    ))
+}
+
+fn transaction(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    check_api_version(ctx)?;
+    let raw = ctx.path_params["transactionId"].clone();
+    let txid: coco_types::TxId = raw
+        .parse()
+        .map_err(|e: coco_types::TxIdParseError| ApiError::bad_query(e.to_string()))?;
+    let status = ctx.consensus.tx_status(txid).as_str();
+    Ok(Response::ok_json(
+        &json!({ "transactionId": txid.to_string(), "status": status }),
+    ))
 }
