@@ -433,7 +433,7 @@ fn describe_node(id: &str, info: &tables::NodeInfo, cert: Option<Bytes>) -> Valu
         "status": serde_json::to_value(info.status).expect("enum"),
         "nodeData": info.node_data,
         "certificate": cert.map(|c| String::from_utf8_lossy(&c).into_owned()),
-        "quoteInfo": { "format": serde_json::to_value(&info.quote_info.format).expect("enum") },
+        "quoteInfo": { "format": serde_json::to_value(info.quote_info.format).expect("enum") },
         "rpcInterfaces": serde_json::to_value(&info.rpc_interfaces).expect("interfaces"),
     })
 }
