@@ -142,14 +142,6 @@ pub enum CommandKind {
 #[serde(deny_unknown_fields)]
 pub struct Start {
     pub members: Vec<MemberConfig>,
-    /// coco extension until governance lands: users recorded at genesis (CCF adds users only by
-    /// `set_user` proposals).
-    #[serde(default)]
-    pub users: Vec<UserConfig>,
-    /// coco extension until governance lands: open the service at genesis instead of waiting
-    /// for members to vote `transition_service_to_open`.
-    #[serde(default)]
-    pub open_service_without_governance: bool,
     #[serde(default)]
     pub constitution_files: Vec<PathBuf>,
     #[serde(default)]
@@ -178,13 +170,6 @@ pub struct MemberConfig {
     pub data_json_file: Option<PathBuf>,
     /// `NonParticipant`, `Participant` or `Owner`.
     pub recovery_role: Option<coco_codec::tables::MemberRecoveryRole>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct UserConfig {
-    pub certificate_file: PathBuf,
-    pub data_json_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

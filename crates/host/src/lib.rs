@@ -19,7 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use coco_codec::tables;
 use coco_crypto::{Curve, EcKeyPair, RsaKeyPair, SubjectAltName, Validity};
-use coco_node::{CoreConfig, GenesisConfig, MemberSpec, Node, NodeIdentity, Plugins, UserSpec};
+use coco_node::{CoreConfig, GenesisConfig, MemberSpec, Node, NodeIdentity, Plugins};
 
 use crate::config::{CommandKind, NodeConfigFile};
 use crate::core_thread::{Clock, CoreHandle, Threads};
@@ -299,17 +299,6 @@ pub fn prepare(cfg: &NodeConfigFile, plugins: Plugins) -> Result<Prepared, Start
             recovery_role: m.recovery_role,
         });
     }
-    let mut users = Vec::new();
-    for u in &start.users {
-        users.push(UserSpec {
-            cert_pem: read_cert("user certificate", &u.certificate_file)?,
-            user_data: u
-                .data_json_file
-                .as_deref()
-                .map(|p| read_json("user data", p))
-                .transpose()?,
-        });
-    }
     let rpc_interfaces = cfg
         .network
         .rpc_interfaces
@@ -334,8 +323,6 @@ pub fn prepare(cfg: &NodeConfigFile, plugins: Plugins) -> Result<Prepared, Start
         .collect();
     let genesis = GenesisConfig {
         members,
-        users,
-        open_service_without_governance: start.open_service_without_governance,
         recovery_threshold: start.service_configuration.recovery_threshold,
         maximum_node_certificate_validity_days: start
             .service_configuration
@@ -370,6 +357,9 @@ pub fn prepare(cfg: &NodeConfigFile, plugins: Plugins) -> Result<Prepared, Start
             .as_deref()
             .map(|p| read_json("service data", p))
             .transpose()?,
+        // Users and the opening of the service come from governance (set_user,
+        // transition_service_to_open), as in CCF.
+        ..GenesisConfig::default()
     };
     let core = CoreConfig {
         signature_tx_interval_count: cfg.ledger_signatures.tx_count,

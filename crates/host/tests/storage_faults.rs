@@ -114,7 +114,7 @@ impl Disk for FaultyDisk {
     }
 }
 
-fn write_identity(dir: &Path, name: &str) -> (PathBuf, Vec<u8>) {
+fn write_identity(dir: &Path, name: &str) -> (PathBuf, Vec<u8>, coco_crypto::EcKeyPair) {
     let key = coco_crypto::EcKeyPair::generate(coco_crypto::Curve::P256).unwrap();
     let cert = coco_crypto::self_signed_cert(
         &key,
@@ -128,7 +128,7 @@ fn write_identity(dir: &Path, name: &str) -> (PathBuf, Vec<u8>) {
     let path = dir.join(format!("{name}_cert.pem"));
     std::fs::write(&path, &cert).unwrap();
     let der = coco_crypto::pem_to_der_certs(&cert).unwrap().remove(0);
-    (path, der)
+    (path, der, key)
 }
 
 fn request(method: Method, path: &str, body: &str, cert: &[u8]) -> Request {
@@ -152,13 +152,13 @@ fn request(method: Method, path: &str, body: &str, cert: &[u8]) -> Request {
 fn check(fault: Fault) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (member, _) = write_identity(d, "member0");
-    let (user, user_der) = write_identity(d, "user0");
+    let (member, member_der, member_key) = write_identity(d, "member0");
+    let (user, user_der, _) = write_identity(d, "user0");
+    let constitution = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../constitution/default.js");
     let config = serde_json::json!({
         "network": {"rpc_interfaces": {"main": {"bind_address": "127.0.0.1:0"}}},
         "command": {"type": "Start", "service_certificate_file": d.join("service_cert.pem"),
-            "start": {"members": [{"certificate_file": member}], "users": [{"certificate_file": user}],
-                      "open_service_without_governance": true}},
+            "start": {"members": [{"certificate_file": member}], "constitution_files": [constitution]}},
         "ledger": {"directory": d.join("ledger"), "chunk_size": "4KB"},
         "ledger_signatures": {"tx_count": 5, "delay": "5ms"}
     });
@@ -168,7 +168,7 @@ fn check(fault: Fault) {
         &cfg,
         coco_node::Plugins {
             app: coco_app_logging::registry(),
-            constitution: None,
+            constitution: Some(Box::new(coco_js::JsConstitutionLoader::default())),
         },
         FaultyDisk {
             real: RealDisk,
@@ -194,6 +194,14 @@ fn check(fault: Fault) {
             .parse()
             .unwrap()
     };
+
+    open_by_governance(
+        &call,
+        &member_key,
+        &member_der,
+        &std::fs::read_to_string(&user).unwrap(),
+        &std::fs::read_to_string(d.join("service_cert.pem")).unwrap(),
+    );
 
     // Healthy warm-up: writes commit.
     for i in 0..30 {
@@ -272,4 +280,105 @@ fn failed_write_is_never_reported_committed() {
     for k in [1, 3, 40] {
         check(Fault::Write(k));
     }
+}
+
+/// A request signed by the member, as `coco member` signs them.
+fn signed(
+    key: &coco_crypto::EcKeyPair,
+    member_der: &[u8],
+    path: &str,
+    msg_type: &str,
+    payload: &str,
+    proposal_id: Option<&str>,
+) -> Request {
+    let id = coco_crypto::cert_der_fingerprint_hex(member_der);
+    let protected = coco_codec::cose::request_protected_header(
+        key.cose_alg(),
+        &id,
+        coco_codec::cose::GOV_MSG_PREFIX,
+        msg_type,
+        1_700_000_000,
+        proposal_id,
+    );
+    let sig = key.sign_cose(&coco_codec::cose::sig_structure(
+        &protected,
+        payload.as_bytes(),
+    ));
+    let body = coco_codec::cose::assemble_sign1(
+        &protected,
+        &Default::default(),
+        Some(payload.as_bytes()),
+        &sig,
+    )
+    .unwrap();
+    let (p, q) = path.split_once('?').unwrap();
+    Request {
+        method: Method::POST,
+        path: p.to_owned(),
+        query: q.to_owned(),
+        headers: vec![("content-type".into(), "application/cose".into())],
+        body: Bytes::from(body),
+        peer_cert: None,
+    }
+}
+
+/// member0 acks, proposes user0 and opening the service, and votes.
+fn open_by_governance(
+    call: &dyn Fn(Request) -> coco_app_api::Response,
+    key: &coco_crypto::EcKeyPair,
+    member_der: &[u8],
+    user_pem: &str,
+    service_pem: &str,
+) {
+    let id = coco_crypto::cert_der_fingerprint_hex(member_der);
+    let v = "api-version=2024-07-01";
+    let json =
+        |r: &coco_app_api::Response| serde_json::from_slice::<serde_json::Value>(&r.body).unwrap();
+    let r = call(signed(
+        key,
+        member_der,
+        &format!("/gov/members/state-digests/{id}:update?{v}"),
+        "state_digest",
+        "{}",
+        None,
+    ));
+    let digest = json(&r)["stateDigest"].as_str().unwrap().to_owned();
+    let r = call(signed(
+        key,
+        member_der,
+        &format!("/gov/members/state-digests/{id}:ack?{v}"),
+        "ack",
+        &serde_json::json!({"stateDigest": digest}).to_string(),
+        None,
+    ));
+    assert_eq!(r.status, 204);
+    let proposal = serde_json::json!({"actions": [
+        {"name": "set_user", "args": {"cert": user_pem}},
+        {"name": "transition_service_to_open", "args": {"next_service_identity": service_pem}},
+    ]});
+    let r = call(signed(
+        key,
+        member_der,
+        &format!("/gov/members/proposals:create?{v}"),
+        "proposal",
+        &proposal.to_string(),
+        None,
+    ));
+    let pid = json(&r)["proposalId"].as_str().unwrap().to_owned();
+    let ballot =
+        serde_json::json!({"ballot": "export function vote(p, id) { return true; }"}).to_string();
+    let r = call(signed(
+        key,
+        member_der,
+        &format!("/gov/members/proposals/{pid}/ballots/{id}:submit?{v}"),
+        "ballot",
+        &ballot,
+        Some(&pid),
+    ));
+    assert_eq!(
+        json(&r)["proposalState"],
+        "Accepted",
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
 }

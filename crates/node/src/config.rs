@@ -57,12 +57,12 @@ pub struct UserSpec {
 #[derive(Clone, Debug, Default)]
 pub struct GenesisConfig {
     pub members: Vec<MemberSpec>,
-    /// Users added at genesis. CCF only adds users by `set_user` proposals; until governance
-    /// exists coco takes them from the start configuration.
+    /// Users recorded at genesis. Not reachable from a node's configuration — CCF adds users only
+    /// by `set_user` proposals, and so does `coco node` — but kept for engine tests and tools that
+    /// build a core directly.
     pub users: Vec<UserSpec>,
-    /// Open the service right after genesis instead of waiting for members to vote
-    /// `transition_service_to_open`. A pre-governance bootstrap (start-config option
-    /// `open_service_without_governance`); the governance issue replaces it with CCF's lifecycle.
+    /// Open the service right after genesis instead of by `transition_service_to_open`. As
+    /// `users`: for engine tests and tools only; `coco node` always opens by governance.
     pub open_service_without_governance: bool,
     pub recovery_threshold: u64,
     pub maximum_node_certificate_validity_days: u64,

@@ -21,8 +21,9 @@ pub struct Options {
     pub max_uncommitted: Option<u64>,
     /// (soft, hard) session caps of the interface.
     pub session_caps: Option<(usize, usize)>,
-    /// Record the repository's default constitution at genesis.
-    pub constitution: bool,
+    /// Open the service by governance after start (member0 acks, proposes user0 and
+    /// transition_service_to_open, votes), as the sandbox does.
+    pub open: bool,
     /// Members besides member0 (member1, member2, …).
     pub extra_members: usize,
 }
@@ -35,7 +36,7 @@ impl Default for Options {
             sig_delay_ms: 50,
             export_ledger_secret: false,
             session_caps: None,
-            constitution: false,
+            open: true,
             extra_members: 0,
             max_body_size: None,
             max_uncommitted: None,
@@ -87,8 +88,7 @@ impl TestNode {
                 "service_certificate_file": d.join("service_cert.pem"),
                 "start": {
                     "members": [{"certificate_file": d.join("member0_cert.pem"), "encryption_public_key_file": d.join("member0_enc_pubk.pem")}],
-                    "users": [{"certificate_file": d.join("user0_cert.pem")}],
-                    "open_service_without_governance": true
+                    "constitution_files": [Path::new(env!("CARGO_MANIFEST_DIR")).join("../../constitution/default.js")]
                 }
             },
             "ledger": {"directory": d.join("ledger"), "chunk_size": opts.chunk_size},
@@ -106,10 +106,6 @@ impl TestNode {
                 .as_array_mut()
                 .unwrap()
                 .push(serde_json::json!({"certificate_file": d.join(format!("{name}_cert.pem"))}));
-        }
-        if opts.constitution {
-            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../constitution/default.js");
-            config["command"]["start"]["constitution_files"] = serde_json::json!([path]);
         }
         if let Some(m) = opts.max_uncommitted {
             config["consensus"] = serde_json::json!({"max_uncommitted_tx_count": m});
@@ -152,12 +148,51 @@ impl TestNode {
             std::thread::sleep(Duration::from_millis(20));
         };
         let ca_pem = std::fs::read_to_string(d.join("service_cert.pem")).unwrap();
-        TestNode {
+        let node = TestNode {
             dir,
             child: Some(child),
             addr,
             ca_pem,
+        };
+        if opts.open {
+            node.open_by_governance();
         }
+        node
+    }
+
+    /// member0 acknowledges, proposes adding user0 and opening the service, and votes for it.
+    pub fn open_by_governance(&self) {
+        let d = self.dir.path();
+        let addr = self.addr.to_string();
+        let member = |args: &[&str]| {
+            let mut all = vec![
+                "member",
+                "--cert",
+                "member0_cert.pem",
+                "--key",
+                "member0_privk.pem",
+            ];
+            all.extend_from_slice(&args[..1]);
+            all.extend_from_slice(&["--address", &addr, "--cacert", "service_cert.pem"]);
+            all.extend_from_slice(&args[1..]);
+            serde_json::from_slice::<serde_json::Value>(&run_coco(&all, d).stdout)
+                .unwrap_or(serde_json::Value::Null)
+        };
+        member(&["ack"]);
+        let proposal = serde_json::json!({"actions": [
+            {"name": "set_user", "args": {"cert": std::fs::read_to_string(d.join("user0_cert.pem")).unwrap()}},
+            {"name": "transition_service_to_open", "args": {"next_service_identity": self.ca_pem}},
+        ]});
+        std::fs::write(d.join("open_service.json"), proposal.to_string()).unwrap();
+        let id = member(&["propose", "--proposal", "open_service.json"])["proposalId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            member(&["vote", "--proposal-id", &id])["proposalState"],
+            "Accepted",
+            "opening the service"
+        );
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
