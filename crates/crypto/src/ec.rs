@@ -602,3 +602,42 @@ yvRHdloGCk22OZ2ksIL6R9iNYbNd3Qk=\n\
 -----END EC PRIVATE KEY-----\n\
 ";
 }
+
+/// ES256 verification over a P-256 key given as JWK coordinates (`x`, `y`, 32 bytes each) with a
+/// fixed-size r‖s signature, as JWTs carry them.
+pub fn verify_es256_xy(
+    x: &[u8],
+    y: &[u8],
+    msg: &[u8],
+    sig_fixed: &[u8],
+) -> Result<(), CryptoError> {
+    if x.len() != 32 || y.len() != 32 {
+        return Err(CryptoError::InvalidPublicKey);
+    }
+    let mut point = Vec::with_capacity(65);
+    point.push(0x04);
+    point.extend_from_slice(x);
+    point.extend_from_slice(y);
+    aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED,
+        point,
+    )
+    .verify(msg, sig_fixed)
+    .map_err(|_| CryptoError::BadSignature)
+}
+
+#[cfg(test)]
+mod es256_xy_tests {
+    use super::*;
+
+    #[test]
+    fn es256_with_jwk_coordinates() {
+        let key = EcKeyPair::generate(Curve::P256).unwrap();
+        let point = key.public_key_sec1_uncompressed().to_vec();
+        let (x, y) = (&point[1..33], &point[33..65]);
+        let sig = key.sign_cose(b"h.p");
+        verify_es256_xy(x, y, b"h.p", &sig).unwrap();
+        assert!(verify_es256_xy(x, y, b"h.q", &sig).is_err());
+        assert!(verify_es256_xy(&x[1..], y, b"h.p", &sig).is_err());
+    }
+}

@@ -36,11 +36,15 @@ pub use cert::{
     der_to_pem_cert, endorsed_cert, pem_to_der_certs, self_signed_ca_cert, self_signed_cert,
     spki_fingerprint_hex, verify_cert_signed_by,
 };
-pub use ec::{Curve, EcKeyPair, spki_curve, verify_cose, verify_der, verify_prehashed_sha256_der};
+pub use ec::{
+    Curve, EcKeyPair, spki_curve, verify_cose, verify_der, verify_es256_xy,
+    verify_prehashed_sha256_der,
+};
 pub use error::CryptoError;
 pub use hash::{
     HMAC_SHA256_SIZE_BYTES, SHA256_SIZE_BYTES, Sha256, hmac_sha256, random_bytes, sha256,
 };
 pub use rsa::{
     RSA_DEFAULT_SIZE_BITS, RsaKeyPair, rsa_oaep_sha256_encrypt, rsa_public_key_size_bits,
+    sign_rs256, verify_rs256,
 };
