@@ -228,6 +228,90 @@ const actions = new Map([
   )],
 ]);
 
+// JWT issuers and their signing keys. Keys are stored under their kid as a list of
+// {issuer, constraint, jwk} in public:ccf.gov.jwt.public_signing_keys_metadata_v2.
+const JWT_ISSUERS = "public:ccf.gov.jwt.issuers";
+const JWT_KEYS = "public:ccf.gov.jwt.public_signing_keys_metadata_v2";
+
+function checkJwks(jwks, field) {
+  check(jwks !== null && typeof jwks === "object" && Array.isArray(jwks.keys), `${field} must be {"keys": [...]}`);
+  jwks.keys.forEach((k, i) => {
+    checkType(k.kid, "string", `${field}.keys[${i}].kid`);
+    if (k.kty === "RSA") {
+      checkType(k.n, "string", `${field}.keys[${i}].n`);
+      checkType(k.e, "string", `${field}.keys[${i}].e`);
+    } else if (k.kty === "EC") {
+      check(k.crv === "P-256", `${field}.keys[${i}]: only P-256 EC keys are supported`);
+      checkType(k.x, "string", `${field}.keys[${i}].x`);
+      checkType(k.y, "string", `${field}.keys[${i}].y`);
+    } else {
+      throw new Error(`${field}.keys[${i}].kty must be RSA or EC`);
+    }
+  });
+}
+
+function removeIssuerKeys(issuer) {
+  const updates = [];
+  ccf.kv[JWT_KEYS].forEach((v, k) => {
+    const kept = ccf.bufToJsonCompatible(v).filter((e) => e.issuer !== issuer);
+    updates.push([k, kept]);
+  });
+  for (const [k, kept] of updates) {
+    if (kept.length === 0) {
+      ccf.kv[JWT_KEYS].delete(k);
+    } else {
+      ccf.kv[JWT_KEYS].set(k, ccf.jsonCompatibleToBuf(kept));
+    }
+  }
+}
+
+function setIssuerKeys(issuer, jwks) {
+  removeIssuerKeys(issuer);
+  for (const key of jwks.keys) {
+    const existing = getJson(JWT_KEYS, key.kid) || [];
+    existing.push({ issuer: issuer, constraint: issuer, jwk: key });
+    putJson(JWT_KEYS, key.kid, existing);
+  }
+}
+
+actions.set("set_jwt_issuer", new Action(
+  (args) => {
+    checkType(args.issuer, "string", "issuer");
+    checkOptional(args.auto_refresh, "boolean", "auto_refresh");
+    checkOptional(args.ca_cert_bundle_name, "string", "ca_cert_bundle_name");
+    if (args.jwks !== undefined) {
+      checkJwks(args.jwks, "jwks");
+    }
+  },
+  (args) => {
+    const metadata = { auto_refresh: args.auto_refresh === true };
+    if (args.ca_cert_bundle_name !== undefined) {
+      metadata.ca_cert_bundle_name = args.ca_cert_bundle_name;
+    }
+    putJson(JWT_ISSUERS, args.issuer, metadata);
+    if (args.jwks !== undefined) {
+      setIssuerKeys(args.issuer, args.jwks);
+    }
+  },
+));
+actions.set("set_jwt_public_signing_keys", new Action(
+  (args) => {
+    checkType(args.issuer, "string", "issuer");
+    checkJwks(args.jwks, "jwks");
+  },
+  (args) => {
+    check(getJson(JWT_ISSUERS, args.issuer) !== undefined, `issuer ${args.issuer} is not registered`);
+    setIssuerKeys(args.issuer, args.jwks);
+  },
+));
+actions.set("remove_jwt_issuer", new Action(
+  (args) => checkType(args.issuer, "string", "issuer"),
+  (args) => {
+    remove(JWT_ISSUERS, args.issuer);
+    removeIssuerKeys(args.issuer);
+  },
+));
+
 function setMemberArgs(args) {
   checkCert(args.cert, "cert");
   checkOptional(args.encryption_pub_key, "string", "encryption_pub_key");

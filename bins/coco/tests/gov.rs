@@ -824,3 +824,103 @@ fn gov_service_views() {
         "MissingApiVersionParameter"
     );
 }
+
+/// A JWT-authenticated app call works after `set_jwt_issuer`, and stops working after
+/// `remove_jwt_issuer`; expired, foreign-issuer, tampered and unknown-key tokens are refused.
+#[test]
+fn jwt_authentication_after_set_jwt_issuer() {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let node = TestNode::start(Options::default());
+    let rsa = coco_crypto::RsaKeyPair::generate(2048).unwrap();
+    let pem = rsa.to_pkcs8_pem();
+    let (_, n, e) = coco_crypto::sign_rs256(&pem, b"probe").unwrap();
+    let issuer = "https://issuer.example";
+    let jwk = serde_json::json!({"kty": "RSA", "kid": "key1", "n": b64(&n), "e": b64(&e)});
+    let token = |iss: &str, exp_offset: i64, kid: &str| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let header = b64(
+            serde_json::json!({"alg": "RS256", "kid": kid, "typ": "JWT"})
+                .to_string()
+                .as_bytes(),
+        );
+        let payload = b64(serde_json::json!({"iss": iss, "sub": "alice", "exp": now + exp_offset, "nbf": now - 60}).to_string().as_bytes());
+        let (sig, _, _) =
+            coco_crypto::sign_rs256(&pem, format!("{header}.{payload}").as_bytes()).unwrap();
+        format!("{header}.{payload}.{}", b64(&sig))
+    };
+    let mut anon = node.anonymous();
+    let write = |c: &mut BlockingConnection, token: &str, id: u64| {
+        let auth = format!("Bearer {token}");
+        let body = serde_json::json!({"id": id, "msg": "via jwt"}).to_string();
+        c.request(
+            Method::POST,
+            "/app/log/private",
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &auth),
+            ],
+            Bytes::from(body),
+        )
+        .unwrap()
+    };
+    let good = token(issuer, 3600, "key1");
+    assert_eq!(
+        write(&mut anon, &good, 1).status,
+        401,
+        "no issuer registered yet"
+    );
+
+    std::fs::write(node.path("jwt.json"), serde_json::json!({"actions": [{"name": "set_jwt_issuer", "args": {"issuer": issuer, "jwks": {"keys": [jwk]}}}]}).to_string()).unwrap();
+    let id = member_cli(&node, &["propose", "--proposal", "jwt.json"])["proposalId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        member_cli(&node, &["vote", "--proposal-id", &id])["proposalState"],
+        "Accepted"
+    );
+
+    let r = write(&mut anon, &good, 1);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut tampered = good.clone();
+    tampered.pop();
+    tampered.push(if good.ends_with('A') { 'B' } else { 'A' });
+    for (what, t) in [
+        ("expired", token(issuer, -10, "key1")),
+        (
+            "foreign issuer",
+            token("https://other.example", 3600, "key1"),
+        ),
+        ("unknown kid", token(issuer, 3600, "key2")),
+        ("tampered signature", tampered),
+        ("not a jwt", "abc".to_owned()),
+    ] {
+        let r = write(&mut anon, &t, 2);
+        assert_eq!(
+            (r.status.as_u16(), code(&r).as_str()),
+            (401, "InvalidAuthenticationInfo"),
+            "{what}: {}",
+            r.text()
+        );
+    }
+
+    std::fs::write(
+        node.path("nojwt.json"),
+        serde_json::json!({"actions": [{"name": "remove_jwt_issuer", "args": {"issuer": issuer}}]})
+            .to_string(),
+    )
+    .unwrap();
+    let id = member_cli(&node, &["propose", "--proposal", "nojwt.json"])["proposalId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        member_cli(&node, &["vote", "--proposal-id", &id])["proposalState"],
+        "Accepted"
+    );
+    assert_eq!(write(&mut anon, &good, 3).status, 401, "issuer removed");
+}

@@ -39,6 +39,8 @@ pub enum AuthPolicy {
     ActiveMemberCoseSign1,
     /// A COSE Sign1 request body signed by a user (`kid` = user id), `ccf.msg.*` headers.
     UserCoseSign1,
+    /// `Authorization: Bearer <JWT>` signed by a key of an issuer set by governance.
+    Jwt,
     /// No authentication.
     NoAuth,
 }
@@ -53,6 +55,7 @@ impl AuthPolicy {
             AuthPolicy::MemberCoseSign1 => "member_cose_sign1",
             AuthPolicy::ActiveMemberCoseSign1 => "active_member_cose_sign1",
             AuthPolicy::UserCoseSign1 => "user_cose_sign1",
+            AuthPolicy::Jwt => "jwt",
             AuthPolicy::NoAuth => "no_auth",
         }
     }
@@ -107,6 +110,13 @@ pub enum Caller {
     AnyCert {
         cert: PeerCert,
     },
+    /// A bearer of a valid JWT: the issuer of the key that verified it, and the token's header
+    /// and payload (CCF's `{keyIssuer, header, payload}`).
+    Jwt {
+        key_issuer: String,
+        header: serde_json::Value,
+        payload: serde_json::Value,
+    },
     /// A member authenticated by a COSE Sign1 body.
     MemberCose {
         id: String,
@@ -129,6 +139,7 @@ impl Caller {
             Caller::AnyCert { .. } => AuthPolicy::AnyCert.name(),
             Caller::MemberCose { .. } => AuthPolicy::MemberCoseSign1.name(),
             Caller::UserCose { .. } => AuthPolicy::UserCoseSign1.name(),
+            Caller::Jwt { .. } => AuthPolicy::Jwt.name(),
             Caller::Anonymous => AuthPolicy::NoAuth.name(),
         }
     }

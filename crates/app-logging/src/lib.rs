@@ -14,9 +14,13 @@ use serde::Deserialize;
 const PRIVATE_MAP: &str = "records";
 const PUBLIC_MAP: &str = "public:records";
 
-/// Who may call the logging endpoints. CCF's C++ sample also accepts `jwt`, which arrives with
-/// JWT support in the governance issue.
-const USER_AUTH: &[AuthPolicy] = &[AuthPolicy::UserCert, AuthPolicy::UserCoseSign1];
+/// Who may call the logging endpoints: as CCF's C++ sample, `jwt`, `user_cert` and
+/// `user_cose_sign1`.
+const USER_AUTH: &[AuthPolicy] = &[
+    AuthPolicy::Jwt,
+    AuthPolicy::UserCert,
+    AuthPolicy::UserCoseSign1,
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

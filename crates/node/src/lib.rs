@@ -13,6 +13,7 @@ pub mod config;
 pub mod endpoints;
 pub mod gov;
 pub mod identity;
+pub mod jwt;
 pub mod proposals;
 pub mod secrets;
 
@@ -248,7 +249,7 @@ impl Node {
     pub fn step(&mut self, now: Now, input: Input, out: &mut Vec<Output>) {
         match input {
             Input::Request { id, request } => {
-                let response = self.execute(&request, out);
+                let response = self.execute(now, &request, out);
                 out.push(Output::Respond { id, response });
             }
             Input::Tick => self.on_tick(now, out),
@@ -306,7 +307,7 @@ impl Node {
 
     /// Executes a request against the KV store: routing, frontend state, authentication,
     /// backpressure, the handler, and — for writes — the ledger entry.
-    fn execute(&mut self, request: &Request, out: &mut Vec<Output>) -> Response {
+    fn execute(&mut self, now: Now, request: &Request, out: &mut Vec<Output>) -> Response {
         let (endpoint, path_params) = match self.registry.route(&request.method, &request.path) {
             RouteMatch::Found {
                 endpoint,
@@ -335,7 +336,7 @@ impl Node {
             endpoint.method.as_str().to_owned(),
             endpoint.template.clone(),
         );
-        let response = self.execute_endpoint(request, &endpoint, path_params, out);
+        let response = self.execute_endpoint(now, request, &endpoint, path_params, out);
         let m = self.metrics.per_endpoint.entry(metrics_key).or_default();
         m.calls += 1;
         m.retries += std::mem::take(&mut self.conflict_retries);
@@ -355,6 +356,7 @@ impl Node {
 
     fn execute_endpoint(
         &mut self,
+        now: Now,
         request: &Request,
         endpoint: &coco_app_api::Endpoint,
         path_params: BTreeMap<String, String>,
@@ -379,7 +381,7 @@ impl Node {
             return endpoints::api_document(&self.registry, prefix, &self.service.version)
                 .with_header(TX_ID_HEADER, read_txid.to_string());
         }
-        let caller = match self.authenticate(request, &endpoint.auth_policies) {
+        let caller = match self.authenticate(request, &endpoint.auth_policies, now) {
             Ok(c) => c,
             Err(e) => return e.into_response(),
         };
@@ -562,7 +564,12 @@ impl Node {
 
     /// Tries the endpoint's policies in order (CCF semantics: first success wins). The 401 lists
     /// every policy's reason, and carries CCF's `WWW-Authenticate` hint if a COSE policy was tried.
-    fn authenticate(&self, request: &Request, policies: &[AuthPolicy]) -> Result<Caller, ApiError> {
+    fn authenticate(
+        &self,
+        request: &Request,
+        policies: &[AuthPolicy],
+        now: Now,
+    ) -> Result<Caller, ApiError> {
         let mut reasons: Vec<String> = Vec::new();
         let mut tried_cose = false;
         for policy in policies {
@@ -573,6 +580,9 @@ impl Node {
                     None => Err("No TLS client certificate presented.".to_owned()),
                 },
                 AuthPolicy::UserCert | AuthPolicy::MemberCert => self.cert_auth(request, *policy),
+                AuthPolicy::Jwt => {
+                    jwt::authenticate(&mut self.store.begin(), request, now.unix_seconds)
+                }
                 AuthPolicy::MemberCoseSign1
                 | AuthPolicy::ActiveMemberCoseSign1
                 | AuthPolicy::UserCoseSign1 => {
