@@ -312,6 +312,118 @@ actions.set("remove_jwt_issuer", new Action(
   },
 ));
 
+// Service configuration, nodes, attestation policy, runtime options.
+actions.set("set_service_configuration", new Action(
+  (args) => {
+    checkOptional(args.recovery_threshold, "integer", "recovery_threshold");
+    checkOptional(args.maximum_node_certificate_validity_days, "integer", "maximum_node_certificate_validity_days");
+    checkOptional(args.maximum_service_certificate_validity_days, "integer", "maximum_service_certificate_validity_days");
+    checkOptional(args.recent_cose_proposals_window_size, "integer", "recent_cose_proposals_window_size");
+    if (args.reconfiguration_type !== undefined) {
+      checkEnum(args.reconfiguration_type, ["OneTransaction", "TwoTransaction"], "reconfiguration_type");
+    }
+  },
+  (args) => {
+    const config = getSingleton("public:ccf.gov.service.config") || {};
+    for (const field of ["recovery_threshold", "maximum_node_certificate_validity_days",
+      "maximum_service_certificate_validity_days", "recent_cose_proposals_window_size", "reconfiguration_type"]) {
+      if (args[field] !== undefined) {
+        config[field] = args[field];
+      }
+    }
+    setSingleton("public:ccf.gov.service.config", config);
+  },
+));
+
+function setNodeStatus(nodeId, status) {
+  const info = getJson("public:ccf.gov.nodes.info", nodeId);
+  check(info !== undefined, `node ${nodeId} does not exist`);
+  info.status = status;
+  putJson("public:ccf.gov.nodes.info", nodeId, info);
+}
+
+actions.set("transition_node_to_trusted", new Action(
+  (args) => {
+    checkType(args.node_id, "string", "node_id");
+    checkOptional(args.valid_from, "string", "valid_from");
+    checkOptional(args.validity_period_days, "integer", "validity_period_days");
+  },
+  (args) => setNodeStatus(args.node_id, "Trusted"),
+));
+actions.set("remove_node", new Action(
+  (args) => checkType(args.node_id, "string", "node_id"),
+  (args) => setNodeStatus(args.node_id, "Retired"),
+));
+actions.set("assert_service_identity", new Action(
+  (args) => checkType(args.service_identity, "string", "service_identity"),
+  (args) => {
+    const info = getSingleton("public:ccf.gov.service.info");
+    check(info.cert.trim() === args.service_identity.trim(), "service identity does not match");
+  },
+));
+actions.set("set_js_runtime_options", new Action(
+  (args) => {
+    for (const field of ["max_heap_bytes", "max_stack_bytes", "max_execution_time_ms", "max_cached_interpreters"]) {
+      checkOptional(args[field], "integer", field);
+    }
+    checkOptional(args.log_exception_details, "boolean", "log_exception_details");
+    checkOptional(args.return_exception_details, "boolean", "return_exception_details");
+  },
+  (args) => setSingleton("public:ccf.gov.js_runtime_options", args),
+));
+
+function setAndRemove(name, map, keyField, value) {
+  actions.set(`add_${name}`, new Action(
+    (args) => checkType(args[keyField], "string", keyField),
+    (args) => putJson(map, args[keyField], value(args)),
+  ));
+  actions.set(`remove_${name}`, new Action(
+    (args) => checkType(args[keyField], "string", keyField),
+    (args) => remove(map, args[keyField]),
+  ));
+}
+setAndRemove("snp_measurement", "public:ccf.gov.nodes.snp.measurements", "measurement", () => "AllowedToJoin");
+setAndRemove("snp_host_data", "public:ccf.gov.nodes.snp.host_data", "host_data", (args) => (args.metadata === undefined ? "" : args.metadata));
+actions.set("add_snp_uvm_endorsement", new Action(
+  (args) => {
+    checkType(args.did, "string", "did");
+    checkType(args.feed, "string", "feed");
+    checkType(args.svn, "string", "svn");
+  },
+  (args) => {
+    const current = getJson("public:ccf.gov.nodes.snp.uvm_endorsements", args.did) || {};
+    current[args.feed] = { svn: args.svn };
+    putJson("public:ccf.gov.nodes.snp.uvm_endorsements", args.did, current);
+  },
+));
+actions.set("remove_snp_uvm_endorsement", new Action(
+  (args) => {
+    checkType(args.did, "string", "did");
+    checkType(args.feed, "string", "feed");
+  },
+  (args) => {
+    const current = getJson("public:ccf.gov.nodes.snp.uvm_endorsements", args.did);
+    check(current !== undefined && current[args.feed] !== undefined, `no UVM endorsement for ${args.did} ${args.feed}`);
+    delete current[args.feed];
+    if (Object.keys(current).length === 0) {
+      remove("public:ccf.gov.nodes.snp.uvm_endorsements", args.did);
+    } else {
+      putJson("public:ccf.gov.nodes.snp.uvm_endorsements", args.did, current);
+    }
+  },
+));
+actions.set("set_snp_minimum_tcb_version", new Action(
+  (args) => {
+    checkType(args.cpuid, "string", "cpuid");
+    check(args.tcb_version !== null && typeof args.tcb_version === "object", "tcb_version must be an object");
+  },
+  (args) => putJson("public:ccf.gov.nodes.snp.tcb_versions", args.cpuid, args.tcb_version),
+));
+actions.set("remove_snp_minimum_tcb_version", new Action(
+  (args) => checkType(args.cpuid, "string", "cpuid"),
+  (args) => remove("public:ccf.gov.nodes.snp.tcb_versions", args.cpuid),
+));
+
 function setMemberArgs(args) {
   checkCert(args.cert, "cert");
   checkOptional(args.encryption_pub_key, "string", "encryption_pub_key");

@@ -230,3 +230,160 @@ fn helpers() {
     assert_eq!(d["bundle"], true);
     assert_eq!(d["notBundle"], false);
 }
+
+/// coco's default constitution, action by action: valid arguments apply the expected KV change;
+/// bad arguments fail validation.
+#[test]
+fn default_constitution_actions_table() {
+    let source = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../constitution/default.js"),
+    )
+    .unwrap();
+    let c = JsConstitution::start(&source, quick()).unwrap();
+    let key = coco_crypto::EcKeyPair::generate(coco_crypto::Curve::P256).unwrap();
+    let cert = coco_crypto::self_signed_cert(
+        &key,
+        "x",
+        coco_crypto::Validity {
+            not_before_unix_s: 0,
+            not_after_unix_s: 4_000_000_000,
+        },
+    )
+    .unwrap();
+    let cert_id =
+        coco_crypto::cert_der_fingerprint_hex(&coco_crypto::pem_to_der_certs(&cert).unwrap()[0]);
+    let mut store = store_with_members(1);
+    let mut tx = store.begin();
+    tx.put(
+        "public:ccf.gov.service.config",
+        Bytes::from_static(&[0; 8]),
+        Bytes::from_static(br#"{"recovery_threshold":1}"#),
+    );
+    tx.put(
+        "public:ccf.gov.nodes.info",
+        Bytes::from_static(b"n1"),
+        Bytes::from_static(br#"{"status":"Pending"}"#),
+    );
+    store.commit(tx, 2).unwrap();
+    // (action JSON, map written, key, expected value fragment or None for removal)
+    let cases: Vec<(serde_json::Value, &str, String, Option<&str>)> = vec![
+        (
+            serde_json::json!({"name": "set_user", "args": {"cert": cert}}),
+            "public:ccf.gov.users.certs",
+            cert_id.clone(),
+            Some("BEGIN CERTIFICATE"),
+        ),
+        (
+            serde_json::json!({"name": "set_member", "args": {"cert": cert, "member_data": {"role": "x"}}}),
+            "public:ccf.gov.members.info",
+            cert_id.clone(),
+            Some(r#""status":"Accepted""#),
+        ),
+        (
+            serde_json::json!({"name": "set_recovery_threshold", "args": {"recovery_threshold": 2}}),
+            "public:ccf.gov.service.config",
+            "\0\0\0\0\0\0\0\0".into(),
+            Some(r#""recovery_threshold":2"#),
+        ),
+        (
+            serde_json::json!({"name": "set_service_configuration", "args": {"recent_cose_proposals_window_size": 7}}),
+            "public:ccf.gov.service.config",
+            "\0\0\0\0\0\0\0\0".into(),
+            Some(r#""recent_cose_proposals_window_size":7"#),
+        ),
+        (
+            serde_json::json!({"name": "transition_node_to_trusted", "args": {"node_id": "n1"}}),
+            "public:ccf.gov.nodes.info",
+            "n1".into(),
+            Some(r#""status":"Trusted""#),
+        ),
+        (
+            serde_json::json!({"name": "remove_node", "args": {"node_id": "n1"}}),
+            "public:ccf.gov.nodes.info",
+            "n1".into(),
+            Some(r#""status":"Retired""#),
+        ),
+        (
+            serde_json::json!({"name": "add_virtual_measurement", "args": {"measurement": "m"}}),
+            "public:ccf.gov.nodes.virtual.measurements",
+            "m".into(),
+            Some("AllowedToJoin"),
+        ),
+        (
+            serde_json::json!({"name": "add_snp_measurement", "args": {"measurement": "s"}}),
+            "public:ccf.gov.nodes.snp.measurements",
+            "s".into(),
+            Some("AllowedToJoin"),
+        ),
+        (
+            serde_json::json!({"name": "add_snp_host_data", "args": {"host_data": "h", "metadata": "meta"}}),
+            "public:ccf.gov.nodes.snp.host_data",
+            "h".into(),
+            Some("meta"),
+        ),
+        (
+            serde_json::json!({"name": "add_snp_uvm_endorsement", "args": {"did": "did:x509:a", "feed": "f", "svn": "1"}}),
+            "public:ccf.gov.nodes.snp.uvm_endorsements",
+            "did:x509:a".into(),
+            Some(r#""f":{"svn":"1"}"#),
+        ),
+        (
+            serde_json::json!({"name": "set_snp_minimum_tcb_version", "args": {"cpuid": "00a00f11", "tcb_version": {"boot_loader": 1}}}),
+            "public:ccf.gov.nodes.snp.tcb_versions",
+            "00a00f11".into(),
+            Some("boot_loader"),
+        ),
+        (
+            serde_json::json!({"name": "set_ca_cert_bundle", "args": {"name": "b", "cert_bundle": cert}}),
+            "public:ccf.gov.tls.ca_cert_bundles",
+            "b".into(),
+            Some("BEGIN CERTIFICATE"),
+        ),
+        (
+            serde_json::json!({"name": "set_js_runtime_options", "args": {"max_heap_bytes": 1024}}),
+            "public:ccf.gov.js_runtime_options",
+            "\0\0\0\0\0\0\0\0".into(),
+            Some("max_heap_bytes"),
+        ),
+        (
+            serde_json::json!({"name": "set_constitution", "args": {"constitution": "export function x() {}"}}),
+            "public:ccf.gov.constitution",
+            "\0\0\0\0\0\0\0\0".into(),
+            Some("export function x"),
+        ),
+    ];
+    for (action, map, key, want) in cases {
+        let proposal = serde_json::json!({"actions": [action.clone()]}).to_string();
+        let mut tx = store.begin();
+        let v = c.validate(&mut tx, &proposal).unwrap();
+        assert!(v.valid, "{action}: {}", v.description);
+        c.apply(&mut tx, &proposal, "p")
+            .unwrap_or_else(|e| panic!("{action}: {e}"));
+        let got = tx
+            .get(map, key.as_bytes())
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        match want {
+            Some(fragment) => assert!(
+                got.as_deref().is_some_and(|g| g.contains(fragment)),
+                "{action}: {map}[{key}] = {got:?}"
+            ),
+            None => assert!(got.is_none(), "{action}: {got:?}"),
+        }
+    }
+    let bad = [
+        serde_json::json!({"name": "set_user", "args": {"cert": "nope"}}),
+        serde_json::json!({"name": "set_recovery_threshold", "args": {"recovery_threshold": 0}}),
+        serde_json::json!({"name": "set_member", "args": {"cert": cert, "recovery_role": "King"}}),
+        serde_json::json!({"name": "set_jwt_issuer", "args": {"issuer": "i", "jwks": {"keys": [{"kid": "k", "kty": "OKP"}]}}}),
+        serde_json::json!({"name": "no_such_action", "args": {}}),
+        serde_json::json!({"name": "transition_node_to_trusted", "args": {}}),
+    ];
+    for action in bad {
+        let proposal = serde_json::json!({"actions": [action.clone()]}).to_string();
+        let mut tx = store.begin();
+        assert!(
+            !c.validate(&mut tx, &proposal).unwrap().valid,
+            "{action} should not validate"
+        );
+    }
+}

@@ -127,9 +127,10 @@ pub fn authenticate(
             return Err("The token has expired.".into());
         }
         if let Some(nbf) = payload.get("nbf").and_then(Value::as_i64)
-            && nbf > now_unix_seconds {
-                return Err("The token is not yet valid (nbf).".into());
-            }
+            && nbf > now_unix_seconds
+        {
+            return Err("The token is not yet valid (nbf).".into());
+        }
         return Ok(Caller::Jwt {
             key_issuer: issuer,
             header,
