@@ -263,8 +263,17 @@ fn resolve(
     if state == ProposalState::Accepted {
         // apply runs in a nested transaction view: a failure must leave no writes behind.
         let mut attempt = tx.clone();
+        let constitution_before = attempt.get(tables::CONSTITUTION, &tables::SINGLETON_KEY);
         match constitution.apply(&mut attempt, &proposal, id) {
-            Ok(()) => *tx = attempt,
+            Ok(()) => {
+                // As CCF's invalidateOtherOpenProposals: a new constitution drops every other
+                // open proposal, which was validated and voted under the old one.
+                if attempt.get(tables::CONSTITUTION, &tables::SINGLETON_KEY) != constitution_before
+                {
+                    drop_other_open_proposals(&mut attempt, id)?;
+                }
+                *tx = attempt;
+            }
             Err(e) => {
                 info.state = ProposalState::Failed;
                 info.failure = Some(json!({ "reason": format!("apply failed: {e}") }));
@@ -275,6 +284,23 @@ fn resolve(
         info.final_votes = Some(votes.into_iter().collect());
         if !failures.is_empty() {
             info.vote_failures = Some(failures);
+        }
+    }
+    Ok(())
+}
+
+fn drop_other_open_proposals(tx: &mut Tx, except: &str) -> Result<(), ApiError> {
+    let mut ids = Vec::new();
+    tx.for_each(PROPOSALS_INFO, |k, _| {
+        ids.push(String::from_utf8_lossy(k).into_owned());
+        true
+    });
+    for other in ids.into_iter().filter(|i| i != except) {
+        if let Some(mut info) = load_info(tx, &other)? {
+            if info.state == ProposalState::Open {
+                info.state = ProposalState::Dropped;
+                store_info(tx, &other, &info);
+            }
         }
     }
     Ok(())

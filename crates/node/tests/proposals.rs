@@ -75,6 +75,11 @@ impl Constitution for TestConstitution {
                     Bytes::from_static(b"pem"),
                 ),
                 "fail" => return Err("apply throws".into()),
+                "set_constitution" => tx.put(
+                    coco_codec::tables::CONSTITUTION,
+                    Bytes::from_static(&coco_codec::tables::SINGLETON_KEY),
+                    Bytes::from_static(b"\"// a new constitution\""),
+                ),
                 _ => {}
             }
         }
@@ -446,4 +451,47 @@ fn proposal_creation_errors() {
         "{}",
         text(&r)
     );
+}
+
+#[test]
+fn a_new_constitution_drops_other_open_proposals() {
+    let (mut f, m) = setup();
+    let r = propose(
+        &mut f,
+        &m,
+        100,
+        &json!({"actions": [{"name": "set_user", "args": {"id": "u9"}}]}),
+    );
+    let waiting = json(&r)["proposalId"].as_str().unwrap().to_owned();
+    let r = propose(
+        &mut f,
+        &m,
+        101,
+        &json!({"actions": [{"name": "set_constitution"}]}),
+    );
+    let id = json(&r)["proposalId"].as_str().unwrap().to_owned();
+    let r = call(
+        &mut f.node,
+        signed_request(
+            &f.member_key,
+            &m,
+            &format!("/gov/members/proposals/{id}/ballots/{m}:submit?{V}"),
+            "ballot",
+            102,
+            Some(&id),
+            r#"{"ballot":"yes"}"#,
+        ),
+    );
+    assert_eq!(json(&r)["proposalState"], "Accepted", "{}", text(&r));
+    let r = call(
+        &mut f.node,
+        request(
+            Method::GET,
+            &format!("/gov/members/proposals/{waiting}?{V}"),
+            "",
+            None,
+        ),
+    );
+    assert_eq!(json(&r)["proposalState"], "Dropped");
+    assert!(!user_exists(&f, "u9"));
 }
