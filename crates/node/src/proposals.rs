@@ -296,11 +296,11 @@ fn drop_other_open_proposals(tx: &mut Tx, except: &str) -> Result<(), ApiError> 
         true
     });
     for other in ids.into_iter().filter(|i| i != except) {
-        if let Some(mut info) = load_info(tx, &other)? {
-            if info.state == ProposalState::Open {
-                info.state = ProposalState::Dropped;
-                store_info(tx, &other, &info);
-            }
+        if let Some(mut info) = load_info(tx, &other)?
+            && info.state == ProposalState::Open
+        {
+            info.state = ProposalState::Dropped;
+            store_info(tx, &other, &info);
         }
     }
     Ok(())
