@@ -424,6 +424,16 @@ actions.set("remove_snp_minimum_tcb_version", new Action(
   (args) => remove("public:ccf.gov.nodes.snp.tcb_versions", args.cpuid),
 ));
 
+// Requests the node acts on (CCF's ccf.node.* calls), once the proposal commits.
+for (const [name, hook] of [
+  ["trigger_ledger_chunk", () => ccf.node.triggerLedgerChunk()],
+  ["trigger_snapshot", () => ccf.node.triggerSnapshot()],
+  ["trigger_ledger_rekey", () => ccf.node.triggerLedgerRekey()],
+  ["trigger_recovery_shares_refresh", () => ccf.node.triggerRecoverySharesRefresh()],
+]) {
+  actions.set(name, new Action(() => {}, hook));
+}
+
 function setMemberArgs(args) {
   checkCert(args.cert, "cert");
   checkOptional(args.encryption_pub_key, "string", "encryption_pub_key");

@@ -16,7 +16,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Duration;
 
 use coco_kv::Tx;
-use coco_node::proposals::{Constitution, ConstitutionLoader, ProposalState, Validation};
+use coco_node::proposals::{Constitution, ConstitutionLoader, NodeHook, ProposalState, Validation};
 
 pub use runtime::KvAccess;
 
@@ -196,15 +196,28 @@ impl Constitution for JsConstitution {
         }
     }
 
-    fn apply(&self, tx: &mut Tx, proposal: &str, proposal_id: &str) -> Result<(), String> {
-        self.call(
+    fn apply(
+        &self,
+        tx: &mut Tx,
+        proposal: &str,
+        proposal_id: &str,
+    ) -> Result<Vec<NodeHook>, String> {
+        let v = self.call(
             tx,
             Call::Apply {
                 proposal: proposal.to_owned(),
                 proposal_id: proposal_id.to_owned(),
             },
-        )
-        .map(|_| ())
+        )?;
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(|h| {
+                h.as_str()
+                    .and_then(NodeHook::from_name)
+                    .ok_or_else(|| format!("unknown node hook {h}"))
+            })
+            .collect()
     }
 }
 

@@ -24,6 +24,8 @@ pub enum KvAccess {
 
 struct Shared {
     tx: RefCell<Option<Tx>>,
+    /// Node hooks requested by `ccf.node.*` during an `apply`.
+    hooks: RefCell<Vec<String>>,
     access: Cell<KvAccess>,
     ballots: Cell<u64>,
 }
@@ -59,6 +61,12 @@ const PRELUDE: &str = r#"
     jsonCompatibleToBuf: (v) => toBuf(n.str_to_bytes(JSON.stringify(v))),
     bufToJsonCompatible: (b) => JSON.parse(n.bytes_to_str(toBytes(b))),
     pemToId: (pem) => n.pem_to_id(pem),
+    node: {
+      triggerLedgerChunk: () => n.node_hook("TriggerLedgerChunk"),
+      triggerSnapshot: () => n.node_hook("TriggerSnapshot"),
+      triggerLedgerRekey: () => n.node_hook("TriggerLedgerRekey"),
+      triggerRecoverySharesRefresh: () => n.node_hook("TriggerRecoverySharesRefresh"),
+    },
     crypto: {
       digest: (alg, b) => {
         if (alg !== "SHA-256") throw new Error("unsupported digest algorithm " + alg);
@@ -236,6 +244,20 @@ fn install(ctx: &Ctx<'_>, shared: &Rc<Shared>) -> rquickjs::Result<()> {
             })
         })?,
     )?;
+    let s = shared.clone();
+    n.set(
+        "node_hook",
+        Function::new(ctx.clone(), move |ctx: Ctx<'_>, name: String| {
+            if s.access.get() != KvAccess::ApplyGovernance {
+                return Err(throw(
+                    &ctx,
+                    "ccf.node functions may only be called by apply",
+                ));
+            }
+            s.hooks.borrow_mut().push(name);
+            Ok(())
+        })?,
+    )?;
     ctx.globals().set("__coco", n)?;
     ctx.eval::<(), _>(PRELUDE)?;
     Ok(())
@@ -300,11 +322,14 @@ fn run_call<'js>(
             proposal_id,
         } => {
             shared.access.set(KvAccess::ApplyGovernance);
-            let v: Value = get("apply")?
+            shared.hooks.borrow_mut().clear();
+            let _: Value = get("apply")?
                 .call((proposal, proposal_id))
                 .catch(ctx)
                 .map_err(|e| caught(ctx, e))?;
-            to_json(ctx, v)
+            Ok(serde_json::Value::from(std::mem::take(
+                &mut *shared.hooks.borrow_mut(),
+            )))
         }
         Call::Ballot {
             ballot,
@@ -365,6 +390,7 @@ pub(crate) fn worker(
     rt.set_interrupt_handler(Some(Box::new(move || Instant::now() > d.get())));
     let shared = Rc::new(Shared {
         tx: RefCell::new(None),
+        hooks: RefCell::new(Vec::new()),
         access: Cell::new(KvAccess::ReadOnly),
         ballots: Cell::new(0),
     });

@@ -1,6 +1,6 @@
 use bytes::Bytes;
 use coco_kv::Store;
-use coco_node::proposals::{Constitution, ProposalState};
+use coco_node::proposals::{Constitution, NodeHook, ProposalState};
 
 use super::*;
 
@@ -386,4 +386,34 @@ fn default_constitution_actions_table() {
             "{action} should not validate"
         );
     }
+}
+
+#[test]
+fn node_hooks_are_returned_by_apply_only() {
+    let source = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../constitution/default.js"),
+    )
+    .unwrap();
+    let c = JsConstitution::start(&source, quick()).unwrap();
+    let store = store_with_members(1);
+    let mut tx = store.begin();
+    let p = r#"{"actions":[{"name":"trigger_ledger_chunk"},{"name":"trigger_snapshot"}]}"#;
+    assert!(c.validate(&mut tx, p).unwrap().valid);
+    assert_eq!(
+        c.apply(&mut tx, p, "id").unwrap(),
+        vec![NodeHook::TriggerLedgerChunk, NodeHook::TriggerSnapshot]
+    );
+    // A later apply does not repeat earlier hooks.
+    assert_eq!(c.apply(&mut tx, r#"{"actions":[]}"#, "id").unwrap(), vec![]);
+    // Outside apply, ccf.node is refused.
+    let ro = JsConstitution::start(
+        "export function validate(i) { ccf.node.triggerSnapshot(); return {valid: true}; }",
+        quick(),
+    )
+    .unwrap();
+    assert!(
+        ro.validate(&mut tx, "{}")
+            .unwrap_err()
+            .contains("only be called by apply")
+    );
 }

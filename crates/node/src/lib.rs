@@ -136,6 +136,10 @@ pub struct Node {
     storage_failure: Option<String>,
     /// Conflict re-executions of the request being executed (for `/node/metrics`).
     conflict_retries: u64,
+    /// Node hooks requested by the proposal being executed; acted on once it commits.
+    requested_hooks: Vec<proposals::NodeHook>,
+    /// `trigger_ledger_chunk` was applied: the next signature closes the chunk.
+    chunk_requested: bool,
     constitution_loader: Option<Box<dyn proposals::ConstitutionLoader>>,
     /// The loaded constitution and the SHA-256 of its source.
     constitution_cache: Option<([u8; 32], Box<dyn proposals::Constitution + Send>)>,
@@ -205,6 +209,8 @@ impl Node {
             pending_signatures: VecDeque::new(),
             storage_failure: None,
             conflict_retries: 0,
+            requested_hooks: Vec::new(),
+            chunk_requested: false,
             constitution_loader: plugins.constitution,
             constitution_cache: None,
             service_data: genesis
@@ -405,6 +411,7 @@ impl Node {
             }
         }
         for _attempt in 1..=limits::TX_EXECUTION_ATTEMPTS_MAX {
+            self.requested_hooks.clear();
             let mut tx = self.store.begin();
             let read_txid = TxId::new(self.view_of_last(), self.consensus.last_seqno);
             let (result, claims_digest) = if endpoint.template.starts_with("/gov/members/proposals")
@@ -458,6 +465,9 @@ impl Node {
                 }
                 Ok(CommitResult::Committed { write_set }) => {
                     self.observe_governance_writes(&write_set);
+                    for hook in std::mem::take(&mut self.requested_hooks) {
+                        self.on_hook(hook);
+                    }
                     let txid =
                         self.append_entry(&write_set, claims_digest.unwrap_or([0; 32]), false, out);
                     return response.with_header(TX_ID_HEADER, txid.to_string());
@@ -496,13 +506,18 @@ impl Node {
             "/gov/members/proposals:create" => {
                 let root = self.tree.root();
                 let constitution = self.constitution(tx)?;
-                proposals::create(tx, caller, &root, constitution)
+                let (response, hooks) = proposals::create(tx, caller, &root, constitution)?;
+                self.requested_hooks = hooks;
+                Ok(response)
             }
             "/gov/members/proposals/{proposalId}:withdraw" => proposals::withdraw(tx, caller, id),
             "/gov/members/proposals/{proposalId}/ballots/{memberId}:submit" => {
                 let member = params.get("memberId").cloned().unwrap_or_default();
                 let constitution = self.constitution(tx)?;
-                proposals::submit_ballot(tx, caller, id, &member, constitution)
+                let (response, hooks) =
+                    proposals::submit_ballot(tx, caller, id, &member, constitution)?;
+                self.requested_hooks = hooks;
+                Ok(response)
             }
             _ => proposals::view(tx, request, params, template),
         }
@@ -540,6 +555,18 @@ impl Node {
             .expect("loaded above")
             .1
             .as_ref())
+    }
+
+    /// Acts on a hook requested by an applied proposal, once its transaction committed.
+    fn on_hook(&mut self, hook: proposals::NodeHook) {
+        match hook {
+            proposals::NodeHook::TriggerLedgerChunk => self.chunk_requested = true,
+            // Snapshots, rekeying and recovery shares arrive with their issues; until then the
+            // request is recorded in the ledger by the proposal and has no further effect.
+            proposals::NodeHook::TriggerSnapshot
+            | proposals::NodeHook::TriggerLedgerRekey
+            | proposals::NodeHook::TriggerRecoverySharesRefresh => {}
+        }
     }
 
     /// Governance changes the node acts on: the service status (opening the app frontend).
@@ -828,7 +855,8 @@ impl Node {
             Ok(CommitResult::Committed { write_set }) => write_set,
             other => panic!("a signature transaction always commits, got {other:?}"),
         };
-        let force_chunk_after = self.bytes_since_chunk >= self.config.chunk_size_bytes;
+        let force_chunk_after = self.bytes_since_chunk >= self.config.chunk_size_bytes
+            || std::mem::take(&mut self.chunk_requested);
         let txid = self.append_entry(&write_set, [0; 32], force_chunk_after, out);
         if let Some(Output::Append { is_signature, .. }) = out.last_mut() {
             *is_signature = true;

@@ -44,6 +44,33 @@ pub enum ProposalState {
     Dropped,
 }
 
+/// Effects of governance that belong to the node rather than the KV: an `apply` may request
+/// them (CCF's `ccf.node.*` calls); the node acts once the proposal's transaction commits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeHook {
+    /// Close the ledger chunk at the next signature (`trigger_ledger_chunk`).
+    TriggerLedgerChunk,
+    /// Take a snapshot at the next signature (`trigger_snapshot`; snapshots issue).
+    TriggerSnapshot,
+    /// Install a new ledger secret (`trigger_ledger_rekey`; recovery issue).
+    TriggerLedgerRekey,
+    /// Re-issue recovery shares (`trigger_recovery_shares_refresh`; recovery issue).
+    TriggerRecoverySharesRefresh,
+}
+
+impl NodeHook {
+    /// The hook named by the JavaScript runtime.
+    pub fn from_name(name: &str) -> Option<NodeHook> {
+        Some(match name {
+            "TriggerLedgerChunk" => NodeHook::TriggerLedgerChunk,
+            "TriggerSnapshot" => NodeHook::TriggerSnapshot,
+            "TriggerLedgerRekey" => NodeHook::TriggerLedgerRekey,
+            "TriggerRecoverySharesRefresh" => NodeHook::TriggerRecoverySharesRefresh,
+            _ => return None,
+        })
+    }
+}
+
 /// The constitution's entry points. Errors are the script's exception messages; they fail the
 /// proposal (or the ballot), never the node.
 pub trait Constitution {
@@ -65,7 +92,14 @@ pub trait Constitution {
         votes: &[(String, bool)],
         proposal_id: &str,
     ) -> Result<ProposalState, String>;
-    fn apply(&self, tx: &mut Tx, proposal: &str, proposal_id: &str) -> Result<(), String>;
+    /// `apply(proposal, proposalId)`: writes governance maps and returns the node hooks it
+    /// requested.
+    fn apply(
+        &self,
+        tx: &mut Tx,
+        proposal: &str,
+        proposal_id: &str,
+    ) -> Result<Vec<NodeHook>, String>;
 }
 
 /// Loads the constitution stored in `public:ccf.gov.constitution` (its JavaScript source).
@@ -234,7 +268,8 @@ fn resolve(
     constitution: &dyn Constitution,
     id: &str,
     info: &mut ProposalInfo,
-) -> Result<(), ApiError> {
+) -> Result<Vec<NodeHook>, ApiError> {
+    let mut hooks = Vec::new();
     let proposal = proposal_text(tx, id)?;
     let mut votes = Vec::new();
     let mut failures = BTreeMap::new();
@@ -265,7 +300,8 @@ fn resolve(
         let mut attempt = tx.clone();
         let constitution_before = attempt.get(tables::CONSTITUTION, &tables::SINGLETON_KEY);
         match constitution.apply(&mut attempt, &proposal, id) {
-            Ok(()) => {
+            Ok(requested) => {
+                hooks = requested;
                 // As CCF's invalidateOtherOpenProposals: a new constitution drops every other
                 // open proposal, which was validated and voted under the old one.
                 if attempt.get(tables::CONSTITUTION, &tables::SINGLETON_KEY) != constitution_before
@@ -286,7 +322,7 @@ fn resolve(
             info.vote_failures = Some(failures);
         }
     }
-    Ok(())
+    Ok(hooks)
 }
 
 fn drop_other_open_proposals(tx: &mut Tx, except: &str) -> Result<(), ApiError> {
@@ -312,7 +348,7 @@ pub fn create(
     caller: &Caller,
     root: &[u8; 32],
     constitution: &dyn Constitution,
-) -> Result<Response, ApiError> {
+) -> Result<(Response, Vec<NodeHook>), ApiError> {
     let (member, signed) = signed_member(caller, "proposal")?;
     let (member, signed) = (member.to_owned(), signed.clone());
     let mut id_input = Vec::with_capacity(64);
@@ -353,9 +389,9 @@ pub fn create(
         vote_failures: None,
         failure: None,
     };
-    resolve(tx, constitution, &id, &mut info)?;
+    let hooks = resolve(tx, constitution, &id, &mut info)?;
     store_info(tx, &id, &info);
-    Ok(Response::ok_json(&summary(&id, &info)))
+    Ok((Response::ok_json(&summary(&id, &info)), hooks))
 }
 
 /// `POST /gov/members/proposals/{proposalId}:withdraw`.
@@ -399,7 +435,7 @@ pub fn submit_ballot(
     id: &str,
     member_in_path: &str,
     constitution: &dyn Constitution,
-) -> Result<Response, ApiError> {
+) -> Result<(Response, Vec<NodeHook>), ApiError> {
     let (member, signed) = signed_member(caller, "ballot")?;
     if signed.proposal_id.as_deref() != Some(id) {
         return Err(ApiError::cose_unauthorized(
@@ -435,7 +471,7 @@ pub fn submit_ballot(
     }
     match info.ballots.get(member) {
         Some(existing) if *existing == ballot.ballot => {
-            return Ok(Response::ok_json(&summary(id, &info)));
+            return Ok((Response::ok_json(&summary(id, &info)), Vec::new()));
         }
         Some(_) => {
             return Err(bad(
@@ -447,9 +483,9 @@ pub fn submit_ballot(
         None => {}
     }
     info.ballots.insert(member.to_owned(), ballot.ballot);
-    resolve(tx, constitution, id, &mut info)?;
+    let hooks = resolve(tx, constitution, id, &mut info)?;
     store_info(tx, id, &info);
-    Ok(Response::ok_json(&summary(id, &info)))
+    Ok((Response::ok_json(&summary(id, &info)), hooks))
 }
 
 /// Read-only views: the proposal list, one proposal, its actions, one ballot.

@@ -65,10 +65,19 @@ impl Constitution for TestConstitution {
             ProposalState::Open
         })
     }
-    fn apply(&self, tx: &mut Tx, proposal: &str, _id: &str) -> Result<(), String> {
+    fn apply(
+        &self,
+        tx: &mut Tx,
+        proposal: &str,
+        _id: &str,
+    ) -> Result<Vec<coco_node::proposals::NodeHook>, String> {
         let p: Value = serde_json::from_str(proposal).map_err(|e| e.to_string())?;
+        let mut hooks = Vec::new();
         for a in p["actions"].as_array().unwrap() {
             match a["name"].as_str().unwrap() {
+                "trigger_ledger_chunk" => {
+                    hooks.push(coco_node::proposals::NodeHook::TriggerLedgerChunk)
+                }
                 "set_user" => tx.put(
                     coco_codec::tables::USERS_CERTS,
                     Bytes::from(a["args"]["id"].as_str().unwrap().to_owned()),
@@ -83,7 +92,7 @@ impl Constitution for TestConstitution {
                 _ => {}
             }
         }
-        Ok(())
+        Ok(hooks)
     }
 }
 
@@ -494,4 +503,57 @@ fn a_new_constitution_drops_other_open_proposals() {
     );
     assert_eq!(json(&r)["proposalState"], "Dropped");
     assert!(!user_exists(&f, "u9"));
+}
+
+#[test]
+fn trigger_ledger_chunk_closes_the_chunk_at_the_next_signature() {
+    let (mut f, m) = setup();
+    let r = propose(
+        &mut f,
+        &m,
+        100,
+        &json!({"actions": [{"name": "trigger_ledger_chunk"}]}),
+    );
+    let id = json(&r)["proposalId"].as_str().unwrap().to_owned();
+    let ballot = signed_request(
+        &f.member_key,
+        &m,
+        &format!("/gov/members/proposals/{id}/ballots/{m}:submit?{V}"),
+        "ballot",
+        101,
+        Some(&id),
+        r#"{"ballot":"yes"}"#,
+    );
+    assert_eq!(
+        json(&call(&mut f.node, ballot))["proposalState"],
+        "Accepted"
+    );
+    let signature_flag = |out: &[Output]| {
+        out.iter().find_map(|o| match o {
+            Output::Append {
+                is_signature: true,
+                force_chunk_after,
+                ..
+            } => Some(*force_chunk_after),
+            _ => None,
+        })
+    };
+    // The next signature (by delay) carries FORCE_LEDGER_CHUNK_AFTER although the chunk is small.
+    let mut out = Vec::new();
+    f.node.step(now(5_000), Input::Tick, &mut out);
+    assert_eq!(signature_flag(&out), Some(true), "{out:?}");
+    // Only once.
+    let user = f.user.clone();
+    call(
+        &mut f.node,
+        request(
+            Method::POST,
+            "/app/log/private",
+            r#"{"id":1,"msg":"x"}"#,
+            Some(&user),
+        ),
+    );
+    out.clear();
+    f.node.step(now(10_000), Input::Tick, &mut out);
+    assert_eq!(signature_flag(&out), Some(false));
 }
