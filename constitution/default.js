@@ -424,6 +424,54 @@ actions.set("remove_snp_minimum_tcb_version", new Action(
   (args) => remove("public:ccf.gov.nodes.snp.tcb_versions", args.cpuid),
 ));
 
+// JavaScript applications: modules under "/<name>" in public:ccf.gov.modules, endpoint
+// properties under "<METHOD> <url>" in public:ccf.gov.endpoints (js_module prefixed "/").
+const JS_MODULES = "public:ccf.gov.modules";
+const JS_ENDPOINTS = "public:ccf.gov.endpoints";
+
+function clearJsApp() {
+  ccf.kv[JS_MODULES].clear();
+  ccf.kv[JS_ENDPOINTS].clear();
+}
+
+actions.set("set_js_app", new Action(
+  (args) => {
+    check(args.bundle !== null && typeof args.bundle === "object", "bundle must be an object");
+    checkType(args.bundle.modules, "array", "bundle.modules");
+    args.bundle.modules.forEach((m, i) => {
+      checkType(m.name, "string", `bundle.modules[${i}].name`);
+      checkType(m.module, "string", `bundle.modules[${i}].module`);
+    });
+    const endpoints = (args.bundle.metadata || {}).endpoints || {};
+    check(typeof endpoints === "object", "bundle.metadata.endpoints must be an object");
+    const names = new Set(args.bundle.modules.map((m) => m.name));
+    for (const [url, methods] of Object.entries(endpoints)) {
+      for (const [method, props] of Object.entries(methods)) {
+        checkType(props.js_module, "string", `${method} ${url}: js_module`);
+        checkType(props.js_function, "string", `${method} ${url}: js_function`);
+        check(names.has(props.js_module), `${method} ${url}: module ${props.js_module} is not in the bundle`);
+      }
+    }
+    checkOptional(args.disable_bytecode_cache, "boolean", "disable_bytecode_cache");
+  },
+  (args) => {
+    clearJsApp();
+    for (const m of args.bundle.modules) {
+      putJson(JS_MODULES, `/${m.name}`, m.module);
+    }
+    const endpoints = (args.bundle.metadata || {}).endpoints || {};
+    for (const [url, methods] of Object.entries(endpoints)) {
+      for (const [method, props] of Object.entries(methods)) {
+        const stored = Object.assign({}, props, { js_module: `/${props.js_module}` });
+        putJson(JS_ENDPOINTS, `${method.toUpperCase()} ${url}`, stored);
+      }
+    }
+  },
+));
+actions.set("remove_js_app", new Action(() => {}, () => clearJsApp()));
+// coco keeps no bytecode cache: the action is accepted for compatibility and changes nothing.
+actions.set("refresh_js_app_bytecode_cache", new Action(() => {}, () => {}));
+
 // Requests the node acts on (CCF's ccf.node.* calls), once the proposal commits.
 for (const [name, hook] of [
   ["trigger_ledger_chunk", () => ccf.node.triggerLedgerChunk()],

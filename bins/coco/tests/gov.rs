@@ -924,3 +924,107 @@ fn jwt_authentication_after_set_jwt_issuer() {
     );
     assert_eq!(write(&mut anon, &good, 3).status, 401, "issuer removed");
 }
+
+/// `set_js_app` records a bundle's modules and endpoints as CCF does; the `/gov/service` views
+/// show them; `remove_js_app` clears them.
+#[test]
+fn js_app_bundle_by_governance() {
+    let node = TestNode::start(Options::default());
+    let bundle = serde_json::json!({
+        "metadata": {"endpoints": {"/hello": {"get": {"js_module": "app.js", "js_function": "hello", "authn_policies": ["user_cert"], "forwarding_required": "never", "mode": "readonly"}}}},
+        "modules": [{"name": "app.js", "module": "export function hello(request) { return { body: 'hi' }; }"}]
+    });
+    std::fs::write(
+        node.path("app.json"),
+        serde_json::json!({"actions": [{"name": "set_js_app", "args": {"bundle": bundle}}]})
+            .to_string(),
+    )
+    .unwrap();
+    let id = member_cli(&node, &["propose", "--proposal", "app.json"])["proposalId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        member_cli(&node, &["vote", "--proposal-id", &id])["proposalState"],
+        "Accepted"
+    );
+    let mut c = node.anonymous();
+    let app = c
+        .get(&format!("/gov/service/javascript-app?{V}"))
+        .unwrap()
+        .json();
+    assert_eq!(
+        app["endpoints"]["/hello"]["get"]["js_module"], "/app.js",
+        "{app}"
+    );
+    assert_eq!(app["endpoints"]["/hello"]["get"]["js_function"], "hello");
+    let modules = c
+        .get(&format!("/gov/service/js-modules?{V}"))
+        .unwrap()
+        .json();
+    assert_eq!(
+        modules["value"],
+        serde_json::json!([{"moduleName": "/app.js"}])
+    );
+    let source = c
+        .get(&format!("/gov/service/js-modules/%2Fapp.js?{V}"))
+        .unwrap();
+    assert!(
+        source.text().contains("export function hello"),
+        "{}",
+        source.text()
+    );
+
+    let bad = serde_json::json!({"metadata": {"endpoints": {"/x": {"get": {"js_module": "missing.js", "js_function": "f"}}}}, "modules": []});
+    std::fs::write(
+        node.path("bad.json"),
+        serde_json::json!({"actions": [{"name": "set_js_app", "args": {"bundle": bad}}]})
+            .to_string(),
+    )
+    .unwrap();
+    let addr = node.addr.to_string();
+    let out = Command::new(support::COCO)
+        .args([
+            "member",
+            "--cert",
+            "member0_cert.pem",
+            "--key",
+            "member0_privk.pem",
+            "propose",
+            "--address",
+            &addr,
+            "--cacert",
+            "service_cert.pem",
+            "--proposal",
+            "bad.json",
+        ])
+        .current_dir(node.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains("ProposalFailedToValidate"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    std::fs::write(
+        node.path("rm.json"),
+        r#"{"actions":[{"name":"remove_js_app","args":{}}]}"#,
+    )
+    .unwrap();
+    let id = member_cli(&node, &["propose", "--proposal", "rm.json"])["proposalId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        member_cli(&node, &["vote", "--proposal-id", &id])["proposalState"],
+        "Accepted"
+    );
+    assert_eq!(
+        c.get(&format!("/gov/service/js-modules?{V}"))
+            .unwrap()
+            .json()["value"],
+        serde_json::json!([])
+    );
+}

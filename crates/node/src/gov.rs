@@ -124,6 +124,30 @@ pub fn registry() -> Registry {
     );
     r.route_fn(
         Method::GET,
+        "/gov/service/javascript-app",
+        NO_AUTH,
+        EndpointMode::ReadOnly,
+        "The JavaScript application's endpoints",
+        javascript_app,
+    );
+    r.route_fn(
+        Method::GET,
+        "/gov/service/js-modules",
+        NO_AUTH,
+        EndpointMode::ReadOnly,
+        "The JavaScript application's modules",
+        js_modules,
+    );
+    r.route_fn(
+        Method::GET,
+        "/gov/service/js-modules/{moduleName}",
+        NO_AUTH,
+        EndpointMode::ReadOnly,
+        "One JavaScript module's source",
+        js_module,
+    );
+    r.route_fn(
+        Method::GET,
         "/gov/service/constitution",
         NO_AUTH,
         EndpointMode::ReadOnly,
@@ -489,4 +513,60 @@ fn transaction(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
     Ok(Response::ok_json(
         &json!({ "transactionId": txid.to_string(), "status": status }),
     ))
+}
+
+const JS_MODULES: &str = "public:ccf.gov.modules";
+const JS_ENDPOINTS: &str = "public:ccf.gov.endpoints";
+
+fn javascript_app(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    check_api_version(ctx)?;
+    let mut raw = Vec::new();
+    ctx.tx.for_each(JS_ENDPOINTS, |k, v| {
+        raw.push((String::from_utf8_lossy(k).into_owned(), v.clone()));
+        true
+    });
+    let mut endpoints = serde_json::Map::new();
+    for (key, value) in raw {
+        let Some((method, url)) = key.split_once(' ') else {
+            continue;
+        };
+        let props: Value = serde_json::from_slice(&value)
+            .map_err(|e| ApiError::internal(format!("endpoint {key} does not parse: {e}")))?;
+        let entry = endpoints.entry(url.to_owned()).or_insert_with(|| json!({}));
+        entry[method.to_lowercase()] = props;
+    }
+    Ok(Response::ok_json(&json!({ "endpoints": endpoints })))
+}
+
+fn js_modules(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    check_api_version(ctx)?;
+    let mut value = Vec::new();
+    ctx.tx.for_each(JS_MODULES, |k, _| {
+        value.push(json!({ "moduleName": String::from_utf8_lossy(k) }));
+        true
+    });
+    Ok(Response::ok_json(&json!({ "value": value })))
+}
+
+fn js_module(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    check_api_version(ctx)?;
+    let name = ctx.path_params["moduleName"].clone();
+    // Module names start with "/"; in the URL it is percent-encoded or omitted.
+    let decoded = name.replace("%2F", "/").replace("%2f", "/");
+    let key = if decoded.starts_with('/') {
+        decoded
+    } else {
+        format!("/{decoded}")
+    };
+    let raw = ctx
+        .tx
+        .get(JS_MODULES, key.as_bytes())
+        .ok_or_else(|| ApiError::not_found(format!("Module {key} does not exist.")))?;
+    let source: String = serde_json::from_slice(&raw)
+        .map_err(|e| ApiError::internal(format!("module {key} does not parse: {e}")))?;
+    Ok(Response {
+        status: StatusCode::OK,
+        headers: vec![("content-type".into(), "text/javascript".into())],
+        body: Bytes::from(source),
+    })
 }
