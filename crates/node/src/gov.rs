@@ -124,6 +124,22 @@ pub fn registry() -> Registry {
     );
     r.route_fn(
         Method::GET,
+        "/gov/service/jwk",
+        NO_AUTH,
+        EndpointMode::ReadOnly,
+        "JWT issuers and their signing keys",
+        jwk,
+    );
+    r.route_fn(
+        Method::GET,
+        "/gov/service/join-policy",
+        NO_AUTH,
+        EndpointMode::ReadOnly,
+        "What a joining node's attestation must match",
+        join_policy,
+    );
+    r.route_fn(
+        Method::GET,
         "/gov/service/javascript-app",
         NO_AUTH,
         EndpointMode::ReadOnly,
@@ -569,4 +585,57 @@ fn js_module(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
         headers: vec![("content-type".into(), "text/javascript".into())],
         body: Bytes::from(source),
     })
+}
+
+/// Every key of `map` (as UTF-8) with its value parsed as JSON.
+fn json_entries(
+    ctx: &mut EndpointContext<'_>,
+    map: &str,
+) -> Result<serde_json::Map<String, Value>, ApiError> {
+    let mut raw = Vec::new();
+    ctx.tx.for_each(map, |k, v| {
+        raw.push((String::from_utf8_lossy(k).into_owned(), v.clone()));
+        true
+    });
+    let mut out = serde_json::Map::new();
+    for (k, v) in raw {
+        let value = serde_json::from_slice(&v)
+            .map_err(|e| ApiError::internal(format!("{map}[{k}] does not parse: {e}")))?;
+        out.insert(k, value);
+    }
+    Ok(out)
+}
+
+fn jwk(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    check_api_version(ctx)?;
+    let issuers = json_entries(ctx, crate::jwt::JWT_ISSUERS)?;
+    let keys = json_entries(ctx, crate::jwt::JWT_KEYS)?;
+    Ok(Response::ok_json(
+        &json!({ "issuers": issuers, "keys": keys }),
+    ))
+}
+
+fn join_policy(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    check_api_version(ctx)?;
+    let keys = |ctx: &mut EndpointContext<'_>, map: &str| -> Vec<String> {
+        let mut out = Vec::new();
+        ctx.tx.for_each(map, |k, _| {
+            out.push(String::from_utf8_lossy(k).into_owned());
+            true
+        });
+        out
+    };
+    let body = json!({
+        "virtual": {
+            "measurements": keys(ctx, tables::NODES_VIRTUAL_MEASUREMENTS),
+            "hostData": keys(ctx, tables::NODES_VIRTUAL_HOST_DATA),
+        },
+        "snp": {
+            "measurements": keys(ctx, "public:ccf.gov.nodes.snp.measurements"),
+            "hostData": keys(ctx, "public:ccf.gov.nodes.snp.host_data"),
+            "uvmEndorsements": json_entries(ctx, "public:ccf.gov.nodes.snp.uvm_endorsements")?,
+            "tcbVersions": json_entries(ctx, "public:ccf.gov.nodes.snp.tcb_versions")?,
+        },
+    });
+    Ok(Response::ok_json(&body))
 }
