@@ -1028,3 +1028,102 @@ fn js_app_bundle_by_governance() {
         serde_json::json!([])
     );
 }
+
+/// Every state-changing `/gov` endpoint rejects unsigned, wrongly signed and non-member
+/// requests with 401 InvalidAuthenticationInfo (and CCF's WWW-Authenticate hint).
+#[test]
+fn every_state_changing_gov_endpoint_rejects_bad_callers() {
+    let node = TestNode::start(Options::default());
+    let m0 = member_id(&node, "member0");
+    // An open proposal to aim ballots and withdrawals at.
+    std::fs::write(node.path("p.json"), r#"{"actions":[]}"#).unwrap();
+    let pid = member_cli(&node, &["propose", "--proposal", "p.json"])["proposalId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let endpoints: Vec<(String, &str, Option<&str>)> = vec![
+        (
+            format!("/gov/members/proposals:create?{V}"),
+            "proposal",
+            None,
+        ),
+        (
+            format!("/gov/members/proposals/{pid}:withdraw?{V}"),
+            "withdrawal",
+            Some(pid.as_str()),
+        ),
+        (
+            format!("/gov/members/proposals/{pid}/ballots/{m0}:submit?{V}"),
+            "ballot",
+            Some(pid.as_str()),
+        ),
+        (
+            format!("/gov/members/state-digests/{m0}:update?{V}"),
+            "state_digest",
+            None,
+        ),
+        (
+            format!("/gov/members/state-digests/{m0}:ack?{V}"),
+            "ack",
+            None,
+        ),
+    ];
+    let mut c = node.anonymous();
+    for (path, msg_type, proposal_id) in &endpoints {
+        let good = ccf_sign(
+            &node,
+            "member0",
+            msg_type,
+            r#"{"ballot":"export function vote() { return true; }"}"#,
+            *proposal_id,
+        );
+        let mut tampered = good.clone();
+        let n = tampered.len();
+        tampered[n - 2] ^= 1;
+        for (what, ct, body) in [
+            (
+                "unsigned",
+                "application/json",
+                br#"{"actions":[]}"#.to_vec(),
+            ),
+            (
+                "non-member",
+                "application/cose",
+                ccf_sign(&node, "stranger", msg_type, "{}", *proposal_id),
+            ),
+            (
+                "user",
+                "application/cose",
+                ccf_sign(&node, "user0", msg_type, "{}", *proposal_id),
+            ),
+            ("tampered", "application/cose", tampered),
+        ] {
+            let r = c
+                .request(
+                    Method::POST,
+                    path,
+                    &[("content-type", ct)],
+                    Bytes::from(body),
+                )
+                .unwrap();
+            assert_eq!(
+                (r.status.as_u16(), code(&r).as_str()),
+                (401, "InvalidAuthenticationInfo"),
+                "{what} {path}: {}",
+                r.text()
+            );
+            assert!(
+                r.header("www-authenticate")
+                    .is_some_and(|h| h.starts_with("COSE-SIGN1")),
+                "{what} {path}"
+            );
+        }
+    }
+    // The proposal is untouched by all of it.
+    let r = c
+        .get(&format!("/gov/members/proposals/{pid}?{V}"))
+        .unwrap()
+        .json();
+    assert_eq!(r["proposalState"], "Open");
+    assert_eq!(r["ballotCount"], 0);
+}
