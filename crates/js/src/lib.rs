@@ -28,6 +28,26 @@ pub struct JsLimits {
     pub max_execution_time_ms: u64,
 }
 
+impl JsLimits {
+    /// Applies the JSON of `public:ccf.gov.js_runtime_options` (CCF field names); absent fields
+    /// keep their current values.
+    pub fn with_options(self, json: &str) -> Result<JsLimits, String> {
+        let v: serde_json::Value = serde_json::from_str(json)
+            .map_err(|e| format!("js_runtime_options do not parse: {e}"))?;
+        let get = |field: &str| v.get(field).and_then(serde_json::Value::as_u64);
+        Ok(JsLimits {
+            max_heap_bytes: get("max_heap_bytes")
+                .map(|x| x as usize)
+                .unwrap_or(self.max_heap_bytes),
+            max_stack_bytes: get("max_stack_bytes")
+                .map(|x| x as usize)
+                .unwrap_or(self.max_stack_bytes),
+            max_execution_time_ms: get("max_execution_time_ms")
+                .unwrap_or(self.max_execution_time_ms),
+        })
+    }
+}
+
 impl Default for JsLimits {
     fn default() -> Self {
         JsLimits {
@@ -228,8 +248,16 @@ pub struct JsConstitutionLoader {
 }
 
 impl ConstitutionLoader for JsConstitutionLoader {
-    fn load(&self, source: &str) -> Result<Box<dyn Constitution + Send>, String> {
-        Ok(Box::new(JsConstitution::start(source, self.limits)?))
+    fn load(
+        &self,
+        source: &str,
+        runtime_options: Option<&str>,
+    ) -> Result<Box<dyn Constitution + Send>, String> {
+        let limits = match runtime_options {
+            None => self.limits,
+            Some(json) => self.limits.with_options(json)?,
+        };
+        Ok(Box::new(JsConstitution::start(source, limits)?))
     }
 }
 

@@ -417,3 +417,24 @@ fn node_hooks_are_returned_by_apply_only() {
             .contains("only be called by apply")
     );
 }
+
+#[test]
+fn runtime_options_set_the_limits() {
+    let spin = "export function validate(i) { const end = Date.now() + 400; while (Date.now() < end) {} return {valid: true}; }";
+    let loader = JsConstitutionLoader::default();
+    let store = store_with_members(1);
+    let mut tx = store.begin();
+    // Default limit (5 s): the 400 ms loop completes.
+    let c = loader.load(spin, None).unwrap();
+    assert!(c.validate(&mut tx, "{}").unwrap().valid);
+    // set_js_runtime_options lowers it: the loop is interrupted.
+    let c = loader
+        .load(spin, Some(r#"{"max_execution_time_ms": 50}"#))
+        .unwrap();
+    assert!(
+        c.validate(&mut tx, "{}")
+            .unwrap_err()
+            .contains("interrupted")
+    );
+    assert!(loader.load(spin, Some("not json")).is_err());
+}

@@ -37,6 +37,9 @@ pub use config::{CoreConfig, GenesisConfig, MemberSpec, UserSpec};
 pub use identity::NodeIdentity;
 use secrets::LedgerSecret;
 
+/// `set_js_runtime_options` writes here; the constitution runtime is loaded with these limits.
+const JS_RUNTIME_OPTIONS: &str = "public:ccf.gov.js_runtime_options";
+
 /// Time as the host observed it when it delivered an input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Now {
@@ -523,7 +526,8 @@ impl Node {
         }
     }
 
-    /// The constitution currently stored in the KV, loaded once per distinct source.
+    /// The constitution currently stored in the KV, loaded once per distinct source and runtime
+    /// options.
     fn constitution(
         &mut self,
         tx: &mut coco_kv::Tx,
@@ -534,7 +538,13 @@ impl Node {
         let source: String = serde_json::from_slice(&raw).map_err(|e| {
             ApiError::internal(format!("Stored constitution is not a JSON string: {e}"))
         })?;
-        let digest = coco_crypto::sha256(source.as_bytes());
+        let options = tx
+            .get(JS_RUNTIME_OPTIONS, &tables::SINGLETON_KEY)
+            .map(|v| String::from_utf8_lossy(&v).into_owned());
+        let mut keyed = source.clone().into_bytes();
+        keyed.push(0);
+        keyed.extend_from_slice(options.as_deref().unwrap_or("").as_bytes());
+        let digest = coco_crypto::sha256(&keyed);
         let stale = self
             .constitution_cache
             .as_ref()
@@ -545,7 +555,7 @@ impl Node {
                 .as_ref()
                 .ok_or_else(|| ApiError::internal("This node has no constitution runtime."))?;
             let loaded = loader
-                .load(&source)
+                .load(&source, options.as_deref())
                 .map_err(|e| ApiError::internal(format!("The constitution does not load: {e}")))?;
             self.constitution_cache = Some((digest, loaded));
         }

@@ -104,7 +104,13 @@ pub trait Constitution {
 
 /// Loads the constitution stored in `public:ccf.gov.constitution` (its JavaScript source).
 pub trait ConstitutionLoader: Send {
-    fn load(&self, source: &str) -> Result<Box<dyn Constitution + Send>, String>;
+    /// `runtime_options` is the JSON of `public:ccf.gov.js_runtime_options`, if set
+    /// (`set_js_runtime_options`: heap, stack and execution-time limits).
+    fn load(
+        &self,
+        source: &str,
+        runtime_options: Option<&str>,
+    ) -> Result<Box<dyn Constitution + Send>, String>;
 }
 
 /// `public:ccf.gov.proposals_info` values.

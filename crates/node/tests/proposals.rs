@@ -99,7 +99,11 @@ impl Constitution for TestConstitution {
 struct Loader;
 
 impl ConstitutionLoader for Loader {
-    fn load(&self, source: &str) -> Result<Box<dyn Constitution + Send>, String> {
+    fn load(
+        &self,
+        source: &str,
+        _options: Option<&str>,
+    ) -> Result<Box<dyn Constitution + Send>, String> {
         assert_eq!(source, "// test constitution");
         Ok(Box::new(TestConstitution))
     }
