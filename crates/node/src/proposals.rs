@@ -301,6 +301,10 @@ fn resolve(
         }
     };
     info.state = state;
+    if state != ProposalState::Open {
+        // Before apply, as CCF: proposals an apply drops stay visible until the next completion.
+        prune_other_finished(tx, id)?;
+    }
     if state == ProposalState::Accepted {
         // apply runs in a nested transaction view: a failure must leave no writes behind.
         let mut attempt = tx.clone();
@@ -329,6 +333,23 @@ fn resolve(
         }
     }
     Ok(hooks)
+}
+
+/// As CCF does when a proposal completes: forget every other proposal that is no longer open,
+/// so the proposal tables stay bounded by the open ones.
+fn prune_other_finished(tx: &mut Tx, except: &str) -> Result<(), ApiError> {
+    let mut ids = Vec::new();
+    tx.for_each(PROPOSALS_INFO, |k, _| {
+        ids.push(String::from_utf8_lossy(k).into_owned());
+        true
+    });
+    for other in ids.into_iter().filter(|i| i != except) {
+        if load_info(tx, &other)?.is_some_and(|info| info.state != ProposalState::Open) {
+            tx.remove(PROPOSALS_INFO, other.as_bytes());
+            tx.remove(PROPOSALS, other.as_bytes());
+        }
+    }
+    Ok(())
 }
 
 fn drop_other_open_proposals(tx: &mut Tx, except: &str) -> Result<(), ApiError> {
@@ -430,6 +451,7 @@ pub fn withdraw(tx: &mut Tx, caller: &Caller, id: &str) -> Result<Response, ApiE
         ));
     }
     info.state = ProposalState::Withdrawn;
+    prune_other_finished(tx, id)?;
     store_info(tx, id, &info);
     Ok(Response::ok_json(&summary(id, &info)))
 }

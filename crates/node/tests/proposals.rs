@@ -561,3 +561,63 @@ fn trigger_ledger_chunk_closes_the_chunk_at_the_next_signature() {
     f.node.step(now(10_000), Input::Tick, &mut out);
     assert_eq!(signature_flag(&out), Some(false));
 }
+
+#[test]
+fn finished_proposals_are_pruned_when_another_completes() {
+    let (mut f, m) = setup();
+    let vote = |f: &mut Fixture, id: &str, t: i64| {
+        let req = signed_request(
+            &f.member_key,
+            &m,
+            &format!("/gov/members/proposals/{id}/ballots/{m}:submit?{V}"),
+            "ballot",
+            t,
+            Some(id),
+            r#"{"ballot":"yes"}"#,
+        );
+        json(&call(&mut f.node, req))["proposalState"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let first = json(&propose(&mut f, &m, 100, &json!({"actions": [], "n": 1})))["proposalId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let open = json(&propose(&mut f, &m, 101, &json!({"actions": [], "n": 2})))["proposalId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(vote(&mut f, &first, 102), "Accepted");
+    let third = json(&propose(&mut f, &m, 103, &json!({"actions": [], "n": 3})))["proposalId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(vote(&mut f, &third, 104), "Accepted");
+    let get = |f: &mut Fixture, id: &str| {
+        call(
+            &mut f.node,
+            request(
+                Method::GET,
+                &format!("/gov/members/proposals/{id}?{V}"),
+                "",
+                None,
+            ),
+        )
+    };
+    assert_eq!(
+        json(&get(&mut f, &first))["error"]["code"],
+        "ProposalNotFound",
+        "pruned when the third completed"
+    );
+    assert_eq!(
+        json(&get(&mut f, &open))["proposalState"],
+        "Open",
+        "open proposals are kept"
+    );
+    assert_eq!(
+        json(&get(&mut f, &third))["proposalState"],
+        "Accepted",
+        "the one that just completed is kept"
+    );
+}
