@@ -81,23 +81,25 @@ enum Call {
 }
 
 struct Job {
+    /// Sequence number: answers are matched to their call, never to a later one.
+    seq: u64,
     tx: Tx,
     call: Call,
 }
 
-/// What a call returned: the transaction back, and the JSON of the result or an error message.
-type JobResult = (Tx, Result<serde_json::Value, String>);
+/// What a call returned: its sequence number, the transaction back, and the JSON of the result
+/// or an error message.
+type JobResult = (u64, Tx, Result<serde_json::Value, String>);
 
-/// A constitution running on its own QuickJS worker thread.
-pub struct JsConstitution {
+/// The channels to one worker thread.
+struct Worker {
     jobs: Sender<Job>,
-    results: Mutex<Receiver<JobResult>>,
-    limits: JsLimits,
+    results: Receiver<JobResult>,
+    next_seq: u64,
 }
 
-impl JsConstitution {
-    /// Compiles `source` as the constitution module on a new worker thread.
-    pub fn start(source: &str, limits: JsLimits) -> Result<Self, String> {
+impl Worker {
+    fn spawn(source: &str, limits: JsLimits) -> Result<Worker, String> {
         let (jobs, job_rx) = mpsc::channel::<Job>();
         let (result_tx, results) = mpsc::channel::<JobResult>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
@@ -109,37 +111,75 @@ impl JsConstitution {
         ready_rx
             .recv()
             .map_err(|_| "the constitution thread exited".to_owned())??;
-        Ok(JsConstitution {
+        Ok(Worker {
             jobs,
-            results: Mutex::new(results),
+            results,
+            next_seq: 0,
+        })
+    }
+}
+
+/// A constitution running on its own QuickJS worker thread.
+pub struct JsConstitution {
+    worker: Mutex<Worker>,
+    source: String,
+    limits: JsLimits,
+}
+
+impl JsConstitution {
+    /// Compiles `source` as the constitution module on a new worker thread.
+    pub fn start(source: &str, limits: JsLimits) -> Result<Self, String> {
+        Ok(JsConstitution {
+            worker: Mutex::new(Worker::spawn(source, limits)?),
+            source: source.to_owned(),
             limits,
         })
     }
 
     fn call(&self, tx: &mut Tx, call: Call) -> Result<serde_json::Value, String> {
-        let results = self
-            .results
+        let mut worker = self
+            .worker
             .lock()
             .map_err(|_| "constitution runtime poisoned".to_owned())?;
-        self.jobs
+        worker.next_seq += 1;
+        let seq = worker.next_seq;
+        worker
+            .jobs
             .send(Job {
+                seq,
                 tx: tx.clone(),
                 call,
             })
             .map_err(|_| "the constitution thread exited".to_owned())?;
-        // The worker enforces the execution limit itself; this bound only guards against a
-        // worker that died without answering.
+        // The worker's interrupt handler enforces the deadline for JavaScript, but QuickJS checks
+        // it only between JS operations: a script busy inside one long native call can overrun.
+        // Past this grace period the worker is abandoned (its late answer can never be taken for
+        // another call's) and a fresh one replaces it; the caller's transaction is untouched.
         let grace = Duration::from_millis(
             self.limits
                 .max_execution_time_ms
                 .saturating_mul(2)
                 .max(1_000),
         );
-        let (back, result) = results
-            .recv_timeout(grace)
-            .map_err(|_| "the constitution runtime did not answer".to_owned())?;
-        *tx = back;
-        result
+        let deadline = std::time::Instant::now() + grace;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match worker.results.recv_timeout(left) {
+                Ok((got, back, result)) if got == seq => {
+                    *tx = back;
+                    return result;
+                }
+                // An answer to an earlier, abandoned call: discard it.
+                Ok(_) => continue,
+                Err(_) => {
+                    *worker = Worker::spawn(&self.source, self.limits)?;
+                    return Err(format!(
+                        "the constitution did not finish within {} ms",
+                        grace.as_millis()
+                    ));
+                }
+            }
+        }
     }
 }
 

@@ -269,6 +269,12 @@ fn caught(ctx: &Ctx<'_>, e: rquickjs::CaughtError<'_>) -> String {
 }
 
 fn to_json<'js>(ctx: &Ctx<'js>, v: Value<'js>) -> Result<serde_json::Value, String> {
+    if v.is_promise() {
+        return Err(
+            "governance entry points must be synchronous (an async function returned a Promise)"
+                .into(),
+        );
+    }
     if v.is_undefined() {
         return Ok(serde_json::Value::Null);
     }
@@ -323,10 +329,11 @@ fn run_call<'js>(
         } => {
             shared.access.set(KvAccess::ApplyGovernance);
             shared.hooks.borrow_mut().clear();
-            let _: Value = get("apply")?
+            let v: Value = get("apply")?
                 .call((proposal, proposal_id))
                 .catch(ctx)
                 .map_err(|e| caught(ctx, e))?;
+            to_json(ctx, v)?;
             Ok(serde_json::Value::from(std::mem::take(
                 &mut *shared.hooks.borrow_mut(),
             )))
@@ -421,7 +428,7 @@ pub(crate) fn worker(
             return;
         }
     };
-    while let Ok(Job { tx, call }) = jobs.recv() {
+    while let Ok(Job { seq, tx, call }) = jobs.recv() {
         *shared.tx.borrow_mut() = Some(tx);
         deadline.set(Instant::now() + Duration::from_millis(limits.max_execution_time_ms));
         let result = ctx.with(|ctx| {
@@ -429,7 +436,7 @@ pub(crate) fn worker(
             run_call(&ctx, &ns, &shared, call)
         });
         let tx = shared.tx.borrow_mut().take().expect("set for the call");
-        if results.send((tx, result)).is_err() {
+        if results.send((seq, tx, result)).is_err() {
             return;
         }
     }

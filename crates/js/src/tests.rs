@@ -438,3 +438,63 @@ fn runtime_options_set_the_limits() {
     );
     assert!(loader.load(spin, Some("not json")).is_err());
 }
+
+/// Regression: a script that overruns inside native calls (where QuickJS cannot interrupt it)
+/// used to answer late, and its answer and transaction were taken for the next call's.
+#[test]
+fn a_late_answer_never_reaches_a_later_call() {
+    let source = r#"
+export function validate(i) {
+  if (i === "slow") { for (let k = 0; k < 150; k++) { "x".repeat(1 << 18).split("").join(","); } }
+  return { valid: true, description: i };
+}"#;
+    let c = JsConstitution::start(
+        source,
+        JsLimits {
+            max_execution_time_ms: 100,
+            ..quick()
+        },
+    )
+    .unwrap();
+    let store = store_with_members(1);
+    let mut tx = store.begin();
+    tx.put(
+        "public:ccf.gov.marker",
+        Bytes::from_static(b"k"),
+        Bytes::from_static(b"mine"),
+    );
+    let err = c.validate(&mut tx, "slow").unwrap_err();
+    assert!(
+        err.contains("did not finish") || err.contains("interrupted"),
+        "{err}"
+    );
+    assert_eq!(
+        tx.get("public:ccf.gov.marker", b"k"),
+        Some(Bytes::from_static(b"mine")),
+        "the caller's transaction is untouched"
+    );
+    for word in ["fast", "again"] {
+        assert_eq!(
+            c.validate(&mut tx, word).unwrap().description,
+            word,
+            "each call gets its own answer"
+        );
+    }
+}
+
+#[test]
+fn async_entry_points_are_refused() {
+    let c = JsConstitution::start("export async function apply(p, id) { throw new Error('late'); }\nexport async function validate(i) { return {valid: true}; }", quick()).unwrap();
+    let store = store_with_members(1);
+    let mut tx = store.begin();
+    assert!(
+        c.apply(&mut tx, "{}", "id")
+            .unwrap_err()
+            .contains("synchronous")
+    );
+    assert!(
+        c.validate(&mut tx, "{}")
+            .unwrap_err()
+            .contains("synchronous")
+    );
+}
