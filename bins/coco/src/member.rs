@@ -118,23 +118,14 @@ impl Member {
         proposal_id: Option<&str>,
     ) -> anyhow::Result<Vec<u8>> {
         let created_at = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
-        let protected = coco_codec::cose::request_protected_header(
-            self.key.cose_alg(),
+        Ok(coco_node::gov::sign_request(
+            &self.key,
             &self.id,
-            coco_codec::cose::GOV_MSG_PREFIX,
             msg_type,
             created_at,
             proposal_id,
-        );
-        let signature = self
-            .key
-            .sign_cose(&coco_codec::cose::sig_structure(&protected, payload));
-        Ok(coco_codec::cose::assemble_sign1(
-            &protected,
-            &Default::default(),
-            Some(payload),
-            &signature,
-        )?)
+            payload,
+        ))
     }
 
     fn post(

@@ -292,25 +292,14 @@ fn signed(
     proposal_id: Option<&str>,
 ) -> Request {
     let id = coco_crypto::cert_der_fingerprint_hex(member_der);
-    let protected = coco_codec::cose::request_protected_header(
-        key.cose_alg(),
+    let body = coco_node::gov::sign_request(
+        key,
         &id,
-        coco_codec::cose::GOV_MSG_PREFIX,
         msg_type,
         1_700_000_000,
         proposal_id,
-    );
-    let sig = key.sign_cose(&coco_codec::cose::sig_structure(
-        &protected,
         payload.as_bytes(),
-    ));
-    let body = coco_codec::cose::assemble_sign1(
-        &protected,
-        &Default::default(),
-        Some(payload.as_bytes()),
-        &sig,
-    )
-    .unwrap();
+    );
     let (p, q) = path.split_once('?').unwrap();
     Request {
         method: Method::POST,

@@ -639,3 +639,26 @@ fn join_policy(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
     });
     Ok(Response::ok_json(&body))
 }
+
+/// A governance request as CCF's `ccf_cose_sign1` makes it: a tagged COSE_Sign1 over `payload`
+/// (attached) with `alg`, `kid` = the signer's id, and the `ccf.gov.msg.*` headers.
+pub fn sign_request(
+    key: &coco_crypto::EcKeyPair,
+    signer_id: &str,
+    msg_type: &str,
+    created_at: i64,
+    proposal_id: Option<&str>,
+    payload: &[u8],
+) -> Vec<u8> {
+    let protected = coco_codec::cose::request_protected_header(
+        key.cose_alg(),
+        signer_id,
+        coco_codec::cose::GOV_MSG_PREFIX,
+        msg_type,
+        created_at,
+        proposal_id,
+    );
+    let signature = key.sign_cose(&coco_codec::cose::sig_structure(&protected, payload));
+    coco_codec::cose::assemble_sign1(&protected, &Default::default(), Some(payload), &signature)
+        .expect("an empty unprotected header always encodes")
+}

@@ -150,25 +150,14 @@ pub fn signed_request(
     proposal_id: Option<&str>,
     payload: &str,
 ) -> Request {
-    let protected = coco_codec::cose::request_protected_header(
-        key.cose_alg(),
+    let body = coco_node::gov::sign_request(
+        key,
         id,
-        coco_codec::cose::GOV_MSG_PREFIX,
         msg_type,
         created_at,
         proposal_id,
-    );
-    let sig = key.sign_cose(&coco_codec::cose::sig_structure(
-        &protected,
         payload.as_bytes(),
-    ));
-    let body = coco_codec::cose::assemble_sign1(
-        &protected,
-        &Default::default(),
-        Some(payload.as_bytes()),
-        &sig,
-    )
-    .unwrap();
+    );
     let (path, query) = path_and_query
         .split_once('?')
         .unwrap_or((path_and_query, ""));
