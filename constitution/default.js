@@ -228,50 +228,31 @@ const actions = new Map([
   )],
 ]);
 
-// JWT issuers and their signing keys. Keys are stored under their kid as a list of
-// {issuer, constraint, jwk} in public:ccf.gov.jwt.public_signing_keys_metadata_v2.
+// JWT issuers and their signing keys. The node stores keys as CCF does (DER public keys under
+// their kid in public:ccf.gov.jwt.public_signing_keys_metadata_v2) through
+// ccf.setJwtPublicSigningKeys / ccf.removeJwtPublicSigningKeys.
 const JWT_ISSUERS = "public:ccf.gov.jwt.issuers";
-const JWT_KEYS = "public:ccf.gov.jwt.public_signing_keys_metadata_v2";
 
 function checkJwks(jwks, field) {
   check(jwks !== null && typeof jwks === "object" && Array.isArray(jwks.keys), `${field} must be {"keys": [...]}`);
+  check(jwks.keys.length > 0, `${field}.keys must not be empty`);
   jwks.keys.forEach((k, i) => {
     checkType(k.kid, "string", `${field}.keys[${i}].kid`);
-    if (k.kty === "RSA") {
+    checkOptional(k.issuer, "string", `${field}.keys[${i}].issuer`);
+    if (k.x5c !== undefined) {
+      checkType(k.x5c, "array", `${field}.keys[${i}].x5c`);
+      check(k.x5c.length > 0 && typeof k.x5c[0] === "string", `${field}.keys[${i}].x5c must hold a base64 certificate`);
+    } else if (k.kty === "RSA") {
       checkType(k.n, "string", `${field}.keys[${i}].n`);
       checkType(k.e, "string", `${field}.keys[${i}].e`);
     } else if (k.kty === "EC") {
-      check(k.crv === "P-256", `${field}.keys[${i}]: only P-256 EC keys are supported`);
+      checkEnum(k.crv, ["P-256", "P-384"], `${field}.keys[${i}].crv`);
       checkType(k.x, "string", `${field}.keys[${i}].x`);
       checkType(k.y, "string", `${field}.keys[${i}].y`);
     } else {
-      throw new Error(`${field}.keys[${i}].kty must be RSA or EC`);
+      throw new Error(`${field}.keys[${i}] must carry x5c, or be an RSA or EC key`);
     }
   });
-}
-
-function removeIssuerKeys(issuer) {
-  const updates = [];
-  ccf.kv[JWT_KEYS].forEach((v, k) => {
-    const kept = ccf.bufToJsonCompatible(v).filter((e) => e.issuer !== issuer);
-    updates.push([k, kept]);
-  });
-  for (const [k, kept] of updates) {
-    if (kept.length === 0) {
-      ccf.kv[JWT_KEYS].delete(k);
-    } else {
-      ccf.kv[JWT_KEYS].set(k, ccf.jsonCompatibleToBuf(kept));
-    }
-  }
-}
-
-function setIssuerKeys(issuer, jwks) {
-  removeIssuerKeys(issuer);
-  for (const key of jwks.keys) {
-    const existing = getJson(JWT_KEYS, key.kid) || [];
-    existing.push({ issuer: issuer, constraint: issuer, jwk: key });
-    putJson(JWT_KEYS, key.kid, existing);
-  }
 }
 
 actions.set("set_jwt_issuer", new Action(
@@ -284,13 +265,18 @@ actions.set("set_jwt_issuer", new Action(
     }
   },
   (args) => {
+    if (args.auto_refresh === true) {
+      check(args.ca_cert_bundle_name !== undefined, "auto_refresh requires ca_cert_bundle_name");
+      check(ccf.kv["public:ccf.gov.tls.ca_cert_bundles"].has(ccf.strToBuf(args.ca_cert_bundle_name)),
+        `No CA cert bundle named ${args.ca_cert_bundle_name}`);
+    }
     const metadata = { auto_refresh: args.auto_refresh === true };
     if (args.ca_cert_bundle_name !== undefined) {
       metadata.ca_cert_bundle_name = args.ca_cert_bundle_name;
     }
     putJson(JWT_ISSUERS, args.issuer, metadata);
     if (args.jwks !== undefined) {
-      setIssuerKeys(args.issuer, args.jwks);
+      ccf.setJwtPublicSigningKeys(args.issuer, metadata, args.jwks);
     }
   },
 ));
@@ -300,15 +286,17 @@ actions.set("set_jwt_public_signing_keys", new Action(
     checkJwks(args.jwks, "jwks");
   },
   (args) => {
-    check(getJson(JWT_ISSUERS, args.issuer) !== undefined, `issuer ${args.issuer} is not registered`);
-    setIssuerKeys(args.issuer, args.jwks);
+    const metadata = getJson(JWT_ISSUERS, args.issuer);
+    check(metadata !== undefined, `issuer ${args.issuer} is not registered`);
+    ccf.setJwtPublicSigningKeys(args.issuer, metadata, args.jwks);
   },
 ));
 actions.set("remove_jwt_issuer", new Action(
   (args) => checkType(args.issuer, "string", "issuer"),
   (args) => {
+    check(getJson(JWT_ISSUERS, args.issuer) !== undefined, `issuer ${args.issuer} is not registered`);
     remove(JWT_ISSUERS, args.issuer);
-    removeIssuerKeys(args.issuer);
+    ccf.removeJwtPublicSigningKeys(args.issuer);
   },
 ));
 
@@ -342,13 +330,87 @@ function setNodeStatus(nodeId, status) {
   putJson("public:ccf.gov.nodes.info", nodeId, info);
 }
 
+// Node certificates: the service identity endorses a node's CSR (ccf.network), for at most
+// maximum_node_certificate_validity_days (365 by default).
+const DEFAULT_CERT_VALIDITY_DAYS = 365;
+
+function checkValidity(args) {
+  checkType(args.valid_from, "string", "valid_from");
+  if (args.validity_period_days !== undefined) {
+    checkType(args.validity_period_days, "integer", "validity_period_days");
+    check(args.validity_period_days >= 1, "validity_period_days must be at least 1");
+  }
+}
+
+function validityDays(requested, maxField) {
+  const config = getSingleton("public:ccf.gov.service.config") || {};
+  const max = config[maxField] ?? DEFAULT_CERT_VALIDITY_DAYS;
+  check(requested === undefined || requested <= max,
+    `Validity period ${requested} (days) is not allowed: service max allowed is ${max} (days)`);
+  return requested ?? max;
+}
+
+function endorseNode(nodeId, info, validFrom, requestedDays) {
+  check(info.certificate_signing_request !== undefined, `Node ${nodeId} has no certificate signing request`);
+  const days = validityDays(requestedDays, "maximum_node_certificate_validity_days");
+  const cert = ccf.network.generateEndorsedCertificate(info.certificate_signing_request, validFrom, days);
+  putRaw("public:ccf.gov.nodes.endorsed_certificates", nodeId, cert);
+}
+
 actions.set("transition_node_to_trusted", new Action(
   (args) => {
     checkType(args.node_id, "string", "node_id");
-    checkOptional(args.valid_from, "string", "valid_from");
-    checkOptional(args.validity_period_days, "integer", "validity_period_days");
+    checkValidity(args);
   },
-  (args) => setNodeStatus(args.node_id, "Trusted"),
+  (args) => {
+    const info = getJson("public:ccf.gov.nodes.info", args.node_id);
+    check(info !== undefined, `No such node: ${args.node_id}`);
+    if (info.status === "Pending") {
+      info.status = "Trusted";
+      info.ledger_secret_seqno = ccf.network.getLatestLedgerSecretSeqno();
+      putJson("public:ccf.gov.nodes.info", args.node_id, info);
+      if (info.certificate_signing_request !== undefined) {
+        endorseNode(args.node_id, info, args.valid_from, args.validity_period_days);
+      }
+    }
+  },
+));
+actions.set("set_node_certificate_validity", new Action(
+  (args) => {
+    checkType(args.node_id, "string", "node_id");
+    checkValidity(args);
+  },
+  (args) => {
+    const info = getJson("public:ccf.gov.nodes.info", args.node_id);
+    check(info !== undefined, `No such node: ${args.node_id}`);
+    check(info.status === "Trusted", `Node ${args.node_id} is not trusted`);
+    endorseNode(args.node_id, info, args.valid_from, args.validity_period_days);
+  },
+));
+actions.set("set_all_nodes_certificate_validity", new Action(
+  (args) => checkValidity(args),
+  (args) => {
+    const trusted = [];
+    ccf.kv["public:ccf.gov.nodes.info"].forEach((v, k) => {
+      const info = ccf.bufToJsonCompatible(v);
+      if (info.status === "Trusted") {
+        trusted.push([ccf.bufToStr(k), info]);
+      }
+    });
+    for (const [nodeId, info] of trusted) {
+      endorseNode(nodeId, info, args.valid_from, args.validity_period_days);
+    }
+  },
+));
+actions.set("set_service_certificate_validity", new Action(
+  (args) => checkValidity(args),
+  (args) => {
+    const days = validityDays(args.validity_period_days, "maximum_service_certificate_validity_days");
+    const info = getSingleton("public:ccf.gov.service.info");
+    check(info !== undefined, "Service info could not be found");
+    info.cert = ccf.network.generateNetworkCertificate(args.valid_from, days);
+    setSingleton("public:ccf.gov.service.info", info);
+  },
 ));
 actions.set("remove_node", new Action(
   (args) => checkType(args.node_id, "string", "node_id"),

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use bytes::Bytes;
 use coco_client::{BlockingConnection, Method, Reply};
-use support::{Options, TestNode, ccf_python};
+use support::{Options, TestNode, ccf_python, member_cli, member_cli_as};
 
 const V: &str = "api-version=2024-07-01";
 
@@ -540,10 +540,6 @@ fn user_added_by_proposal_can_write() {
     assert_eq!(r.json()["finalVotes"][&m0], true);
 }
 
-fn member_cli(node: &TestNode, args: &[&str]) -> serde_json::Value {
-    member_cli_as(node, "member0", args)
-}
-
 /// Rejected and failed proposals change nothing (a failing action undoes the whole proposal);
 /// a constitution replaced by vote takes effect for the next proposal.
 #[test]
@@ -634,18 +630,6 @@ export function apply(proposal, proposalId) {}
         r.text()
     );
     assert!(r.text().contains("frozen by vote"), "{}", r.text());
-}
-
-fn member_cli_as(node: &TestNode, member: &str, args: &[&str]) -> serde_json::Value {
-    let addr = node.addr.to_string();
-    let cert = format!("{member}_cert.pem");
-    let key = format!("{member}_privk.pem");
-    let mut all = vec!["member", "--cert", &cert, "--key", &key];
-    all.extend_from_slice(&args[..1]);
-    all.extend_from_slice(&["--address", &addr, "--cacert", "service_cert.pem"]);
-    all.extend_from_slice(&args[1..]);
-    let out = support::run_coco(&all, node.dir.path());
-    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
 }
 
 /// Three members: a proposal needs two votes; after the constitution is replaced by one where
@@ -826,7 +810,8 @@ fn gov_service_views() {
 }
 
 /// A JWT-authenticated app call works after `set_jwt_issuer`, and stops working after
-/// `remove_jwt_issuer`; expired, foreign-issuer, tampered and unknown-key tokens are refused.
+/// `remove_jwt_issuer`; expired, foreign-issuer, tampered and unknown-key tokens are refused. The
+/// keys are stored as CCF stores them and shown by `/gov/service/jwk`.
 #[test]
 fn jwt_authentication_after_set_jwt_issuer() {
     use base64::Engine as _;
@@ -836,7 +821,8 @@ fn jwt_authentication_after_set_jwt_issuer() {
     let pem = rsa.to_pkcs8_pem();
     let (_, n, e) = coco_crypto::sign_rs256(&pem, b"probe").unwrap();
     let issuer = "https://issuer.example";
-    let jwk = serde_json::json!({"kty": "RSA", "kid": "key1", "n": b64(&n), "e": b64(&e)});
+    // The key constrains tokens to its issuer (the JWK's `issuer` field, as CCF reads it).
+    let jwk = serde_json::json!({"kty": "RSA", "kid": "key1", "n": b64(&n), "e": b64(&e), "issuer": issuer});
     let token = |iss: &str, exp_offset: i64, kid: &str| {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -886,6 +872,20 @@ fn jwt_authentication_after_set_jwt_issuer() {
 
     let r = write(&mut anon, &good, 1);
     assert_eq!(r.status, 200, "{}", r.text());
+    let view = node
+        .anonymous()
+        .get("/gov/service/jwk?api-version=2024-07-01")
+        .unwrap()
+        .json();
+    assert_eq!(view["issuers"][issuer]["autoRefresh"], false, "{view}");
+    let stored = &view["keys"]["key1"][0];
+    assert_eq!(stored["issuer"], issuer, "{view}");
+    assert_eq!(stored["constraint"], issuer, "{view}");
+    assert_eq!(
+        stored["publicKey"].as_str().unwrap(),
+        rsa.public_key_pem(),
+        "the DER key derived from the JWK is the issuer's key"
+    );
     let mut tampered = good.clone();
     tampered.pop();
     tampered.push(if good.ends_with('A') { 'B' } else { 'A' });

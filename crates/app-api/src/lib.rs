@@ -402,7 +402,8 @@ pub struct EndpointMetrics {
     pub per_endpoint: BTreeMap<(String, String), EndpointCounters>,
 }
 
-/// Static facts about the service and node, fixed while the process runs.
+/// Facts about the service and node the endpoints report; the certificates change when
+/// governance renews them (once the renewal commits).
 #[derive(Clone, Debug, Default)]
 pub struct ServiceFacts {
     pub service_cert_pem: String,

@@ -111,6 +111,13 @@ impl ClientConfig {
             .connect(name, tcp)
             .await
             .map_err(|source| ClientError::Connect { addr, source })?;
+        let server_certificate = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(|leaf| leaf.as_ref().to_vec())
+            .unwrap_or_default();
         let io = TokioIo::new(tls);
         let sender = if self.http2 {
             let (s, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
@@ -125,7 +132,10 @@ impl ClientConfig {
             tokio::spawn(conn);
             Sender::H1(s)
         };
-        Ok(Connection { sender })
+        Ok(Connection {
+            sender,
+            server_certificate,
+        })
     }
 }
 
@@ -137,9 +147,15 @@ enum Sender {
 /// One open connection. HTTP/2 connections may be cloned for concurrent streams.
 pub struct Connection {
     sender: Sender,
+    server_certificate: Vec<u8>,
 }
 
 impl Connection {
+    /// The DER certificate the server presented (it verified against the configured CA).
+    pub fn server_certificate_der(&self) -> &[u8] {
+        &self.server_certificate
+    }
+
     pub async fn request(
         &mut self,
         method: Method,
@@ -211,6 +227,11 @@ pub struct BlockingConnection {
 }
 
 impl BlockingConnection {
+    /// The DER certificate the server presented.
+    pub fn server_certificate_der(&self) -> &[u8] {
+        self.conn.server_certificate_der()
+    }
+
     pub fn connect(config: &ClientConfig, addr: SocketAddr) -> Result<Self, ClientError> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -113,21 +113,17 @@ pub fn endorsed_cert(
     validity: Validity,
 ) -> Result<String, CryptoError> {
     let subject = SubjectKey::from_spki(subject_public_spki_der)?;
-    let issuer_der = first_cert_der(issuer_cert_pem)?;
-    // The issuer certificate must actually belong to the signing key, otherwise the result
-    // would carry an AuthorityKeyIdentifier and issuer name that do not match its signature.
-    if cert_public_key_spki_der(&issuer_der)? != issuer_key.public_key_spki_der() {
-        return Err(CryptoError::CertGeneration(
-            "issuer certificate does not match the issuer key".into(),
-        ));
-    }
-    let issuer = Issuer::from_ca_cert_der(&issuer_der.as_slice().into(), issuer_key)
-        .map_err(|e| CryptoError::Certificate(e.to_string()))?;
+    let issuer = issuer_of(issuer_key, issuer_cert_pem)?;
 
     let mut params = base_params(subject_public_spki_der, subject_cn, validity)?;
     params.use_authority_key_identifier_extension = true;
-    params.subject_alt_names = sans
-        .iter()
+    params.subject_alt_names = san_types(sans)?;
+    let cert = params.signed_by(&subject, &issuer).map_err(gen_err)?;
+    Ok(cert.pem())
+}
+
+pub(crate) fn san_types(sans: &[SubjectAltName]) -> Result<Vec<SanType>, CryptoError> {
+    sans.iter()
         .map(|san| match san {
             SubjectAltName::Ip(ip) => Ok(SanType::IpAddress(*ip)),
             SubjectAltName::Dns(name) => name
@@ -136,9 +132,24 @@ pub fn endorsed_cert(
                 .map(SanType::DnsName)
                 .map_err(|e: rcgen::Error| CryptoError::CertGeneration(e.to_string())),
         })
-        .collect::<Result<_, _>>()?;
-    let cert = params.signed_by(&subject, &issuer).map_err(gen_err)?;
-    Ok(cert.pem())
+        .collect()
+}
+
+/// The issuer of endorsed certificates: the service key and its certificate, checked to belong
+/// together (otherwise the result would carry an AuthorityKeyIdentifier and issuer name that do
+/// not match its signature).
+pub(crate) fn issuer_of<'a>(
+    issuer_key: &'a EcKeyPair,
+    issuer_cert_pem: &str,
+) -> Result<Issuer<'static, &'a EcKeyPair>, CryptoError> {
+    let issuer_der = first_cert_der(issuer_cert_pem)?;
+    if cert_public_key_spki_der(&issuer_der)? != issuer_key.public_key_spki_der() {
+        return Err(CryptoError::CertGeneration(
+            "issuer certificate does not match the issuer key".into(),
+        ));
+    }
+    Issuer::from_ca_cert_der(&issuer_der.as_slice().into(), issuer_key)
+        .map_err(|e| CryptoError::Certificate(e.to_string()))
 }
 
 /// Parameters shared by all three kinds: CN, validity, a content-derived serial number, and an
@@ -148,12 +159,22 @@ fn base_params(
     subject_cn: &str,
     validity: Validity,
 ) -> Result<CertificateParams, CryptoError> {
+    let mut name = rcgen::DistinguishedName::new();
+    name.push(DnType::CommonName, subject_cn);
+    named_params(subject_spki_der, name, subject_cn.as_bytes(), validity)
+}
+
+/// [`base_params`] for an arbitrary subject name; `name_bytes` identifies the name in the
+/// serial-number derivation.
+pub(crate) fn named_params(
+    subject_spki_der: &[u8],
+    name: rcgen::DistinguishedName,
+    name_bytes: &[u8],
+    validity: Validity,
+) -> Result<CertificateParams, CryptoError> {
     let (not_before, not_after) = validity.to_offset()?;
     let mut params = CertificateParams::default();
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, subject_cn);
+    params.distinguished_name = name;
     params.not_before = not_before;
     params.not_after = not_after;
     params.is_ca = IsCa::ExplicitNoCa;
@@ -161,7 +182,7 @@ fn base_params(
     let mut h = Sha256::new();
     for part in [
         subject_spki_der,
-        subject_cn.as_bytes(),
+        name_bytes,
         &validity.not_before_unix_s.to_be_bytes(),
         &validity.not_after_unix_s.to_be_bytes(),
     ] {
@@ -175,18 +196,18 @@ fn base_params(
     Ok(params)
 }
 
-fn gen_err(e: rcgen::Error) -> CryptoError {
+pub(crate) fn gen_err(e: rcgen::Error) -> CryptoError {
     CryptoError::CertGeneration(e.to_string())
 }
 
 /// A public key rcgen can put in a certificate it does not sign itself.
-struct SubjectKey {
+pub(crate) struct SubjectKey {
     sec1_point: Vec<u8>,
     algorithm: &'static rcgen::SignatureAlgorithm,
 }
 
 impl SubjectKey {
-    fn from_spki(spki_der: &[u8]) -> Result<Self, CryptoError> {
+    pub(crate) fn from_spki(spki_der: &[u8]) -> Result<Self, CryptoError> {
         let curve = spki_curve(spki_der)?;
         let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der)
             .map_err(|_| CryptoError::InvalidPublicKey)?;
@@ -223,7 +244,7 @@ pub fn pem_to_der_certs(pem_text: &str) -> Result<Vec<Vec<u8>>, CryptoError> {
     Ok(certs)
 }
 
-fn first_cert_der(pem_text: &str) -> Result<Vec<u8>, CryptoError> {
+pub(crate) fn first_cert_der(pem_text: &str) -> Result<Vec<u8>, CryptoError> {
     let mut certs = pem_to_der_certs(pem_text)?;
     Ok(certs.swap_remove(0))
 }
@@ -232,6 +253,11 @@ fn first_cert_der(pem_text: &str) -> Result<Vec<u8>, CryptoError> {
 /// OpenSSL writes them and CCF stores them in the KV).
 pub fn der_to_pem_cert(der: &[u8]) -> String {
     pem_encode("CERTIFICATE", der.to_vec())
+}
+
+/// Encodes a DER `SubjectPublicKeyInfo` as a `PUBLIC KEY` PEM block.
+pub fn spki_der_to_pem(der: &[u8]) -> String {
+    pem_encode("PUBLIC KEY", der.to_vec())
 }
 
 /// Returns the lowercase hex SHA-256 of a certificate's DER: CCF's member and user id.
@@ -245,7 +271,7 @@ pub fn spki_fingerprint_hex(spki_der: &[u8]) -> String {
     hex::encode(sha256(spki_der))
 }
 
-fn parse_cert(der: &[u8]) -> Result<X509Certificate<'_>, CryptoError> {
+pub(crate) fn parse_cert(der: &[u8]) -> Result<X509Certificate<'_>, CryptoError> {
     let (rest, cert) =
         X509Certificate::from_der(der).map_err(|e| CryptoError::Certificate(e.to_string()))?;
     if !rest.is_empty() {

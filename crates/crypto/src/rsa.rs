@@ -124,6 +124,30 @@ pub fn rsa_oaep_sha256_encrypt(public_pem: &str, plaintext: &[u8]) -> Result<Vec
     Ok(out)
 }
 
+/// Signs `msg` with RS256 using a PKCS#8 RSA private key (test and tooling support: coco itself
+/// only verifies JWTs). Returns the signature and the key's (modulus, exponent).
+pub fn sign_rs256(
+    private_pkcs8_pem: &str,
+    msg: &[u8],
+) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>), CryptoError> {
+    use aws_lc_rs::signature::KeyPair as _;
+    let block = pem_decode_one(private_pkcs8_pem, &["PRIVATE KEY"], "PRIVATE KEY")?;
+    let key = aws_lc_rs::rsa::KeyPair::from_pkcs8(block.contents())
+        .map_err(|_| CryptoError::InvalidPrivateKey)?;
+    let mut sig = vec![0u8; key.public_modulus_len()];
+    key.sign(
+        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+        &aws_lc_rs::rand::SystemRandom::new(),
+        msg,
+        &mut sig,
+    )
+    .map_err(|_| CryptoError::Internal)?;
+    let public = key.public_key();
+    let n = public.modulus().big_endian_without_leading_zero().to_vec();
+    let e = public.exponent().big_endian_without_leading_zero().to_vec();
+    Ok((sig, n, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,65 +263,4 @@ QFdzTGn5x37DM2FJZggvU6jeAC65/dxPZyFGgrE/u/vhCB/2NoN0Ayc4h1VjSzD3\n\
 WMU7pMjCley+Fr9KWB0hnb1A\n\
 -----END PRIVATE KEY-----\n";
     const PY_OAEP_CT_HEX: &str = "105a7343a496602eb4580c733f2e81b33ea5ab0224990c6a99212031249d3af8da5a207e40c2a602e4e345f39b99230cb476413bd6cf3289cc9393e6fabaa93a4a7f0da9ef6bbcdcecebf37f3cd4eea32a0d7275df16d35b1471b15fc536730c1f5a3acc04ec06965cc862cdf083f4271913641e35649848c92072b9af49ee1485eebf19f5505b265856876d9d1fdd13b9fb95fd2a135f1bd006c4b6189c0ed40adefbe87e71386e2f76fa3ef45b8f713d8634d9eb77a044979cbc53ab7e12b82505141cfd036d4d3b589bdb2c013e7784ab2aa4f7ab99fc4cccef40e1f31c19a85b2aac0ab2fe76499affb4b56d72ac6d6157b0709f8a2f3a510206c23d8733";
-}
-
-/// JWT helpers: RS256 (RSASSA-PKCS1-v1_5 with SHA-256) over raw key components, as JWKs carry
-/// them (`n`, `e`, big-endian).
-pub fn verify_rs256(
-    modulus: &[u8],
-    exponent: &[u8],
-    msg: &[u8],
-    signature: &[u8],
-) -> Result<(), CryptoError> {
-    let key = aws_lc_rs::signature::RsaPublicKeyComponents {
-        n: modulus,
-        e: exponent,
-    };
-    key.verify(
-        &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
-        msg,
-        signature,
-    )
-    .map_err(|_| CryptoError::BadSignature)
-}
-
-/// Signs `msg` with RS256 using a PKCS#8 RSA private key (test and tooling support: coco itself
-/// only verifies JWTs). Returns the signature and the key's (modulus, exponent).
-pub fn sign_rs256(
-    private_pkcs8_pem: &str,
-    msg: &[u8],
-) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>), CryptoError> {
-    use aws_lc_rs::signature::KeyPair as _;
-    let block = pem_decode_one(private_pkcs8_pem, &["PRIVATE KEY"], "PRIVATE KEY")?;
-    let key = aws_lc_rs::rsa::KeyPair::from_pkcs8(block.contents())
-        .map_err(|_| CryptoError::InvalidPrivateKey)?;
-    let mut sig = vec![0u8; key.public_modulus_len()];
-    key.sign(
-        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
-        &aws_lc_rs::rand::SystemRandom::new(),
-        msg,
-        &mut sig,
-    )
-    .map_err(|_| CryptoError::Internal)?;
-    let public = key.public_key();
-    let n = public.modulus().big_endian_without_leading_zero().to_vec();
-    let e = public.exponent().big_endian_without_leading_zero().to_vec();
-    Ok((sig, n, e))
-}
-
-#[cfg(test)]
-mod jwt_tests {
-    use super::*;
-
-    #[test]
-    fn rs256_sign_verify_and_tamper() {
-        let key = RsaKeyPair::generate(2048).unwrap();
-        let (sig, n, e) = sign_rs256(&key.to_pkcs8_pem(), b"header.payload").unwrap();
-        verify_rs256(&n, &e, b"header.payload", &sig).unwrap();
-        assert!(verify_rs256(&n, &e, b"header.payloaD", &sig).is_err());
-        let mut bad = sig.clone();
-        bad[0] ^= 1;
-        assert!(verify_rs256(&n, &e, b"header.payload", &bad).is_err());
-        assert!(verify_rs256(&n[1..], &e, b"header.payload", &sig).is_err());
-    }
 }

@@ -115,6 +115,7 @@ pub fn spawn<D: Disk>(
     writer: LedgerWriter<D>,
     clock: Clock,
     tick_ms: u64,
+    cert_slot: Option<Arc<crate::tls::NodeCertSlot>>,
 ) -> Threads {
     let (core_tx, core_rx) = mpsc::channel::<CoreMsg>();
     let (storage_tx, storage_rx) = mpsc::channel::<Vec<StorageOp>>();
@@ -130,7 +131,14 @@ pub fn spawn<D: Disk>(
         let queued = queued.clone();
         std::thread::Builder::new()
             .name("coco-core".into())
-            .spawn(move || core_loop(node, initial, core_rx, storage_tx, clock, tick_ms, queued))
+            .spawn(move || {
+                let channels = CoreChannels {
+                    rx: core_rx,
+                    storage: storage_tx,
+                    queued,
+                };
+                core_loop(node, initial, channels, clock, tick_ms, cert_slot)
+            })
             .expect("spawning the core thread")
     };
     Threads {
@@ -143,15 +151,27 @@ pub fn spawn<D: Disk>(
     }
 }
 
+/// The core thread's ends of its channels.
+struct CoreChannels {
+    rx: Receiver<CoreMsg>,
+    storage: Sender<Vec<StorageOp>>,
+    /// Requests queued for the core (shared with [`CoreHandle`]).
+    queued: Arc<AtomicUsize>,
+}
+
 fn core_loop(
     mut node: Node,
     initial: Vec<Output>,
-    rx: Receiver<CoreMsg>,
-    storage: Sender<Vec<StorageOp>>,
+    channels: CoreChannels,
     clock: Clock,
     tick_ms: u64,
-    queued: Arc<AtomicUsize>,
+    cert_slot: Option<Arc<crate::tls::NodeCertSlot>>,
 ) {
+    let CoreChannels {
+        rx,
+        storage,
+        queued,
+    } = channels;
     let mut replies: HashMap<RequestId, oneshot::Sender<Response>> = HashMap::new();
     let mut next_id: RequestId = 0;
     let mut out = initial;
@@ -160,7 +180,7 @@ fn core_loop(
     let tick = Duration::from_millis(tick_ms.max(1));
     let mut stopping = false;
     loop {
-        route_outputs(&mut out, &mut replies, &mut ops);
+        route_outputs(&mut out, &mut replies, &mut ops, cert_slot.as_deref());
         if !ops.is_empty() && storage.send(std::mem::take(&mut ops)).is_err() {
             // The storage thread is gone: nothing can become durable any more.
             node.step(
@@ -221,6 +241,7 @@ fn route_outputs(
     out: &mut Vec<Output>,
     replies: &mut HashMap<RequestId, oneshot::Sender<Response>>,
     ops: &mut Vec<StorageOp>,
+    cert_slot: Option<&crate::tls::NodeCertSlot>,
 ) {
     for o in out.drain(..) {
         match o {
@@ -241,6 +262,16 @@ fn route_outputs(
                 force_chunk_after,
             }),
             Output::GlobalCommit { txid } => ops.push(StorageOp::Commit(txid.seqno)),
+            Output::NodeCertificate { pem } => match cert_slot.map(|slot| slot.replace(&pem)) {
+                Some(Ok(())) => tracing::info!("serving the renewed node certificate"),
+                Some(Err(e)) => {
+                    tracing::error!(error = %e, "renewed node certificate refused; keeping the old one")
+                }
+                None => {}
+            },
+            Output::ServiceCertificate { .. } => {
+                tracing::info!("the service certificate was renewed by governance")
+            }
         }
     }
 }

@@ -249,9 +249,6 @@ pub fn prepare(cfg: &NodeConfigFile, plugins: Plugins) -> Result<Prepared, Start
     )
     .map_err(crypto)?;
 
-    let node_key = EcKeyPair::generate(curve).map_err(crypto)?;
-    let node_spki = node_key.public_key_spki_der();
-    let node_id = coco_crypto::spki_fingerprint_hex(&node_spki);
     let mut sans = Vec::new();
     for s in &cfg.node_certificate.subject_alt_names {
         sans.push(parse_san(s).map_err(|message| StartError::BadInput {
@@ -264,23 +261,21 @@ pub fn prepare(cfg: &NodeConfigFile, plugins: Plugins) -> Result<Prepared, Start
         sans.push(SubjectAltName::Ip("127.0.0.1".parse().expect("literal")));
     }
     let node_days = i64::from(cfg.node_certificate.initial_validity_days);
-    let node_cn = common_name(&cfg.node_certificate.subject_name);
     let node_validity = Validity {
         not_before_unix_s: now - 60,
         not_after_unix_s: now + node_days * 86_400,
     };
-    let node_cert_pem = coco_crypto::endorsed_cert(
-        &node_spki,
-        &node_cn,
+    let identity = NodeIdentity::new(
+        EcKeyPair::generate(curve).map_err(crypto)?,
+        &common_name(&cfg.node_certificate.subject_name),
         &sans,
-        &service_key,
-        &service_cert_pem,
         node_validity,
+        std::sync::Arc::new(service_key),
+        service_cert_pem.clone(),
+        RsaKeyPair::generate(2048).map_err(crypto)?,
     )
     .map_err(crypto)?;
-    let node_self_signed_cert_pem =
-        coco_crypto::self_signed_cert(&node_key, &node_cn, node_validity).map_err(crypto)?;
-    let encryption_key = RsaKeyPair::generate(2048).map_err(crypto)?;
+    let node_cert_pem = identity.node_cert_pem.clone();
 
     let mut members = Vec::new();
     for m in &start.members {
@@ -372,16 +367,7 @@ pub fn prepare(cfg: &NodeConfigFile, plugins: Plugins) -> Result<Prepared, Start
     };
     let mut secret = [0u8; 32];
     coco_crypto::random_bytes(&mut secret).map_err(crypto)?;
-    let node_key_pem = node_key.to_pkcs8_pem();
-    let identity = NodeIdentity {
-        node_key,
-        node_id,
-        node_cert_pem: node_cert_pem.clone(),
-        node_self_signed_cert_pem,
-        service_key,
-        service_cert_pem: service_cert_pem.clone(),
-        encryption_key,
-    };
+    let node_key_pem = identity.node_key.to_pkcs8_pem();
     let mut out = Vec::new();
     let clock_now = Clock::new().now();
     let node = Node::start_genesis(
@@ -426,7 +412,7 @@ pub fn start_with_disk<D: Disk>(
     let writer = LedgerWriter::create(&cfg.ledger.directory, disk)?;
     let prepared = prepare(cfg, plugins)?;
     let node_id = prepared.node.node_id().to_owned();
-    let tls = tls::server_config(&prepared.node_cert_pem, &prepared.node_key_pem)?;
+    let (tls, cert_slot) = tls::server_config(&prepared.node_cert_pem, &prepared.node_key_pem)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("coco-io")
@@ -464,6 +450,7 @@ pub fn start_with_disk<D: Disk>(
         writer,
         Clock::new(),
         TICK_MS,
+        Some(cert_slot),
     );
     let handle = threads.handle.clone();
     for (_name, std_listener, i) in listeners {

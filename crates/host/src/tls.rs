@@ -12,6 +12,7 @@ use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
 
 /// Accepts any client certificate that parses as X.509 and whose handshake signature verifies;
@@ -91,32 +92,88 @@ pub enum TlsSetupError {
     Rustls(#[from] rustls::Error),
 }
 
-/// Builds the server configuration for an RPC interface: `cert_chain_pem` is the node
-/// certificate (endorsed by the service identity), `key_pkcs8_pem` its private key.
-pub fn server_config(
+/// The node's TLS server certificate, replaceable while the node serves: when governance renews
+/// it (`set_node_certificate_validity`), new handshakes present the new certificate; open
+/// connections keep theirs.
+#[derive(Debug)]
+pub struct NodeCertSlot {
+    key: Arc<dyn rustls::sign::SigningKey>,
+    current: std::sync::RwLock<Arc<CertifiedKey>>,
+}
+
+/// `cert_chain_pem` (leaf first) with the node's key, checked to belong together.
+fn certified(
+    key: &Arc<dyn rustls::sign::SigningKey>,
     cert_chain_pem: &str,
-    key_pkcs8_pem: &str,
-) -> Result<Arc<ServerConfig>, TlsSetupError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+) -> Result<Arc<CertifiedKey>, TlsSetupError> {
     let certs: Vec<CertificateDer<'static>> = coco_crypto::pem_to_der_certs(cert_chain_pem)
         .map_err(|e| TlsSetupError::Cert(e.to_string()))?
         .into_iter()
         .map(CertificateDer::from)
         .collect();
-    if certs.is_empty() {
-        return Err(TlsSetupError::Cert("no CERTIFICATE block".into()));
+    let certified = CertifiedKey::new(certs, key.clone());
+    certified.keys_match()?;
+    Ok(Arc::new(certified))
+}
+
+impl NodeCertSlot {
+    /// Serves `cert_chain_pem` from the next handshake on. The certificate must be for the
+    /// node's key; otherwise nothing changes.
+    pub fn replace(&self, cert_chain_pem: &str) -> Result<(), TlsSetupError> {
+        let certified = certified(&self.key, cert_chain_pem)?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = certified;
+        Ok(())
     }
+
+    /// The certificate currently served (leaf first), as DER.
+    pub fn current_der(&self) -> Vec<Vec<u8>> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .cert
+            .iter()
+            .map(|c| c.as_ref().to_vec())
+            .collect()
+    }
+}
+
+impl rustls::server::ResolvesServerCert for NodeCertSlot {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        )
+    }
+}
+
+/// Builds the server configuration for an RPC interface: `cert_chain_pem` is the node
+/// certificate (endorsed by the service identity), `key_pkcs8_pem` its private key. The
+/// returned slot replaces the certificate later.
+pub fn server_config(
+    cert_chain_pem: &str,
+    key_pkcs8_pem: &str,
+) -> Result<(Arc<ServerConfig>, Arc<NodeCertSlot>), TlsSetupError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let key_der = pem_private_key_der(key_pkcs8_pem)?;
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_der));
+    let key = provider
+        .key_provider
+        .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_der)))?;
+    let first = certified(&key, cert_chain_pem)?;
+    let slot = Arc::new(NodeCertSlot {
+        key,
+        current: std::sync::RwLock::new(first),
+    });
     let verifier = Arc::new(AnyClientCert {
         provider: provider.clone(),
     });
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(certs, key)?;
+        .with_cert_resolver(slot.clone());
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), slot))
 }
 
 fn pem_private_key_der(pem: &str) -> Result<Vec<u8>, TlsSetupError> {

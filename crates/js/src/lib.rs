@@ -16,7 +16,9 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Duration;
 
 use coco_kv::Tx;
-use coco_node::proposals::{Constitution, ConstitutionLoader, NodeHook, ProposalState, Validation};
+use coco_node::proposals::{
+    Constitution, ConstitutionLoader, NetworkIdentity, NodeHook, ProposalState, Validation,
+};
 
 pub use runtime::KvAccess;
 
@@ -77,6 +79,7 @@ enum Call {
     Apply {
         proposal: String,
         proposal_id: String,
+        network: NetworkIdentity,
     },
 }
 
@@ -261,12 +264,14 @@ impl Constitution for JsConstitution {
         tx: &mut Tx,
         proposal: &str,
         proposal_id: &str,
+        network: &NetworkIdentity,
     ) -> Result<Vec<NodeHook>, String> {
         let v = self.call(
             tx,
             Call::Apply {
                 proposal: proposal.to_owned(),
                 proposal_id: proposal_id.to_owned(),
+                network: network.clone(),
             },
         )?;
         v.as_array()

@@ -11,6 +11,8 @@ use rquickjs::{
     CatchResultExt, Context, Ctx, Exception, Function, Module, Object, Persistent, Runtime, Value,
 };
 
+use coco_node::proposals::NetworkIdentity;
+
 use crate::{Call, Job, JobResult, JsLimits};
 
 /// What a script may do with `ccf.kv` during a call (CCF `doc/audit/read_write_restrictions.rst`).
@@ -24,6 +26,8 @@ pub enum KvAccess {
 
 struct Shared {
     tx: RefCell<Option<Tx>>,
+    /// `ccf.network` during an `apply`.
+    network: RefCell<Option<NetworkIdentity>>,
     /// Node hooks requested by `ccf.node.*` during an `apply`.
     hooks: RefCell<Vec<String>>,
     access: Cell<KvAccess>,
@@ -41,6 +45,14 @@ const PRELUDE: &str = r#"
     throw new TypeError("expected an ArrayBuffer");
   };
   const toBuf = (a) => new Uint8Array(a).buffer;
+  const argc = (a, want) => {
+    if (a.length !== want) throw new TypeError(`Passed ${a.length} arguments but expected ${want === 0 ? "none" : want}`);
+  };
+  const toIndex = (v) => {
+    const x = Number(v);
+    if (!Number.isInteger(x) || x < 0 || x > Number.MAX_SAFE_INTEGER) throw new RangeError("invalid array index");
+    return x;
+  };
   function kvMap(name) {
     const map = {
       has: (k) => n.kv_has(name, toBytes(k)),
@@ -61,6 +73,21 @@ const PRELUDE: &str = r#"
     jsonCompatibleToBuf: (v) => toBuf(n.str_to_bytes(JSON.stringify(v))),
     bufToJsonCompatible: (b) => JSON.parse(n.bytes_to_str(toBytes(b))),
     pemToId: (pem) => n.pem_to_id(pem),
+    network: {
+      getLatestLedgerSecretSeqno: (...a) => { argc(a, 0); return n.network_secret_seqno(); },
+      generateEndorsedCertificate: (...a) => { argc(a, 3); return n.network_endorse(String(a[0]), String(a[1]), toIndex(a[2])); },
+      generateNetworkCertificate: (...a) => { argc(a, 2); return n.network_renew(String(a[0]), toIndex(a[1])); },
+    },
+    setJwtPublicSigningKeys: (...a) => {
+      argc(a, 3);
+      if (typeof a[0] !== "string") throw new TypeError("issuer argument is not a string");
+      n.jwt_set(a[0], JSON.stringify(a[1]), JSON.stringify(a[2]));
+    },
+    removeJwtPublicSigningKeys: (...a) => {
+      argc(a, 1);
+      if (typeof a[0] !== "string") throw new TypeError("issuer argument is not a string");
+      n.jwt_remove(a[0]);
+    },
     node: {
       triggerLedgerChunk: () => n.node_hook("TriggerLedgerChunk"),
       triggerSnapshot: () => n.node_hook("TriggerSnapshot"),
@@ -246,6 +273,67 @@ fn install(ctx: &Ctx<'_>, shared: &Rc<Shared>) -> rquickjs::Result<()> {
     )?;
     let s = shared.clone();
     n.set(
+        "network_secret_seqno",
+        Function::new(ctx.clone(), move |ctx: Ctx<'_>| {
+            with_network(&ctx, &s, |net| Ok(net.latest_ledger_secret_seqno as f64))
+        })?,
+    )?;
+    let s = shared.clone();
+    n.set(
+        "network_endorse",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'_>, csr: String, valid_from: String, days: f64| {
+                with_network(&ctx, &s, |net| {
+                    net.generate_endorsed_certificate(&csr, &valid_from, days as u64)
+                })
+            },
+        )?,
+    )?;
+    let s = shared.clone();
+    n.set(
+        "network_renew",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'_>, valid_from: String, days: f64| {
+                with_network(&ctx, &s, |net| {
+                    net.generate_network_certificate(&valid_from, days as u64)
+                })
+            },
+        )?,
+    )?;
+    let s = shared.clone();
+    n.set(
+        "jwt_set",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'_>, issuer: String, _metadata: String, jwks: String| {
+                let jwks: serde_json::Value = serde_json::from_str(&jwks)
+                    .map_err(|_| throw(&ctx, "jwks argument is not a JSON object"))?;
+                with_tx(&ctx, &s, coco_node::jwt::JWT_KEYS, true, |tx| {
+                    coco_node::jwt::set_public_signing_keys(tx, &issuer, &jwks)
+                })?
+                .map_err(|e| throw(&ctx, format!("Error setting JWT public signing keys: {e}")))
+            },
+        )?,
+    )?;
+    let s = shared.clone();
+    n.set(
+        "jwt_remove",
+        Function::new(ctx.clone(), move |ctx: Ctx<'_>, issuer: String| {
+            with_tx(&ctx, &s, coco_node::jwt::JWT_KEYS, true, |tx| {
+                coco_node::jwt::remove_public_signing_keys(tx, &issuer)
+            })?
+            .map_err(|e| {
+                throw(
+                    &ctx,
+                    format!("Failed to remove JWT public signing keys: {e}"),
+                )
+            })
+        })?,
+    )?;
+    let s = shared.clone();
+    n.set(
         "node_hook",
         Function::new(ctx.clone(), move |ctx: Ctx<'_>, name: String| {
             if s.access.get() != KvAccess::ApplyGovernance {
@@ -261,6 +349,20 @@ fn install(ctx: &Ctx<'_>, shared: &Rc<Shared>) -> rquickjs::Result<()> {
     ctx.globals().set("__coco", n)?;
     ctx.eval::<(), _>(PRELUDE)?;
     Ok(())
+}
+
+/// Runs `f` with the service identity of the current `apply` (CCF offers `ccf.network` to
+/// governance scripts only).
+fn with_network<R>(
+    ctx: &Ctx<'_>,
+    shared: &Shared,
+    f: impl FnOnce(&NetworkIdentity) -> Result<R, String>,
+) -> rquickjs::Result<R> {
+    let guard = shared.network.borrow();
+    let net = guard
+        .as_ref()
+        .ok_or_else(|| throw(ctx, "ccf.network is only available to apply"))?;
+    f(net).map_err(|e| throw(ctx, e))
 }
 
 fn caught(ctx: &Ctx<'_>, e: rquickjs::CaughtError<'_>) -> String {
@@ -326,14 +428,17 @@ fn run_call<'js>(
         Call::Apply {
             proposal,
             proposal_id,
+            network,
         } => {
             shared.access.set(KvAccess::ApplyGovernance);
             shared.hooks.borrow_mut().clear();
-            let v: Value = get("apply")?
+            *shared.network.borrow_mut() = Some(network);
+            let result: Result<Value, String> = get("apply")?
                 .call((proposal, proposal_id))
                 .catch(ctx)
-                .map_err(|e| caught(ctx, e))?;
-            to_json(ctx, v)?;
+                .map_err(|e| caught(ctx, e));
+            *shared.network.borrow_mut() = None;
+            to_json(ctx, result?)?;
             Ok(serde_json::Value::from(std::mem::take(
                 &mut *shared.hooks.borrow_mut(),
             )))
@@ -397,6 +502,7 @@ pub(crate) fn worker(
     rt.set_interrupt_handler(Some(Box::new(move || Instant::now() > d.get())));
     let shared = Rc::new(Shared {
         tx: RefCell::new(None),
+        network: RefCell::new(None),
         hooks: RefCell::new(Vec::new()),
         access: Cell::new(KvAccess::ReadOnly),
         ballots: Cell::new(0),

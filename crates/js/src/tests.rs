@@ -37,6 +37,22 @@ export function apply(proposal, proposalId) {
 }
 "#;
 
+/// A service identity for `ccf.network`.
+fn network() -> NetworkIdentity {
+    let key = coco_crypto::EcKeyPair::generate(coco_crypto::Curve::P384).unwrap();
+    let cert = coco_crypto::self_signed_ca_cert(
+        &key,
+        "CCF Service",
+        coco_crypto::validity_for_days(1_700_000_000, 365).unwrap(),
+    )
+    .unwrap();
+    NetworkIdentity {
+        service_key: std::sync::Arc::new(key),
+        service_cert_pem: cert,
+        latest_ledger_secret_seqno: 1,
+    }
+}
+
 fn store_with_members(n: usize) -> Store {
     let mut s = Store::new();
     let mut tx = s.begin();
@@ -92,7 +108,7 @@ fn validate_resolve_apply_round_trip() {
             .unwrap(),
         ProposalState::Rejected
     );
-    c.apply(&mut tx, p, "id").unwrap();
+    c.apply(&mut tx, p, "id", &network()).unwrap();
     assert_eq!(
         tx.get("public:ccf.gov.things", b"a"),
         Some(Bytes::from_static(br#"{"x":1}"#))
@@ -147,7 +163,7 @@ fn kv_access_rules_and_failures() {
     for (action, want) in cases {
         let mut tx = store.begin();
         let p = format!(r#"{{"actions":[{{"name":"{action}"}}]}}"#);
-        let err = c.apply(&mut tx, &p, "id").unwrap_err();
+        let err = c.apply(&mut tx, &p, "id", &network()).unwrap_err();
         assert!(err.contains(want), "{action}: {err}");
     }
     // Read-only contexts cannot write even governance maps.
@@ -292,10 +308,10 @@ fn default_constitution_actions_table() {
             Some(r#""recent_cose_proposals_window_size":7"#),
         ),
         (
-            serde_json::json!({"name": "transition_node_to_trusted", "args": {"node_id": "n1"}}),
+            serde_json::json!({"name": "transition_node_to_trusted", "args": {"node_id": "n1", "valid_from": "20240101000000Z"}}),
             "public:ccf.gov.nodes.info",
             "n1".into(),
-            Some(r#""status":"Trusted""#),
+            Some(r#""status":"Trusted","ledger_secret_seqno":1"#),
         ),
         (
             serde_json::json!({"name": "remove_node", "args": {"node_id": "n1"}}),
@@ -357,7 +373,7 @@ fn default_constitution_actions_table() {
         let mut tx = store.begin();
         let v = c.validate(&mut tx, &proposal).unwrap();
         assert!(v.valid, "{action}: {}", v.description);
-        c.apply(&mut tx, &proposal, "p")
+        c.apply(&mut tx, &proposal, "p", &network())
             .unwrap_or_else(|e| panic!("{action}: {e}"));
         let got = tx
             .get(map, key.as_bytes())
@@ -377,6 +393,9 @@ fn default_constitution_actions_table() {
         serde_json::json!({"name": "set_jwt_issuer", "args": {"issuer": "i", "jwks": {"keys": [{"kid": "k", "kty": "OKP"}]}}}),
         serde_json::json!({"name": "no_such_action", "args": {}}),
         serde_json::json!({"name": "transition_node_to_trusted", "args": {}}),
+        serde_json::json!({"name": "transition_node_to_trusted", "args": {"node_id": "n1"}}),
+        serde_json::json!({"name": "set_node_certificate_validity", "args": {"node_id": "n1", "valid_from": "x", "validity_period_days": 0}}),
+        serde_json::json!({"name": "set_service_certificate_validity", "args": {"validity_period_days": 1}}),
     ];
     for action in bad {
         let proposal = serde_json::json!({"actions": [action.clone()]}).to_string();
@@ -400,11 +419,15 @@ fn node_hooks_are_returned_by_apply_only() {
     let p = r#"{"actions":[{"name":"trigger_ledger_chunk"},{"name":"trigger_snapshot"}]}"#;
     assert!(c.validate(&mut tx, p).unwrap().valid);
     assert_eq!(
-        c.apply(&mut tx, p, "id").unwrap(),
+        c.apply(&mut tx, p, "id", &network()).unwrap(),
         vec![NodeHook::TriggerLedgerChunk, NodeHook::TriggerSnapshot]
     );
     // A later apply does not repeat earlier hooks.
-    assert_eq!(c.apply(&mut tx, r#"{"actions":[]}"#, "id").unwrap(), vec![]);
+    assert_eq!(
+        c.apply(&mut tx, r#"{"actions":[]}"#, "id", &network())
+            .unwrap(),
+        vec![]
+    );
     // Outside apply, ccf.node is refused.
     let ro = JsConstitution::start(
         "export function validate(i) { ccf.node.triggerSnapshot(); return {valid: true}; }",
@@ -488,7 +511,7 @@ fn async_entry_points_are_refused() {
     let store = store_with_members(1);
     let mut tx = store.begin();
     assert!(
-        c.apply(&mut tx, "{}", "id")
+        c.apply(&mut tx, "{}", "id", &network())
             .unwrap_err()
             .contains("synchronous")
     );
@@ -497,4 +520,96 @@ fn async_entry_points_are_refused() {
             .unwrap_err()
             .contains("synchronous")
     );
+}
+
+/// `ccf.network` and the JWT key natives: available to `apply` only, with CCF's argument counts;
+/// certificates come from the service identity passed with the call.
+#[test]
+fn network_and_jwt_natives() {
+    const NATIVES: &str = r#"
+export function validate(input) {
+  const p = JSON.parse(input);
+  if (p.probe === "network") ccf.network.getLatestLedgerSecretSeqno();
+  if (p.probe === "jwt") ccf.removeJwtPublicSigningKeys("https://a.example");
+  return { valid: true, description: "" };
+}
+export function resolve() { return "Accepted"; }
+export function apply(input) {
+  const p = JSON.parse(input);
+  const put = (k, v) => ccf.kv["public:ccf.gov.out"].set(ccf.strToBuf(k), ccf.strToBuf(String(v)));
+  if (p.seqno) put("seqno", ccf.network.getLatestLedgerSecretSeqno());
+  if (p.csr) put("cert", ccf.network.generateEndorsedCertificate(p.csr, "20240301000000Z", 2));
+  if (p.renew) put("service", ccf.network.generateNetworkCertificate("2024-03-01 00:00:00", 5));
+  if (p.badArgs) ccf.network.generateNetworkCertificate("2024-03-01 00:00:00");
+  if (p.jwks) ccf.setJwtPublicSigningKeys("https://a.example", {}, p.jwks);
+  if (p.unjwt) ccf.removeJwtPublicSigningKeys("https://a.example");
+}
+"#;
+    let c = JsConstitution::start(NATIVES, quick()).unwrap();
+    let store = store_with_members(1);
+    let net = network();
+    let mut tx = store.begin();
+    for probe in ["network", "jwt"] {
+        let p = format!(r#"{{"probe":"{probe}"}}"#);
+        assert!(c.validate(&mut tx, &p).is_err(), "{probe} outside apply");
+    }
+    let node = coco_crypto::EcKeyPair::generate(coco_crypto::Curve::P256).unwrap();
+    let csr = coco_crypto::certificate_signing_request(&node, "CCF Node", &[]).unwrap();
+    let p = serde_json::json!({"seqno": true, "csr": csr, "renew": true}).to_string();
+    c.apply(&mut tx, &p, "id", &net).unwrap();
+    let out = |tx: &mut Tx, k: &str| {
+        String::from_utf8(tx.get("public:ccf.gov.out", k.as_bytes()).unwrap().to_vec()).unwrap()
+    };
+    assert_eq!(out(&mut tx, "seqno"), "1");
+    let cert = coco_crypto::pem_to_der_certs(&out(&mut tx, "cert"))
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        coco_crypto::cert_public_key_spki_der(&cert).unwrap(),
+        node.public_key_spki_der()
+    );
+    coco_crypto::verify_cert_signed_by(&cert, &net.service_key.public_key_spki_der()).unwrap();
+    let from = 1_709_251_200; // 2024-03-01T00:00:00Z
+    assert_eq!(
+        coco_crypto::cert_validity(&cert).unwrap(),
+        coco_crypto::Validity {
+            not_before_unix_s: from,
+            not_after_unix_s: from + 2 * 86_400 - 1
+        }
+    );
+    let service = coco_crypto::pem_to_der_certs(&out(&mut tx, "service"))
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        coco_crypto::cert_validity(&service)
+            .unwrap()
+            .not_after_unix_s,
+        from + 5 * 86_400 - 1
+    );
+    let err = c
+        .apply(&mut tx, r#"{"badArgs":true}"#, "id", &net)
+        .unwrap_err();
+    assert!(err.contains("Passed 1 arguments but expected 2"), "{err}");
+    let err = c
+        .apply(&mut tx, r#"{"csr":"not a csr"}"#, "id", &net)
+        .unwrap_err();
+    assert!(err.contains("Failed to create endorsed cert"), "{err}");
+
+    // JWT keys land in CCF's table form and go again.
+    let point = node.public_key_sec1_uncompressed().to_vec();
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let jwks = serde_json::json!({"keys": [{"kty": "EC", "kid": "k1", "crv": "P-256",
+        "x": b64(&point[1..33]), "y": b64(&point[33..])}]});
+    let p = serde_json::json!({ "jwks": jwks }).to_string();
+    c.apply(&mut tx, &p, "id", &net).unwrap();
+    let keys = coco_node::jwt::keys_of(&mut tx, "k1").unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].public_key, node.public_key_spki_der());
+    let err = c
+        .apply(&mut tx, r#"{"jwks":{"keys":[]}}"#, "id", &net)
+        .unwrap_err();
+    assert!(err.contains("JWKS has no keys"), "{err}");
+    c.apply(&mut tx, r#"{"unjwt":true}"#, "id", &net).unwrap();
+    assert!(coco_node::jwt::keys_of(&mut tx, "k1").unwrap().is_empty());
 }

@@ -31,26 +31,16 @@ fn sample(writes: u64) -> Sample {
     let service_key = EcKeyPair::generate(Curve::P384).unwrap();
     let service_cert_pem =
         coco_crypto::self_signed_ca_cert(&service_key, "CCF Service", VALIDITY).unwrap();
-    let node_key = EcKeyPair::generate(Curve::P384).unwrap();
-    let spki = node_key.public_key_spki_der();
-    let identity = NodeIdentity {
-        node_id: coco_crypto::spki_fingerprint_hex(&spki),
-        node_cert_pem: coco_crypto::endorsed_cert(
-            &spki,
-            "CCF Node",
-            &[],
-            &service_key,
-            &service_cert_pem,
-            VALIDITY,
-        )
-        .unwrap(),
-        node_self_signed_cert_pem: coco_crypto::self_signed_cert(&node_key, "CCF Node", VALIDITY)
-            .unwrap(),
-        node_key,
-        service_key,
+    let identity = NodeIdentity::new(
+        EcKeyPair::generate(Curve::P384).unwrap(),
+        "CCF Node",
+        &[],
+        VALIDITY,
+        std::sync::Arc::new(service_key),
         service_cert_pem,
-        encryption_key: RsaKeyPair::generate(2048).unwrap(),
-    };
+        RsaKeyPair::generate(2048).unwrap(),
+    )
+    .unwrap();
     let user_key = EcKeyPair::generate(Curve::P256).unwrap();
     let user_pem = coco_crypto::self_signed_cert(&user_key, "user0", VALIDITY).unwrap();
     let user_der = coco_crypto::pem_to_der_certs(&user_pem).unwrap().remove(0);

@@ -606,13 +606,55 @@ fn json_entries(
     Ok(out)
 }
 
+const CA_CERT_BUNDLES: &str = "public:ccf.gov.tls.ca_cert_bundles";
+
 fn jwk(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
     check_api_version(ctx)?;
-    let issuers = json_entries(ctx, crate::jwt::JWT_ISSUERS)?;
-    let keys = json_entries(ctx, crate::jwt::JWT_KEYS)?;
-    Ok(Response::ok_json(
-        &json!({ "issuers": issuers, "keys": keys }),
-    ))
+    // CCF's view: issuers in camelCase, keys as PEM, CA bundles by name.
+    let mut issuers = serde_json::Map::new();
+    for (name, meta) in json_entries(ctx, crate::jwt::JWT_ISSUERS)? {
+        let mut view = serde_json::Map::new();
+        view.insert(
+            "autoRefresh".into(),
+            meta.get("auto_refresh").cloned().unwrap_or(json!(false)),
+        );
+        if let Some(bundle) = meta.get("ca_cert_bundle_name").filter(|b| !b.is_null()) {
+            view.insert("caCertBundleName".into(), bundle.clone());
+        }
+        issuers.insert(name, Value::Object(view));
+    }
+    let mut keys = serde_json::Map::new();
+    let mut kids = Vec::new();
+    ctx.tx.for_each(crate::jwt::JWT_KEYS, |k, _| {
+        kids.push(String::from_utf8_lossy(k).into_owned());
+        true
+    });
+    for kid in kids {
+        let list = crate::jwt::keys_of(ctx.tx, &kid).map_err(ApiError::internal)?;
+        let view: Vec<Value> = list
+            .into_iter()
+            .map(|m| {
+                json!({
+                    "publicKey": coco_crypto::spki_der_to_pem(&m.public_key),
+                    "issuer": m.issuer,
+                    "constraint": m.constraint,
+                })
+            })
+            .collect();
+        keys.insert(kid, Value::Array(view));
+    }
+    let mut bundles = serde_json::Map::new();
+    ctx.tx.for_each(CA_CERT_BUNDLES, |k, v| {
+        let pem: Value =
+            serde_json::from_slice(v).unwrap_or_else(|_| json!(String::from_utf8_lossy(v)));
+        bundles.insert(String::from_utf8_lossy(k).into_owned(), pem);
+        true
+    });
+    Ok(Response::ok_json(&json!({
+        "issuers": issuers,
+        "keys": keys,
+        "caCertBundles": bundles,
+    })))
 }
 
 fn join_policy(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {

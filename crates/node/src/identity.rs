@@ -1,7 +1,9 @@
 //! The keys and certificates a node holds. Created by the host (key generation needs the OS
 //! random generator) and handed to the core.
 
-use coco_crypto::{EcKeyPair, RsaKeyPair};
+use std::sync::Arc;
+
+use coco_crypto::{CryptoError, EcKeyPair, RsaKeyPair, SubjectAltName, Validity};
 
 /// A node's identity and the service identity it signs with.
 pub struct NodeIdentity {
@@ -11,17 +13,53 @@ pub struct NodeIdentity {
     pub node_id: String,
     /// Node certificate endorsed by the service identity.
     pub node_cert_pem: String,
+    /// The node's certificate signing request (`nodes.info.certificate_signing_request`):
+    /// governance endorses it again when it renews the node certificate.
+    pub node_csr_pem: String,
     /// The node's self-signed certificate (`GET /node/self_signed_certificate`).
     pub node_self_signed_cert_pem: String,
     /// Service identity key: signs COSE root signatures. A future primary needs it too, which is
     /// why CCF ships it to joiners in `NetworkInfo`.
-    pub service_key: EcKeyPair,
+    pub service_key: Arc<EcKeyPair>,
     pub service_cert_pem: String,
     /// RSA key for ledger-secret distribution (`encryption_pub_key` in `nodes.info`).
     pub encryption_key: RsaKeyPair,
 }
 
 impl NodeIdentity {
+    /// Derives the node's certificates from its key and the service identity: the
+    /// service-endorsed certificate and the self-signed one (subject `CN=<node_cn>`, the given
+    /// SANs and validity), and the CSR governance endorses again on renewal.
+    pub fn new(
+        node_key: EcKeyPair,
+        node_cn: &str,
+        sans: &[SubjectAltName],
+        validity: Validity,
+        service_key: Arc<EcKeyPair>,
+        service_cert_pem: String,
+        encryption_key: RsaKeyPair,
+    ) -> Result<Self, CryptoError> {
+        let spki = node_key.public_key_spki_der();
+        let node_cert_pem = coco_crypto::endorsed_cert(
+            &spki,
+            node_cn,
+            sans,
+            &service_key,
+            &service_cert_pem,
+            validity,
+        )?;
+        Ok(NodeIdentity {
+            node_id: coco_crypto::spki_fingerprint_hex(&spki),
+            node_cert_pem,
+            node_csr_pem: coco_crypto::certificate_signing_request(&node_key, node_cn, sans)?,
+            node_self_signed_cert_pem: coco_crypto::self_signed_cert(&node_key, node_cn, validity)?,
+            node_key,
+            service_key,
+            service_cert_pem,
+            encryption_key,
+        })
+    }
+
     /// The COSE `kid` of the service key: the ASCII hex SHA-256 of its SPKI DER.
     pub fn service_kid_hex(&self) -> String {
         coco_crypto::spki_fingerprint_hex(&self.service_key.public_key_spki_der())

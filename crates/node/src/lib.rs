@@ -86,6 +86,23 @@ pub enum Output {
     GlobalCommit {
         txid: TxId,
     },
+    /// Governance renewed this node's service-endorsed certificate
+    /// (`set_node_certificate_validity`) and the renewal committed: serve TLS with it.
+    NodeCertificate {
+        pem: String,
+    },
+    /// Governance renewed the service certificate (`set_service_certificate_validity`) and the
+    /// renewal committed.
+    ServiceCertificate {
+        pem: String,
+    },
+}
+
+/// A certificate change written by governance, acted on once its transaction commits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum CertificateChange {
+    Node(String),
+    Service(String),
 }
 
 /// What the host plugs into the core: the application's endpoints and the constitution
@@ -143,6 +160,8 @@ pub struct Node {
     requested_hooks: Vec<proposals::NodeHook>,
     /// `trigger_ledger_chunk` was applied: the next signature closes the chunk.
     chunk_requested: bool,
+    /// Certificate renewals by seqno, ascending, waiting for global commit.
+    pending_certificates: VecDeque<(SeqNo, CertificateChange)>,
     constitution_loader: Option<Box<dyn proposals::ConstitutionLoader>>,
     /// The loaded constitution and the SHA-256 of its source.
     constitution_cache: Option<([u8; 32], Box<dyn proposals::Constitution + Send>)>,
@@ -214,6 +233,7 @@ impl Node {
             conflict_retries: 0,
             requested_hooks: Vec::new(),
             chunk_requested: false,
+            pending_certificates: VecDeque::new(),
             constitution_loader: plugins.constitution,
             constitution_cache: None,
             service_data: genesis
@@ -311,6 +331,21 @@ impl Node {
                 .flush_to(txid.seqno)
                 .expect("a committed signature's leaf is in the tree");
             out.push(Output::GlobalCommit { txid });
+            while let Some((seqno, _)) = self.pending_certificates.front()
+                && *seqno <= txid.seqno
+            {
+                let (_, change) = self.pending_certificates.pop_front().expect("checked");
+                out.push(match change {
+                    CertificateChange::Node(pem) => {
+                        self.service.node_cert_pem = pem.clone();
+                        Output::NodeCertificate { pem }
+                    }
+                    CertificateChange::Service(pem) => {
+                        self.service.service_cert_pem = pem.clone();
+                        Output::ServiceCertificate { pem }
+                    }
+                });
+            }
         }
     }
 
@@ -467,7 +502,7 @@ impl Node {
                     return response.with_header(TX_ID_HEADER, read_txid.to_string());
                 }
                 Ok(CommitResult::Committed { write_set }) => {
-                    self.observe_governance_writes(&write_set);
+                    self.observe_governance_writes(&write_set, self.consensus.last_seqno + 1);
                     for hook in std::mem::take(&mut self.requested_hooks) {
                         self.on_hook(hook);
                     }
@@ -508,21 +543,33 @@ impl Node {
         match template {
             "/gov/members/proposals:create" => {
                 let root = self.tree.root();
+                let network = self.network_identity();
                 let constitution = self.constitution(tx)?;
-                let (response, hooks) = proposals::create(tx, caller, &root, constitution)?;
+                let (response, hooks) =
+                    proposals::create(tx, caller, &root, constitution, &network)?;
                 self.requested_hooks = hooks;
                 Ok(response)
             }
             "/gov/members/proposals/{proposalId}:withdraw" => proposals::withdraw(tx, caller, id),
             "/gov/members/proposals/{proposalId}/ballots/{memberId}:submit" => {
                 let member = params.get("memberId").cloned().unwrap_or_default();
+                let network = self.network_identity();
                 let constitution = self.constitution(tx)?;
                 let (response, hooks) =
-                    proposals::submit_ballot(tx, caller, id, &member, constitution)?;
+                    proposals::submit_ballot(tx, caller, id, &member, constitution, &network)?;
                 self.requested_hooks = hooks;
                 Ok(response)
             }
             _ => proposals::view(tx, request, params, template),
+        }
+    }
+
+    /// What `ccf.network` offers the constitution's `apply`.
+    fn network_identity(&self) -> proposals::NetworkIdentity {
+        proposals::NetworkIdentity {
+            service_key: self.identity.service_key.clone(),
+            service_cert_pem: self.service.service_cert_pem.clone(),
+            latest_ledger_secret_seqno: self.secret.applies_from(),
         }
     }
 
@@ -579,8 +626,19 @@ impl Node {
         }
     }
 
-    /// Governance changes the node acts on: the service status (opening the app frontend).
-    fn observe_governance_writes(&mut self, write_set: &WriteSet) {
+    /// Governance changes the node acts on: the service status (opening the app frontend) at
+    /// once; renewed node and service certificates once `seqno` commits.
+    fn observe_governance_writes(&mut self, write_set: &WriteSet, seqno: SeqNo) {
+        let own_cert = write_set
+            .maps
+            .get(tables::NODES_ENDORSED_CERTIFICATES)
+            .and_then(|m| m.writes.get(self.identity.node_id.as_bytes()))
+            .and_then(|v| v.as_ref())
+            .and_then(|v| String::from_utf8(v.to_vec()).ok());
+        if let Some(pem) = own_cert {
+            self.pending_certificates
+                .push_back((seqno, CertificateChange::Node(pem)));
+        }
         let info = write_set
             .maps
             .get(tables::SERVICE_INFO)
@@ -588,6 +646,10 @@ impl Node {
             .and_then(|v| v.as_ref())
             .and_then(|v| tables::from_ccf_json::<tables::ServiceInfo>(v).ok());
         if let Some(info) = info {
+            if info.cert != self.service.service_cert_pem {
+                self.pending_certificates
+                    .push_back((seqno, CertificateChange::Service(info.cert.clone())));
+            }
             self.service_status = match info.status {
                 tables::ServiceStatus::Open => ServiceStatus::Open,
                 _ => ServiceStatus::Opening,
@@ -962,7 +1024,7 @@ impl Node {
             status: tables::NodeStatus::Trusted,
             ledger_secret_seqno: Some(0),
             code_digest: None,
-            certificate_signing_request: None,
+            certificate_signing_request: Some(id.node_csr_pem.clone()),
             public_key: Some(id.node_key.public_key_pem()),
             node_data: genesis.node_data.clone(),
             cert: None,
@@ -988,7 +1050,7 @@ impl Node {
 
     fn service_info(&self, status: tables::ServiceStatus) -> tables::ServiceInfo {
         tables::ServiceInfo {
-            cert: self.identity.service_cert_pem.clone(),
+            cert: self.service.service_cert_pem.clone(),
             status,
             previous_service_identity_version: None,
             recovery_count: Some(0),

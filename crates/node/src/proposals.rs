@@ -8,11 +8,12 @@
 //! because they need the constitution and the Merkle root.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use coco_app_api::{ApiError, Caller, ErrorCode, Request, Response, SignedRequest, StatusCode};
 use coco_codec::tables;
-use coco_crypto::sha256;
+use coco_crypto::{EcKeyPair, sha256};
 use coco_kv::Tx;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -42,6 +43,48 @@ pub enum ProposalState {
     Rejected,
     Failed,
     Dropped,
+}
+
+/// What CCF's `ccf.network` offers `apply` (`src/js/extensions/ccf/network.cpp`): the service
+/// identity, to issue node certificates and renew the service certificate, and the version of the
+/// latest ledger secret.
+#[derive(Clone)]
+pub struct NetworkIdentity {
+    pub service_key: Arc<EcKeyPair>,
+    /// The current service certificate (its name and key identifier go into endorsed certs).
+    pub service_cert_pem: String,
+    /// `getLatestLedgerSecretSeqno()`: the seqno from which the latest ledger secret applies.
+    pub latest_ledger_secret_seqno: u64,
+}
+
+impl NetworkIdentity {
+    /// `ccf.network.generateEndorsedCertificate(csr, valid_from, validity_period_days)`.
+    pub fn generate_endorsed_certificate(
+        &self,
+        csr_pem: &str,
+        valid_from: &str,
+        validity_period_days: u64,
+    ) -> Result<String, String> {
+        let from = coco_crypto::parse_ccf_time(valid_from).map_err(|e| e.to_string())?;
+        let validity = coco_crypto::validity_for_days(from, validity_period_days)
+            .map_err(|e| e.to_string())?;
+        coco_crypto::endorse_csr(csr_pem, &self.service_key, &self.service_cert_pem, validity)
+            .map_err(|e| format!("Failed to create endorsed cert: {e}"))
+    }
+
+    /// `ccf.network.generateNetworkCertificate(valid_from, validity_period_days)`: the service
+    /// certificate re-issued (same key and name) with a new validity period.
+    pub fn generate_network_certificate(
+        &self,
+        valid_from: &str,
+        validity_period_days: u64,
+    ) -> Result<String, String> {
+        let from = coco_crypto::parse_ccf_time(valid_from).map_err(|e| e.to_string())?;
+        let validity = coco_crypto::validity_for_days(from, validity_period_days)
+            .map_err(|e| e.to_string())?;
+        coco_crypto::renew_self_signed_ca_cert(&self.service_key, &self.service_cert_pem, validity)
+            .map_err(|e| format!("Error: {e}"))
+    }
 }
 
 /// Effects of governance that belong to the node rather than the KV: an `apply` may request
@@ -99,6 +142,7 @@ pub trait Constitution {
         tx: &mut Tx,
         proposal: &str,
         proposal_id: &str,
+        network: &NetworkIdentity,
     ) -> Result<Vec<NodeHook>, String>;
 }
 
@@ -272,6 +316,7 @@ fn window_size(tx: &mut Tx) -> usize {
 fn resolve(
     tx: &mut Tx,
     constitution: &dyn Constitution,
+    network: &NetworkIdentity,
     id: &str,
     info: &mut ProposalInfo,
 ) -> Result<Vec<NodeHook>, ApiError> {
@@ -309,7 +354,7 @@ fn resolve(
         // apply runs in a nested transaction view: a failure must leave no writes behind.
         let mut attempt = tx.clone();
         let constitution_before = attempt.get(tables::CONSTITUTION, &tables::SINGLETON_KEY);
-        match constitution.apply(&mut attempt, &proposal, id) {
+        match constitution.apply(&mut attempt, &proposal, id, network) {
             Ok(requested) => {
                 hooks = requested;
                 // As CCF's invalidateOtherOpenProposals: a new constitution drops every other
@@ -375,6 +420,7 @@ pub fn create(
     caller: &Caller,
     root: &[u8; 32],
     constitution: &dyn Constitution,
+    network: &NetworkIdentity,
 ) -> Result<(Response, Vec<NodeHook>), ApiError> {
     let (member, signed) = signed_member(caller, "proposal")?;
     let (member, signed) = (member.to_owned(), signed.clone());
@@ -416,7 +462,7 @@ pub fn create(
         vote_failures: None,
         failure: None,
     };
-    let hooks = resolve(tx, constitution, &id, &mut info)?;
+    let hooks = resolve(tx, constitution, network, &id, &mut info)?;
     store_info(tx, &id, &info);
     Ok((Response::ok_json(&summary(&id, &info)), hooks))
 }
@@ -463,6 +509,7 @@ pub fn submit_ballot(
     id: &str,
     member_in_path: &str,
     constitution: &dyn Constitution,
+    network: &NetworkIdentity,
 ) -> Result<(Response, Vec<NodeHook>), ApiError> {
     let (member, signed) = signed_member(caller, "ballot")?;
     if signed.proposal_id.as_deref() != Some(id) {
@@ -511,7 +558,7 @@ pub fn submit_ballot(
         None => {}
     }
     info.ballots.insert(member.to_owned(), ballot.ballot);
-    let hooks = resolve(tx, constitution, id, &mut info)?;
+    let hooks = resolve(tx, constitution, network, id, &mut info)?;
     store_info(tx, id, &info);
     Ok((Response::ok_json(&summary(id, &info)), hooks))
 }

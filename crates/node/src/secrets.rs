@@ -11,19 +11,32 @@ const COMMIT_SECRET_LABEL_AS_CCF_USES_IT: &[u8] = b"Commit S";
 
 /// A ledger secret: the AES-256-GCM key for private domains, and the commit secret derived from it.
 pub struct LedgerSecret {
+    /// The first seqno this secret encrypts (CCF's ledger secret version; the genesis secret
+    /// applies from 1).
+    applies_from: u64,
     raw: [u8; 32],
     key: AesGcmKey,
     commit_secret: [u8; 32],
 }
 
 impl LedgerSecret {
+    /// The genesis secret (it applies from seqno 1, as CCF's `LedgerSecrets::init`).
     pub fn new(raw: [u8; 32]) -> Self {
+        Self::applying_from(1, raw)
+    }
+
+    pub fn applying_from(applies_from: u64, raw: [u8; 32]) -> Self {
         let commit_secret = hmac_sha256(&raw, COMMIT_SECRET_LABEL_AS_CCF_USES_IT);
         LedgerSecret {
+            applies_from,
             key: AesGcmKey::new(&raw),
             raw,
             commit_secret,
         }
+    }
+
+    pub fn applies_from(&self) -> u64 {
+        self.applies_from
     }
 
     pub fn raw(&self) -> &[u8; 32] {

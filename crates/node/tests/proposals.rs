@@ -70,6 +70,7 @@ impl Constitution for TestConstitution {
         tx: &mut Tx,
         proposal: &str,
         _id: &str,
+        _network: &coco_node::proposals::NetworkIdentity,
     ) -> Result<Vec<coco_node::proposals::NodeHook>, String> {
         let p: Value = serde_json::from_str(proposal).map_err(|e| e.to_string())?;
         let mut hooks = Vec::new();

@@ -307,3 +307,40 @@ pub fn ccf_python() -> PathBuf {
     );
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
+
+/// Runs `coco member <args[0]> --address … --cacert service_cert.pem <args[1..]>` as `member`
+/// (key files `<member>_cert.pem` / `<member>_privk.pem` in the node's directory); returns the
+/// JSON it prints (Null if none).
+pub fn member_cli_as(node: &TestNode, member: &str, args: &[&str]) -> serde_json::Value {
+    let addr = node.addr.to_string();
+    let cert = format!("{member}_cert.pem");
+    let key = format!("{member}_privk.pem");
+    let mut all = vec!["member", "--cert", &cert, "--key", &key];
+    all.extend_from_slice(&args[..1]);
+    all.extend_from_slice(&["--address", &addr, "--cacert", "service_cert.pem"]);
+    all.extend_from_slice(&args[1..]);
+    let out = run_coco(&all, node.dir.path());
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// [`member_cli_as`] as member0.
+pub fn member_cli(node: &TestNode, args: &[&str]) -> serde_json::Value {
+    member_cli_as(node, "member0", args)
+}
+
+/// Proposes `proposal` as member0 and votes for it; returns the ballot's answer (its
+/// `proposalState` is Accepted, or Failed with the reason in `failureReason`).
+pub fn propose_and_vote(node: &TestNode, proposal: &serde_json::Value) -> serde_json::Value {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let name = format!(
+        "proposal-{}.json",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    std::fs::write(node.path(&name), proposal.to_string()).unwrap();
+    let created = member_cli(node, &["propose", "--proposal", &name]);
+    let id = created["proposalId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("proposal refused: {created}"))
+        .to_owned();
+    member_cli(node, &["vote", "--proposal-id", &id])
+}
