@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 /// Layer order: a crate may depend only on crates before it.
 const LAYERS: &[&str] = &[
     "types",
+    "consensus",
     "crypto",
     "merkle",
     "codec",
@@ -22,6 +23,7 @@ const LAYERS: &[&str] = &[
 ];
 const PURE: &[&str] = &[
     "types",
+    "consensus",
     "crypto",
     "merkle",
     "codec",
@@ -51,7 +53,7 @@ const FORBIDDEN_CODE_IN_PURE: &[&str] = &[
     "tokio::",
 ];
 /// Crates whose iteration order reaches bytes that are hashed or written: no HashMap/HashSet.
-const ORDERED: &[&str] = &["codec", "kv", "merkle", "node", "ledger"];
+const ORDERED: &[&str] = &["codec", "kv", "merkle", "node", "ledger", "consensus"];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
