@@ -78,13 +78,6 @@ function activeMemberCount() {
   return n;
 }
 
-function setServiceStatus(status) {
-  const info = getSingleton("public:ccf.gov.service.info");
-  check(info !== undefined, "the service has no service.info record");
-  info.status = status;
-  setSingleton("public:ccf.gov.service.info", info);
-}
-
 // ---------------------------------------------------------------- actions
 
 class Action {
@@ -119,7 +112,10 @@ function setMember(args) {
 
 const actions = new Map([
   ["set_constitution", new Action(
-    (args) => checkType(args.constitution, "string", "constitution"),
+    (args) => {
+      checkType(args.constitution, "string", "constitution");
+      ccf.gov.validateConstitution(args.constitution);
+    },
     (args) => setSingleton("public:ccf.gov.constitution", args.constitution),
   )],
   ["set_member", new Action(
@@ -178,16 +174,14 @@ const actions = new Map([
   )],
   ["transition_service_to_open", new Action(
     (args) => {
-      checkOptional(args.next_service_identity, "string", "next_service_identity");
-      checkOptional(args.previous_service_identity, "string", "previous_service_identity");
+      checkCert(args.next_service_identity, "next_service_identity");
+      if (args.previous_service_identity !== undefined) {
+        checkCert(args.previous_service_identity, "previous_service_identity");
+      }
     },
     (args) => {
-      const info = getSingleton("public:ccf.gov.service.info");
-      if (args.next_service_identity !== undefined) {
-        check(args.next_service_identity.trim() === info.cert.trim(), "next_service_identity is not this service's certificate");
-      }
-      check(info.status === "Opening" || info.status === "Open", `the service cannot be opened from status ${info.status}`);
-      setServiceStatus("Open");
+      const previous = args.previous_service_identity === undefined ? undefined : ccf.strToBuf(args.previous_service_identity);
+      ccf.node.transitionServiceToOpen(previous, ccf.strToBuf(args.next_service_identity));
     },
   )],
   ["set_node_data", new Action(
@@ -532,7 +526,7 @@ actions.set("set_js_app", new Action(
 ));
 actions.set("remove_js_app", new Action(() => {}, () => clearJsApp()));
 // coco keeps no bytecode cache: the action is accepted for compatibility and changes nothing.
-actions.set("refresh_js_app_bytecode_cache", new Action(() => {}, () => {}));
+actions.set("refresh_js_app_bytecode_cache", new Action(() => {}, () => ccf.refreshAppBytecodeCache()));
 
 // Requests the node acts on (CCF's ccf.node.* calls), once the proposal commits.
 for (const [name, hook] of [

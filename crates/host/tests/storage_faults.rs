@@ -155,10 +155,19 @@ fn check(fault: Fault) {
     let (member, member_der, member_key) = write_identity(d, "member0");
     let (user, user_der, _) = write_identity(d, "user0");
     let constitution = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../constitution/default.js");
+    // A recovery member: the service opens only with as many as the recovery threshold (1).
+    let member_enc = d.join("member0_enc_pubk.pem");
+    std::fs::write(
+        &member_enc,
+        coco_crypto::RsaKeyPair::generate(2048)
+            .unwrap()
+            .public_key_pem(),
+    )
+    .unwrap();
     let config = serde_json::json!({
         "network": {"rpc_interfaces": {"main": {"bind_address": "127.0.0.1:0"}}},
         "command": {"type": "Start", "service_certificate_file": d.join("service_cert.pem"),
-            "start": {"members": [{"certificate_file": member}], "constitution_files": [constitution]}},
+            "start": {"members": [{"certificate_file": member, "encryption_public_key_file": member_enc}], "constitution_files": [constitution]}},
         "ledger": {"directory": d.join("ledger"), "chunk_size": "4KB"},
         "ledger_signatures": {"tx_count": 5, "delay": "5ms"}
     });

@@ -11,7 +11,9 @@ use rquickjs::{
     CatchResultExt, Context, Ctx, Exception, Function, Module, Object, Persistent, Runtime, Value,
 };
 
+use coco_codec::tables;
 use coco_node::proposals::NetworkIdentity;
+use coco_types::limits::{VALIDATE_CONSTITUTION_HEAP_BYTES, VALIDATE_CONSTITUTION_STACK_BYTES};
 
 use crate::{Call, Job, JobResult, JsLimits};
 
@@ -32,6 +34,8 @@ struct Shared {
     hooks: RefCell<Vec<String>>,
     access: Cell<KvAccess>,
     ballots: Cell<u64>,
+    /// When the current call must end (shared with the interrupt handler).
+    deadline: Rc<Cell<Instant>>,
 }
 
 /// The JavaScript side of the `ccf` global, built on the natives in `__coco`.
@@ -88,7 +92,18 @@ const PRELUDE: &str = r#"
       if (typeof a[0] !== "string") throw new TypeError("issuer argument is not a string");
       n.jwt_remove(a[0]);
     },
+    gov: {
+      validateConstitution: (...a) => {
+        if (a.length !== 1) throw new TypeError(`Passed ${a.length} arguments, but expected 1`);
+        if (typeof a[0] !== "string") throw new TypeError("constitution is not a string");
+        if (a[0].length === 0) throw new TypeError("constitution is empty");
+        return n.validate_constitution(a[0]);
+      },
+    },
+    refreshAppBytecodeCache: (...a) => { argc(a, 0); n.refresh_bytecode_cache(); },
     node: {
+      transitionServiceToOpen: (previous, next) =>
+        n.node_open(previous === undefined || previous === null ? null : n.bytes_to_str(toBytes(previous)), n.bytes_to_str(toBytes(next))),
       triggerLedgerChunk: () => n.node_hook("TriggerLedgerChunk"),
       triggerSnapshot: () => n.node_hook("TriggerSnapshot"),
       triggerLedgerRekey: () => n.node_hook("TriggerLedgerRekey"),
@@ -334,6 +349,48 @@ fn install(ctx: &Ctx<'_>, shared: &Rc<Shared>) -> rquickjs::Result<()> {
     )?;
     let s = shared.clone();
     n.set(
+        "node_open",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'_>, previous: Option<String>, next: String| {
+                if s.access.get() != KvAccess::ApplyGovernance {
+                    return Err(throw(
+                        &ctx,
+                        "ccf.node functions may only be called by apply",
+                    ));
+                }
+                with_tx(&ctx, &s, tables::SERVICE_INFO, true, |tx| {
+                    coco_node::gov::open_service(tx, previous.as_deref(), &next)
+                })?
+                .map_err(|e| throw(&ctx, e))
+            },
+        )?,
+    )?;
+    let s = shared.clone();
+    n.set(
+        "refresh_bytecode_cache",
+        Function::new(ctx.clone(), move |ctx: Ctx<'_>| {
+            // coco compiles JS app modules when it loads them and keeps no bytecode table, so
+            // there is nothing to refresh; like CCF, only apply may ask.
+            if s.access.get() != KvAccess::ApplyGovernance {
+                return Err(throw(
+                    &ctx,
+                    "refreshAppBytecodeCache may only be called by apply",
+                ));
+            }
+            Ok(())
+        })?,
+    )?;
+    let s = shared.clone();
+    n.set(
+        "validate_constitution",
+        Function::new(ctx.clone(), move |ctx: Ctx<'_>, source: String| {
+            validate_constitution(&source, s.deadline.get())
+                .map_err(|e| Exception::throw_type(&ctx, &e))
+        })?,
+    )?;
+    let s = shared.clone();
+    n.set(
         "node_hook",
         Function::new(ctx.clone(), move |ctx: Ctx<'_>, name: String| {
             if s.access.get() != KvAccess::ApplyGovernance {
@@ -349,6 +406,53 @@ fn install(ctx: &Ctx<'_>, shared: &Rc<Shared>) -> rquickjs::Result<()> {
     ctx.globals().set("__coco", n)?;
     ctx.eval::<(), _>(PRELUDE)?;
     Ok(())
+}
+
+/// `ccf.gov.validateConstitution(source)` (CCF `src/js/extensions/ccf/gov.cpp`): the source must
+/// evaluate as a module exporting `validate(input)`, `resolve(proposal, proposerId, votes[,
+/// proposalId])` and `apply(proposal, proposalId)`. It is evaluated in a separate runtime, with
+/// no `ccf` global, so it cannot touch the calling constitution, and within what is left of the
+/// calling script's time.
+fn validate_constitution(source: &str, deadline: Instant) -> Result<bool, String> {
+    let path = "proposed constitution";
+    let rt = Runtime::new().map_err(|e| e.to_string())?;
+    rt.set_memory_limit(VALIDATE_CONSTITUTION_HEAP_BYTES);
+    rt.set_max_stack_size(VALIDATE_CONSTITUTION_STACK_BYTES);
+    rt.set_interrupt_handler(Some(Box::new(move || Instant::now() > deadline)));
+    let context = Context::full(&rt).map_err(|e| e.to_string())?;
+    context.with(|ctx| {
+        let (module, promise) = Module::declare(ctx.clone(), "proposed-constitution", source)
+            .catch(&ctx)
+            .and_then(|m| m.eval().catch(&ctx))
+            .map_err(|e| format!("{path} does not evaluate: {e}"))?;
+        promise
+            .finish::<()>()
+            .catch(&ctx)
+            .map_err(|e| format!("{path} does not evaluate: {e}"))?;
+        let ns = module.namespace().map_err(|e| e.to_string())?;
+        for (name, min, max, args) in [
+            ("apply", 2, 2, "2 args (proposal, proposalId)"),
+            (
+                "resolve",
+                3,
+                4,
+                "between 3 and 4 args (proposal, proposerId, votes[, proposalId])",
+            ),
+            ("validate", 1, 1, "1 arg (input)"),
+        ] {
+            let f: Function = ns
+                .get(name)
+                .map_err(|_| format!("{path} does not export a function named {name}"))?;
+            let length: u32 = f.get("length").map_err(|e| e.to_string())?;
+            if length < min || length > max {
+                let plural = if length == 1 { "arg" } else { "args" };
+                return Err(format!(
+                    "{path} exports function {name} with {length} {plural}, expected {args}"
+                ));
+            }
+        }
+        Ok(true)
+    })
 }
 
 /// Runs `f` with the service identity of the current `apply` (CCF offers `ccf.network` to
@@ -506,6 +610,7 @@ pub(crate) fn worker(
         hooks: RefCell::new(Vec::new()),
         access: Cell::new(KvAccess::ReadOnly),
         ballots: Cell::new(0),
+        deadline: deadline.clone(),
     });
     let namespace = ctx.with(|ctx| -> Result<Persistent<Object<'static>>, String> {
         install(&ctx, &shared)

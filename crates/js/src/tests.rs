@@ -362,10 +362,10 @@ fn default_constitution_actions_table() {
             Some("max_heap_bytes"),
         ),
         (
-            serde_json::json!({"name": "set_constitution", "args": {"constitution": "export function x() {}"}}),
+            serde_json::json!({"name": "set_constitution", "args": {"constitution": "export function validate(i) {} export function resolve(p, q, v) {} export function apply(p, i) {}"}}),
             "public:ccf.gov.constitution",
             "\0\0\0\0\0\0\0\0".into(),
-            Some("export function x"),
+            Some("export function validate(i)"),
         ),
     ];
     for (action, map, key, want) in cases {
@@ -612,4 +612,98 @@ export function apply(input) {
     assert!(err.contains("JWKS has no keys"), "{err}");
     c.apply(&mut tx, r#"{"unjwt":true}"#, "id", &net).unwrap();
     assert!(coco_node::jwt::keys_of(&mut tx, "k1").unwrap().is_empty());
+}
+
+/// `ccf.gov.validateConstitution` checks exports and their arities in a separate runtime;
+/// `ccf.node.transitionServiceToOpen` opens an Opening service for its own certificate only.
+#[test]
+fn validate_constitution_and_open_service() {
+    const C: &str = r#"
+export function validate(input) {
+  ccf.gov.validateConstitution(JSON.parse(input).source);
+  return { valid: true, description: "" };
+}
+export function resolve(proposal, proposerId, votes) { return "Accepted"; }
+export function apply(input, proposalId) {
+  const p = JSON.parse(input);
+  ccf.node.transitionServiceToOpen(undefined, ccf.strToBuf(p.next));
+}
+"#;
+    let c = JsConstitution::start(C, quick()).unwrap();
+    let store = store_with_members(1);
+    let mut tx = store.begin();
+    let check = |c: &JsConstitution, tx: &mut Tx, source: &str| {
+        let p = serde_json::json!({ "source": source }).to_string();
+        c.validate(tx, &p).map(|_| ())
+    };
+    check(&c, &mut tx, C).unwrap();
+    check(
+        &c,
+        &mut tx,
+        include_str!("../../../constitution/default.js"),
+    )
+    .unwrap();
+    for (source, why) in [
+        ("", "constitution is empty"),
+        (
+            "export function validate(a) {}",
+            "does not export a function named apply",
+        ),
+        (
+            "export function validate(a) {} export function resolve(a, b, c) {} export function apply(a) {}",
+            "exports function apply with 1 arg, expected 2 args",
+        ),
+        (
+            "export function validate(a, b) {} export function resolve(a, b, c, d) {} export function apply(a, b) {}",
+            "exports function validate with 2 args",
+        ),
+        ("export function validate( {", "does not evaluate"),
+        ("while (true) {}", "does not evaluate"),
+        ("globalThis.ccf = undefined; ccf.kv;", "does not evaluate"),
+    ] {
+        let err = check(&c, &mut tx, source).unwrap_err();
+        assert!(err.contains(why), "{source:?}: {err}");
+    }
+    // The calling constitution is untouched by what the proposed one did.
+    check(&c, &mut tx, C).unwrap();
+
+    let net = network();
+    let info =
+        |status: &str, cert: &str| serde_json::json!({"cert": cert, "status": status}).to_string();
+    let mut w = store.begin();
+    w.put(
+        "public:ccf.gov.service.info",
+        Bytes::from_static(&[0; 8]),
+        Bytes::from(info("Opening", &net.service_cert_pem)),
+    );
+    w.put(
+        "public:ccf.gov.service.config",
+        Bytes::from_static(&[0; 8]),
+        Bytes::from_static(br#"{"recovery_threshold":1}"#),
+    );
+    let open = |c: &JsConstitution, tx: &mut Tx, next: &str| {
+        let p = serde_json::json!({ "next": next }).to_string();
+        c.apply(tx, &p, "id", &network())
+    };
+    let err = open(&c, &mut w.clone(), &net.service_cert_pem).unwrap_err();
+    assert!(
+        err.contains("active recovery members (0) is less than recovery threshold (1)"),
+        "{err}"
+    );
+    w.put(
+        "public:ccf.gov.members.encryption_public_keys",
+        Bytes::from_static(b"m0"),
+        Bytes::from_static(b"RSA PEM"),
+    );
+    let err = open(&c, &mut w.clone(), "another certificate").unwrap_err();
+    assert!(
+        err.contains("next service identity does not match"),
+        "{err}"
+    );
+    let mut opened = w.clone();
+    open(&c, &mut opened, &net.service_cert_pem).unwrap();
+    let status: serde_json::Value =
+        serde_json::from_slice(&opened.get("public:ccf.gov.service.info", &[0; 8]).unwrap())
+            .unwrap();
+    assert_eq!(status["status"], "Open");
 }

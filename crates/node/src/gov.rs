@@ -704,3 +704,64 @@ pub fn sign_request(
     coco_codec::cose::assemble_sign1(&protected, &Default::default(), Some(payload), &signature)
         .expect("an empty unprotected header always encodes")
 }
+
+/// `ccf.node.transitionServiceToOpen(previous, next)` (CCF `NodeState::transition_service_to_open`
+/// and `InternalTablesAccess::open_service`): opens a service that is Opening, once `next` is this
+/// service's certificate and enough active recovery members exist for the recovery threshold.
+/// Opening an open service again is a no-op. (Recovering services arrive with the recovery issue.)
+pub fn open_service(
+    tx: &mut coco_kv::Tx,
+    _previous_identity: Option<&str>,
+    next_identity: &str,
+) -> Result<(), String> {
+    let raw = tx
+        .get(tables::SERVICE_INFO, &tables::SINGLETON_KEY)
+        .ok_or("Service information could not be found")?;
+    let mut info: tables::ServiceInfo = tables::from_ccf_json(&raw)
+        .map_err(|e| format!("Service information does not parse: {e}"))?;
+    if next_identity.trim() != info.cert.trim() {
+        return Err(
+            "Unable to open service: next service identity does not match this service's certificate"
+                .into(),
+        );
+    }
+    match info.status {
+        tables::ServiceStatus::Open => return Ok(()),
+        tables::ServiceStatus::Opening => {}
+        other => {
+            return Err(format!(
+                "Could not open current service: status is {other:?}, not Opening"
+            ));
+        }
+    }
+    let threshold = tx
+        .get(tables::SERVICE_CONFIG, &tables::SINGLETON_KEY)
+        .and_then(|v| tables::from_ccf_json::<tables::ServiceConfiguration>(&v).ok())
+        .map_or(1, |c| c.recovery_threshold);
+    let mut members = Vec::new();
+    tx.for_each(tables::MEMBERS_INFO, |k, v| {
+        members.push((k.clone(), v.clone()));
+        true
+    });
+    let recovery_members = members
+        .into_iter()
+        .filter(|(id, v)| {
+            tables::from_ccf_json::<tables::MemberInfo>(v).is_ok_and(|m| {
+                m.status == tables::MemberStatus::Active
+                    && m.recovery_role != Some(tables::MemberRecoveryRole::NonParticipant)
+            }) && tx.has(tables::MEMBERS_ENCRYPTION_PUBLIC_KEYS, id)
+        })
+        .count() as u64;
+    if recovery_members < threshold {
+        return Err(format!(
+            "Cannot open network as number of active recovery members ({recovery_members}) is less than recovery threshold ({threshold})"
+        ));
+    }
+    info.status = tables::ServiceStatus::Open;
+    tx.put(
+        tables::SERVICE_INFO,
+        Bytes::from_static(&tables::SINGLETON_KEY),
+        Bytes::from(tables::to_ccf_json(&info).map_err(|e| format!("Service information: {e}"))?),
+    );
+    Ok(())
+}

@@ -55,3 +55,8 @@ pub const PROPOSAL_CREATED_AT_SECONDS_MAX: i64 = 9_999_999_999;
 /// Default number of recent proposals kept for replay protection
 /// (`recent_cose_proposals_window_size`).
 pub const RECENT_COSE_PROPOSALS_WINDOW_COUNT_DEFAULT: u64 = 100;
+
+/// `ccf.gov.validateConstitution` evaluates a proposed constitution in a runtime of its own,
+/// with these memory limits (and the calling script's remaining time).
+pub const VALIDATE_CONSTITUTION_HEAP_BYTES: usize = 32 * 1024 * 1024;
+pub const VALIDATE_CONSTITUTION_STACK_BYTES: usize = 1024 * 1024;
