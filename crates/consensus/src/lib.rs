@@ -29,11 +29,11 @@
 //! Architecture invariant: pure — no I/O, no clock reads, no ambient randomness (the election
 //! timer jitter comes from a generator seeded by the caller).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use coco_types::{FIRST_VIEW, SeqNo, View};
+use coco_types::{FIRST_VIEW, SeqNo, View, limits};
 
 #[cfg(test)]
 mod tests;
@@ -60,9 +60,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            message_timeout_ms: 100,
-            election_timeout_ms: 5_000,
-            append_entries_batch_max: 1_000,
+            message_timeout_ms: limits::CONSENSUS_MESSAGE_TIMEOUT_MS_DEFAULT,
+            election_timeout_ms: limits::CONSENSUS_ELECTION_TIMEOUT_MS_DEFAULT,
+            append_entries_batch_max: limits::APPEND_ENTRIES_BATCH_COUNT_MAX,
         }
     }
 }
@@ -178,6 +178,13 @@ pub enum Action {
     },
     /// This node left every active configuration.
     Retired,
+    /// A leader needs the bytes of entries `from_idx..=to_idx`, no longer in memory, for
+    /// `peer`: read them from the ledger and hand them back with [`Input::Fetched`].
+    FetchEntries {
+        peer: NodeId,
+        from_idx: SeqNo,
+        to_idx: SeqNo,
+    },
 }
 
 /// Inputs besides proposals.
@@ -194,6 +201,13 @@ pub enum Input {
     /// The host made every entry up to `idx` durable.
     Persisted {
         idx: SeqNo,
+    },
+    /// The bytes of consecutive entries from `from_idx`, read from the ledger after
+    /// [`Action::FetchEntries`].
+    Fetched {
+        peer: NodeId,
+        from_idx: SeqNo,
+        data: Vec<Bytes>,
     },
 }
 
@@ -215,6 +229,8 @@ struct Peer {
     /// only failures that move `next_idx` back are acted on (duplicated or stale failures must
     /// not multiply messages). Otherwise entries are pipelined.
     probing: bool,
+    /// Entries from this index were asked of the host ([`Action::FetchEntries`]).
+    fetching: Option<SeqNo>,
 }
 
 /// The consensus state of one node.
@@ -227,9 +243,16 @@ pub struct Raft {
     term: View,
     voted_for: Option<NodeId>,
     leader: Option<NodeId>,
-    /// `log[i]` is the entry at index `i + 1`.
-    log: Vec<Entry>,
-    /// Committable indices, ascending.
+    /// The log's metadata, kept compactly for every index: runs of terms (first index, term),
+    /// the committable indices, and every configuration entry ever appended.
+    terms: Vec<(SeqNo, View)>,
+    config_history: Vec<(SeqNo, Configuration)>,
+    last_idx: SeqNo,
+    /// Entry bytes from `data_offset + 1` to `last_idx`. Committed entries are dropped from the
+    /// front; a leader asks the host for them from the ledger ([`Action::FetchEntries`]).
+    data: VecDeque<Bytes>,
+    data_offset: SeqNo,
+    /// Committable indices, ascending (all of them: signatures are sparse).
     committable: BTreeSet<SeqNo>,
     commit_idx: SeqNo,
     persisted_idx: SeqNo,
@@ -279,7 +302,11 @@ impl Raft {
             term: 0,
             voted_for: None,
             leader: None,
-            log: Vec::new(),
+            terms: Vec::new(),
+            config_history: Vec::new(),
+            last_idx: 0,
+            data: VecDeque::new(),
+            data_offset: 0,
             committable: BTreeSet::new(),
             commit_idx: 0,
             persisted_idx: 0,
@@ -315,7 +342,11 @@ impl Raft {
         self.commit_idx
     }
     pub fn last_idx(&self) -> SeqNo {
-        self.log.len() as SeqNo
+        self.last_idx
+    }
+    /// Entry bytes up to here were dropped from memory (committed).
+    pub fn compacted_to(&self) -> SeqNo {
+        self.data_offset
     }
     pub fn persisted_idx(&self) -> SeqNo {
         self.persisted_idx
@@ -325,10 +356,34 @@ impl Raft {
         if idx == 0 {
             return Some(0);
         }
-        self.log.get(idx as usize - 1).map(|e| e.term)
+        if idx > self.last_idx {
+            return None;
+        }
+        let run = self.terms.partition_point(|(start, _)| *start <= idx);
+        Some(self.terms[run - 1].1)
     }
-    pub fn entry(&self, idx: SeqNo) -> Option<&Entry> {
-        idx.checked_sub(1).and_then(|i| self.log.get(i as usize))
+    /// The entry at `idx`, if its bytes are still in memory.
+    pub fn entry(&self, idx: SeqNo) -> Option<Entry> {
+        let data = idx
+            .checked_sub(self.data_offset + 1)
+            .and_then(|i| self.data.get(i as usize))?;
+        Some(self.entry_with(idx, data.clone()))
+    }
+    /// The entry at `idx` with the given bytes and the metadata this log holds for it.
+    fn entry_with(&self, idx: SeqNo, data: Bytes) -> Entry {
+        let configuration = self
+            .config_history
+            .binary_search_by_key(&idx, |(i, _)| *i)
+            .ok()
+            .map(|k| self.config_history[k].1.clone());
+        Entry {
+            term: self
+                .term_at(idx)
+                .expect("entry_with is asked for indices in the log"),
+            committable: self.committable.contains(&idx),
+            configuration,
+            data,
+        }
     }
     /// The active configurations, oldest first.
     pub fn configurations(&self) -> impl Iterator<Item = (SeqNo, &Configuration)> {
@@ -420,8 +475,13 @@ impl Raft {
         if let Some(c) = &entry.configuration {
             self.was_voter |= c.contains(&self.id);
             self.configurations.push((idx, c.clone()));
+            self.config_history.push((idx, c.clone()));
         }
-        self.log.push(entry);
+        if self.terms.last().is_none_or(|(_, t)| *t != entry.term) {
+            self.terms.push((idx, entry.term));
+        }
+        self.data.push_back(entry.data);
+        self.last_idx = idx;
     }
 
     /// A leader sends what its peers are missing.
@@ -444,6 +504,11 @@ impl Raft {
             Input::Tick { now_ms } => self.tick(now_ms, out),
             Input::Receive { from, message } => self.receive(from, message, out),
             Input::Persisted { idx } => self.persisted(idx, out),
+            Input::Fetched {
+                peer,
+                from_idx,
+                data,
+            } => self.fetched(peer, from_idx, data, out),
         }
     }
 
@@ -680,6 +745,7 @@ impl Raft {
                     match_idx: 0,
                     last_ack_ms: None,
                     probing: true,
+                    fetching: None,
                 });
             }
         }
@@ -692,8 +758,11 @@ impl Raft {
             "rollback to {to_idx} would discard committed entries (commit {})",
             self.commit_idx
         );
-        self.log.truncate(to_idx as usize);
+        self.data.truncate((to_idx - self.data_offset) as usize);
+        self.last_idx = to_idx;
+        self.terms.retain(|(start, _)| *start <= to_idx);
         self.committable.retain(|&i| i <= to_idx);
+        self.config_history.retain(|(i, _)| *i <= to_idx);
         self.configurations.retain(|(i, _)| *i <= to_idx);
         self.persisted_idx = self.persisted_idx.min(to_idx);
         if let Some((_, upto)) = &mut self.ack_owed {
@@ -705,26 +774,62 @@ impl Raft {
     // ------------------------------------------------------------------ replication
 
     fn send_append_entries(&mut self, peer: &NodeId, out: &mut Vec<Action>) {
-        let last = self.last_idx();
-        let Some(p) = self.peers.get_mut(peer) else {
+        let last = self.last_idx;
+        let Some((next_idx, fetching)) = self.peers.get(peer).map(|p| (p.next_idx, p.fetching))
+        else {
             return;
         };
-        let next = p.next_idx.clamp(1, last + 1);
-        let prev_idx = next - 1;
-        let mut entries = Vec::new();
+        let next = next_idx.clamp(1, last + 1);
+        if next <= self.data_offset {
+            // The peer needs entries whose bytes are only in the ledger on disk: ask the host,
+            // and meanwhile keep the peer answering (CheckQuorum) with an empty AppendEntries.
+            if fetching != Some(next) {
+                if let Some(p) = self.peers.get_mut(peer) {
+                    p.fetching = Some(next);
+                }
+                let to_idx = self
+                    .data_offset
+                    .min(next + self.config.append_entries_batch_max as SeqNo - 1);
+                out.push(Action::FetchEntries {
+                    peer: peer.clone(),
+                    from_idx: next,
+                    to_idx,
+                });
+            }
+            self.send_entries(peer, next, Vec::new(), out);
+            return;
+        }
+        let mut entries: Vec<Entry> = Vec::new();
         let mut idx = next;
         while idx <= last && entries.len() < self.config.append_entries_batch_max {
-            let e = &self.log[idx as usize - 1];
+            let e = self
+                .entry(idx)
+                .expect("bytes above the compaction point are in memory");
             // One term per message, as CCF.
-            if entries.first().is_some_and(|f: &Entry| f.term != e.term) {
+            if entries.first().is_some_and(|f| f.term != e.term) {
                 break;
             }
-            entries.push(e.clone());
+            entries.push(e);
             idx += 1;
         }
+        self.send_entries(peer, next, entries, out);
+    }
+
+    /// Sends `entries` (consecutive from `first_idx`, one term) to `peer`.
+    fn send_entries(
+        &mut self,
+        peer: &NodeId,
+        first_idx: SeqNo,
+        entries: Vec<Entry>,
+        out: &mut Vec<Action>,
+    ) {
+        let prev_idx = first_idx - 1;
+        let after = first_idx + entries.len() as SeqNo;
         // Pipelining: assume success and keep sending from here; a failure resets it.
-        if !p.probing {
-            p.next_idx = idx;
+        if let Some(p) = self.peers.get_mut(peer)
+            && !p.probing
+        {
+            p.next_idx = p.next_idx.max(after);
         }
         out.push(Action::Send {
             to: peer.clone(),
@@ -736,6 +841,36 @@ impl Raft {
                 entries,
             },
         });
+    }
+
+    /// The host read entries from the ledger for a lagging peer.
+    fn fetched(&mut self, peer: NodeId, from_idx: SeqNo, data: Vec<Bytes>, out: &mut Vec<Action>) {
+        if self.role != Role::Leader
+            || self
+                .peers
+                .get(&peer)
+                .is_none_or(|p| p.fetching != Some(from_idx))
+        {
+            return;
+        }
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.fetching = None;
+        }
+        let mut entries: Vec<Entry> = Vec::new();
+        for (k, bytes) in data.into_iter().enumerate() {
+            let idx = from_idx + k as SeqNo;
+            if idx > self.last_idx || entries.len() >= self.config.append_entries_batch_max {
+                break;
+            }
+            let e = self.entry_with(idx, bytes);
+            if entries.first().is_some_and(|f| f.term != e.term) {
+                break;
+            }
+            entries.push(e);
+        }
+        if !entries.is_empty() {
+            self.send_entries(&peer, from_idx, entries, out);
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -910,8 +1045,28 @@ impl Raft {
         if self.role == Role::Leader {
             self.refresh_peers();
         }
+        self.compact();
         if self.was_voter && !self.is_voter() {
             self.retire(out);
+        }
+    }
+
+    /// Drops the bytes of committed, durable entries; the ledger on disk still has them. A
+    /// leader keeps what its live peers still lack, so only peers that fell behind (or were
+    /// away) cost ledger reads.
+    fn compact(&mut self) {
+        let mut to = self.commit_idx.min(self.persisted_idx);
+        if self.role == Role::Leader {
+            let since = self.now_ms.saturating_sub(self.config.election_timeout_ms);
+            for p in self.peers.values() {
+                if p.last_ack_ms.is_some_and(|t| t >= since) {
+                    to = to.min(p.match_idx);
+                }
+            }
+        }
+        if to > self.data_offset {
+            self.data.drain(..(to - self.data_offset) as usize);
+            self.data_offset = to;
         }
     }
 

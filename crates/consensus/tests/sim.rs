@@ -75,6 +75,10 @@ struct Sim {
     now: u64,
     nodes: BTreeMap<NodeId, SimNode>,
     network: Vec<Envelope>,
+    /// Ledger reads the hosts are doing for their consensus cores: (due time, node, input).
+    reads: Vec<(u64, NodeId, Input)>,
+    /// Ledger reads asked for (entries no longer in a leader's memory).
+    fetches: u64,
     faults: Faults,
     /// The committed log as first observed (idx → data): every node must agree with it.
     committed: Vec<Bytes>,
@@ -118,6 +122,8 @@ impl Sim {
             now: 0,
             nodes,
             network: Vec::new(),
+            reads: Vec::new(),
+            fetches: 0,
             faults: Faults::none(),
             committed: Vec::new(),
             leaders_by_term: BTreeMap::new(),
@@ -218,6 +224,30 @@ impl Sim {
                     // A new leader signs at once, so its term has a committable entry.
                     self.propose(&node, true, None);
                 }
+                Action::FetchEntries {
+                    peer,
+                    from_idx,
+                    to_idx,
+                } => {
+                    let n = &self.nodes[&node];
+                    if to_idx as usize > n.ledger.len() || from_idx == 0 {
+                        self.fail(format!(
+                            "{node} fetches {from_idx}..={to_idx} beyond its ledger"
+                        ));
+                    }
+                    let data = n.ledger[from_idx as usize - 1..to_idx as usize].to_vec();
+                    let at = self.now + 1 + self.rng.below(5);
+                    self.fetches += 1;
+                    self.reads.push((
+                        at,
+                        node.clone(),
+                        Input::Fetched {
+                            peer,
+                            from_idx,
+                            data,
+                        },
+                    ));
+                }
                 Action::BecameFollower { .. }
                 | Action::BecameCandidate { .. }
                 | Action::Retired => {}
@@ -273,6 +303,19 @@ impl Sim {
                 &mut out,
             );
             self.handle(e.to.clone(), out);
+        }
+        let mut i = 0;
+        while i < self.reads.len() {
+            if self.reads[i].0 <= now {
+                let (_, nid, input) = self.reads.swap_remove(i);
+                if !self.nodes[&nid].crashed {
+                    let mut out = Vec::new();
+                    self.nodes.get_mut(&nid).unwrap().raft.step(input, &mut out);
+                    self.handle(nid, out);
+                }
+            } else {
+                i += 1;
+            }
         }
         let ids: Vec<NodeId> = self.nodes.keys().cloned().collect();
         for nid in ids {
@@ -331,7 +374,7 @@ impl Sim {
             if r.commit_idx() > r.last_idx() {
                 self.fail(format!("{nid}: commit beyond the log"));
             }
-            if r.commit_idx() > 0 && !r.entry(r.commit_idx()).unwrap().committable {
+            if r.commit_idx() > r.compacted_to() && !r.entry(r.commit_idx()).unwrap().committable {
                 self.fail(format!("{nid}: commit at a non-signature"));
             }
         }
@@ -434,9 +477,10 @@ fn run(seed: u64, n: usize, fault_steps: u64) {
     }
     if std::env::var_os("COCO_SIM_VERBOSE").is_some() {
         eprintln!(
-            "seed {seed}: {n} nodes, {} terms with a leader, {} committed entries, {crashed} crashed, {} ms",
+            "seed {seed}: {n} nodes, {} terms with a leader, {} committed entries, {crashed} crashed, {} ledger reads, {} ms",
             sim.leaders_by_term.len(),
             sim.committed.len(),
+            sim.fetches,
             sim.now
         );
     }

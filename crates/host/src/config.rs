@@ -306,14 +306,28 @@ fn default_sig_delay() -> DurationMs {
 pub struct Consensus {
     #[serde(default = "default_max_uncommitted")]
     pub max_uncommitted_tx_count: u64,
+    /// Heartbeat interval of a primary.
+    #[serde(default = "default_message_timeout")]
+    pub message_timeout: DurationMs,
+    /// Followers elect a new primary after hearing nothing for up to this long.
+    #[serde(default = "default_election_timeout")]
+    pub election_timeout: DurationMs,
 }
 
 impl Default for Consensus {
     fn default() -> Self {
         Consensus {
             max_uncommitted_tx_count: default_max_uncommitted(),
+            message_timeout: default_message_timeout(),
+            election_timeout: default_election_timeout(),
         }
     }
+}
+fn default_message_timeout() -> DurationMs {
+    DurationMs(limits::CONSENSUS_MESSAGE_TIMEOUT_MS_DEFAULT)
+}
+fn default_election_timeout() -> DurationMs {
+    DurationMs(limits::CONSENSUS_ELECTION_TIMEOUT_MS_DEFAULT)
 }
 fn default_max_uncommitted() -> u64 {
     limits::UNCOMMITTED_TX_COUNT_MAX_DEFAULT
@@ -519,6 +533,14 @@ impl NodeConfigFile {
                 ));
             }
         }
+        if self.consensus.message_timeout.0 == 0
+            || self.consensus.election_timeout.0 <= self.consensus.message_timeout.0
+        {
+            return Err(format!(
+                "at 'consensus.election_timeout': must exceed consensus.message_timeout ({} ms), got {} ms",
+                self.consensus.message_timeout.0, self.consensus.election_timeout.0
+            ));
+        }
         if !matches!(
             self.node_certificate.curve_id.as_str(),
             "Secp384R1" | "Secp256R1"
@@ -611,6 +633,15 @@ mod tests {
                 "mutation {to}: error {err:?} does not name {want}"
             );
         }
+        let slow_heartbeat = MINIMAL.replacen(
+            '{',
+            r#"{"consensus": {"message_timeout": "2s", "election_timeout": "1s"},"#,
+            1,
+        );
+        let err = NodeConfigFile::parse(&slow_heartbeat, Path::new("x.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("consensus.election_timeout"), "{err}");
         let extra = MINIMAL.replacen('{', r#"{"ledger": {"chunk_size": "5XB"},"#, 1);
         let err = NodeConfigFile::parse(&extra, Path::new("x.json"))
             .unwrap_err()

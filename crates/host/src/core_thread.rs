@@ -269,6 +269,11 @@ fn route_outputs(
                 }
                 None => {}
             },
+            Output::Consensus { to, .. } => {
+                // A node is the only voter of its service until nodes can join, so its
+                // consensus core has no one to talk to; node-to-node channels come with joins.
+                tracing::warn!(peer = %to, "no node-to-node channel: consensus message dropped")
+            }
             Output::ServiceCertificate { .. } => {
                 tracing::info!("the service certificate was renewed by governance")
             }

@@ -364,6 +364,16 @@ pub fn prepare(cfg: &NodeConfigFile, plugins: Plugins) -> Result<Prepared, Start
         cose_issuer: start.cose_signatures.issuer.clone(),
         cose_subject: start.cose_signatures.subject.clone(),
         version: VERSION.to_owned(),
+        consensus: coco_consensus::Config {
+            message_timeout_ms: cfg.consensus.message_timeout.0,
+            election_timeout_ms: cfg.consensus.election_timeout.0,
+            append_entries_batch_max: coco_types::limits::APPEND_ENTRIES_BATCH_COUNT_MAX,
+        },
+        seed: {
+            let mut seed = [0u8; 8];
+            coco_crypto::random_bytes(&mut seed).map_err(crypto)?;
+            u64::from_le_bytes(seed)
+        },
     };
     let mut secret = [0u8; 32];
     coco_crypto::random_bytes(&mut secret).map_err(crypto)?;

@@ -20,6 +20,10 @@ pub struct CoreConfig {
     pub cose_subject: String,
     /// Software version reported by `/node/version`.
     pub version: String,
+    /// Consensus timing and batching.
+    pub consensus: coco_consensus::Config,
+    /// Seed of the consensus core's election-timer jitter (the host draws it at random).
+    pub seed: u64,
 }
 
 impl Default for CoreConfig {
@@ -32,6 +36,8 @@ impl Default for CoreConfig {
             cose_issuer: "service.example.com".to_owned(),
             cose_subject: "ledger.signature".to_owned(),
             version: String::new(),
+            consensus: coco_consensus::Config::default(),
+            seed: 0,
         }
     }
 }

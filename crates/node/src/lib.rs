@@ -86,6 +86,11 @@ pub enum Output {
     GlobalCommit {
         txid: TxId,
     },
+    /// A consensus message for another node (node-to-node channel).
+    Consensus {
+        to: String,
+        message: coco_consensus::Message,
+    },
     /// Governance renewed this node's service-endorsed certificate
     /// (`set_node_certificate_validity`) and the renewal committed: serve TLS with it.
     NodeCertificate {
@@ -150,8 +155,8 @@ pub struct Node {
     bytes_since_chunk: u64,
     /// Highest seqno known durable on disk.
     persisted_seqno: SeqNo,
-    /// Signature transactions not yet globally committed, ascending.
-    pending_signatures: VecDeque<TxId>,
+    /// The consensus core: replication, elections and the commit rule.
+    raft: coco_consensus::Raft,
     /// Set when storage failed: the node is fail-stopped for writes and commit.
     storage_failure: Option<String>,
     /// Conflict re-executions of the request being executed (for `/node/metrics`).
@@ -211,6 +216,12 @@ impl Node {
         tree.append([0u8; 32]);
         let node_id_typed = coco_types::NodeId::from_hex(&identity.node_id)
             .expect("node ids are hex SHA-256 digests");
+        let raft = coco_consensus::Raft::new_service(
+            identity.node_id.clone(),
+            config.consensus,
+            config.seed,
+            now.monotonic_ms,
+        );
         let mut node = Node {
             node_id_typed,
             service_kid_hex: identity.service_kid_hex(),
@@ -228,7 +239,7 @@ impl Node {
             last_signature_ms: now.monotonic_ms,
             bytes_since_chunk: 0,
             persisted_seqno: 0,
-            pending_signatures: VecDeque::new(),
+            raft,
             storage_failure: None,
             conflict_retries: 0,
             requested_hooks: Vec::new(),
@@ -282,7 +293,7 @@ impl Node {
                 out.push(Output::Respond { id, response });
             }
             Input::Tick => self.on_tick(now, out),
-            Input::Persisted { seqno } => self.on_persisted(seqno, out),
+            Input::Persisted { seqno } => self.on_persisted(now, seqno, out),
             Input::StorageFailed { reason } => {
                 if self.storage_failure.is_none() {
                     self.storage_failure = Some(reason);
@@ -296,6 +307,14 @@ impl Node {
     }
 
     fn on_tick(&mut self, now: Now, out: &mut Vec<Output>) {
+        let mut actions = Vec::new();
+        self.raft.step(
+            coco_consensus::Input::Tick {
+                now_ms: now.monotonic_ms,
+            },
+            &mut actions,
+        );
+        self.on_consensus(now, actions, out);
         let due = now.monotonic_ms.saturating_sub(self.last_signature_ms)
             >= self.config.signature_interval_ms;
         if due && self.txs_since_signature > 0 {
@@ -303,7 +322,7 @@ impl Node {
         }
     }
 
-    fn on_persisted(&mut self, seqno: SeqNo, out: &mut Vec<Output>) {
+    fn on_persisted(&mut self, now: Now, seqno: SeqNo, out: &mut Vec<Output>) {
         if self.storage_failure.is_some() {
             return;
         }
@@ -312,40 +331,83 @@ impl Node {
             "storage reports seqno {seqno} beyond the last appended"
         );
         self.persisted_seqno = self.persisted_seqno.max(seqno);
-        // Single node: a signature is replicated to a quorum once it is durable here.
-        let mut new_commit = None;
-        while let Some(sig) = self.pending_signatures.front() {
-            if sig.seqno > self.persisted_seqno {
-                break;
+        let mut actions = Vec::new();
+        self.raft.step(
+            coco_consensus::Input::Persisted { idx: seqno },
+            &mut actions,
+        );
+        self.on_consensus(now, actions, out);
+    }
+
+    /// Acts on what the consensus core decided.
+    fn on_consensus(
+        &mut self,
+        now: Now,
+        actions: Vec<coco_consensus::Action>,
+        out: &mut Vec<Output>,
+    ) {
+        use coco_consensus::Action;
+        for action in actions {
+            match action {
+                Action::Commit { idx } => {
+                    let view = self
+                        .raft
+                        .term_at(idx)
+                        .expect("the consensus core commits entries it holds");
+                    self.global_commit(TxId::new(view, idx), out);
+                }
+                Action::Send { to, message } => out.push(Output::Consensus { to, message }),
+                Action::BecameLeader { term } => {
+                    self.consensus.view = term;
+                    self.consensus.primary_id = Some(self.identity.node_id.clone());
+                    self.consensus
+                        .view_history
+                        .push((term, self.consensus.last_seqno + 1));
+                    // The new view needs a committable entry of its own (CCF signs at once).
+                    self.emit_signature(now, out);
+                }
+                Action::BecameFollower { term, leader } => {
+                    self.consensus.view = term;
+                    self.consensus.primary_id = leader;
+                }
+                Action::BecameCandidate { .. } => self.consensus.primary_id = None,
+                Action::Retired => self.consensus.primary_id = None,
+                Action::Rollback { .. } | Action::Append { .. } | Action::FetchEntries { .. } => {
+                    // Entries are applied by backups and fetched for lagging peers; this node is
+                    // the only voter of its configuration until nodes can join (issue 5).
+                    panic!(
+                        "consensus asked a sole primary to serve or apply replicated entries: {action:?}"
+                    )
+                }
             }
-            new_commit = Some(*sig);
-            self.pending_signatures.pop_front();
         }
-        if let Some(txid) = new_commit {
-            self.consensus.commit = txid;
-            self.store.compact(txid.seqno);
-            // Committed leaves are never needed again for roots or for rollback: keep the tree
-            // (and the `tree` blob each signature carries, as in CCF) bounded by the uncommitted
-            // suffix.
-            self.tree
-                .flush_to(txid.seqno)
-                .expect("a committed signature's leaf is in the tree");
-            out.push(Output::GlobalCommit { txid });
-            while let Some((seqno, _)) = self.pending_certificates.front()
-                && *seqno <= txid.seqno
-            {
-                let (_, change) = self.pending_certificates.pop_front().expect("checked");
-                out.push(match change {
-                    CertificateChange::Node(pem) => {
-                        self.service.node_cert_pem = pem.clone();
-                        Output::NodeCertificate { pem }
-                    }
-                    CertificateChange::Service(pem) => {
-                        self.service.service_cert_pem = pem.clone();
-                        Output::ServiceCertificate { pem }
-                    }
-                });
-            }
+    }
+
+    /// Everything up to `txid` (a signature) is committed.
+    fn global_commit(&mut self, txid: TxId, out: &mut Vec<Output>) {
+        self.consensus.commit = txid;
+        self.store.compact(txid.seqno);
+        // Committed leaves are never needed again for roots or for rollback: keep the tree
+        // (and the `tree` blob each signature carries, as in CCF) bounded by the uncommitted
+        // suffix.
+        self.tree
+            .flush_to(txid.seqno)
+            .expect("a committed signature's leaf is in the tree");
+        out.push(Output::GlobalCommit { txid });
+        while let Some((seqno, _)) = self.pending_certificates.front()
+            && *seqno <= txid.seqno
+        {
+            let (_, change) = self.pending_certificates.pop_front().expect("checked");
+            out.push(match change {
+                CertificateChange::Node(pem) => {
+                    self.service.node_cert_pem = pem.clone();
+                    Output::NodeCertificate { pem }
+                }
+                CertificateChange::Service(pem) => {
+                    self.service.service_cert_pem = pem.clone();
+                    Output::ServiceCertificate { pem }
+                }
+            });
         }
     }
 
@@ -506,8 +568,13 @@ impl Node {
                     for hook in std::mem::take(&mut self.requested_hooks) {
                         self.on_hook(hook);
                     }
-                    let txid =
-                        self.append_entry(&write_set, claims_digest.unwrap_or([0; 32]), false, out);
+                    let txid = self.append_entry(
+                        &write_set,
+                        claims_digest.unwrap_or([0; 32]),
+                        false,
+                        false,
+                        out,
+                    );
                     return response.with_header(TX_ID_HEADER, txid.to_string());
                 }
                 Err(_conflict) => {
@@ -838,6 +905,7 @@ impl Node {
         write_set: &WriteSet,
         claims_digest: [u8; 32],
         force_chunk_after: bool,
+        is_signature: bool,
         out: &mut Vec<Output>,
     ) -> TxId {
         let seqno = self.consensus.last_seqno + 1;
@@ -868,13 +936,37 @@ impl Node {
         if force_chunk_after {
             self.bytes_since_chunk = 0;
         }
+        let bytes = Bytes::from(entry);
+        let configuration = write_set
+            .maps
+            .contains_key(tables::NODES_INFO)
+            .then(|| std::sync::Arc::new(self.trusted_nodes()));
+        let idx = self
+            .raft
+            .propose(is_signature, configuration, bytes.clone())
+            .expect("only the primary executes transactions");
+        assert_eq!(idx, seqno, "the consensus log and the ledger agree");
         out.push(Output::Append {
             txid,
-            bytes: Bytes::from(entry),
+            bytes,
             force_chunk_after,
-            is_signature: false,
+            is_signature,
         });
         txid
+    }
+
+    /// The nodes that vote from now on: those `nodes.info` records as Trusted.
+    fn trusted_nodes(&self) -> std::collections::BTreeSet<String> {
+        let mut nodes = std::collections::BTreeSet::new();
+        self.store.begin().for_each(tables::NODES_INFO, |k, v| {
+            if tables::from_ccf_json::<tables::NodeInfo>(v)
+                .is_ok_and(|n| n.status == tables::NodeStatus::Trusted)
+            {
+                nodes.insert(String::from_utf8_lossy(k).into_owned());
+            }
+            true
+        });
+        nodes
     }
 
     /// Writes a signature transaction over the current Merkle root (ccf-reference §1.9).
@@ -929,14 +1021,13 @@ impl Node {
         };
         let force_chunk_after = self.bytes_since_chunk >= self.config.chunk_size_bytes
             || std::mem::take(&mut self.chunk_requested);
-        let txid = self.append_entry(&write_set, [0; 32], force_chunk_after, out);
-        if let Some(Output::Append { is_signature, .. }) = out.last_mut() {
-            *is_signature = true;
-        }
+        let txid = self.append_entry(&write_set, [0; 32], force_chunk_after, true, out);
         self.txs_since_signature = 0;
         self.last_signature_ms = now.monotonic_ms;
         self.consensus.last_signed_seqno = txid.seqno;
-        self.pending_signatures.push_back(txid);
+        let mut actions = Vec::new();
+        self.raft.replicate(&mut actions);
+        self.on_consensus(now, actions, out);
     }
 
     fn write_genesis(&mut self, genesis: &GenesisConfig, out: &mut Vec<Output>) {
@@ -1044,7 +1135,7 @@ impl Node {
             Ok(CommitResult::Committed { write_set }) => write_set,
             other => panic!("genesis always commits, got {other:?}"),
         };
-        let txid = self.append_entry(&write_set, [0; 32], false, out);
+        let txid = self.append_entry(&write_set, [0; 32], false, false, out);
         self.service_create_txid = Some(txid);
     }
 
@@ -1075,7 +1166,7 @@ impl Node {
             Ok(CommitResult::Committed { write_set }) => write_set,
             other => panic!("a service status change always commits, got {other:?}"),
         };
-        self.append_entry(&write_set, [0; 32], false, out);
+        self.append_entry(&write_set, [0; 32], false, false, out);
         self.service_status = status;
     }
 }

@@ -28,6 +28,13 @@ pub const LEDGER_ENTRY_SIZE_BYTES_MAX: u64 = (1 << 48) - 1;
 /// rather than allocated.
 pub const LEDGER_ENTRY_READ_BYTES_MAX: u64 = 1 << 32;
 
+/// Default heartbeat interval of a primary (`consensus.message_timeout`, "100ms").
+pub const CONSENSUS_MESSAGE_TIMEOUT_MS_DEFAULT: u64 = 100;
+/// Default election timeout (`consensus.election_timeout`, "5000ms").
+pub const CONSENSUS_ELECTION_TIMEOUT_MS_DEFAULT: u64 = 5_000;
+/// Entries per AppendEntries message at most.
+pub const APPEND_ENTRIES_BATCH_COUNT_MAX: usize = 1_000;
+
 /// Default backpressure bound: transactions executed but not yet globally committed
 /// (`consensus.max_uncommitted_tx_count`); past it, 503 `TooManyPendingTransactions`.
 pub const UNCOMMITTED_TX_COUNT_MAX_DEFAULT: u64 = 10_000;
