@@ -37,6 +37,9 @@ use coco_types::{FIRST_VIEW, SeqNo, View, limits};
 
 #[cfg(test)]
 mod tests;
+pub mod wire;
+
+pub use wire::DecodeError;
 
 /// A node, by its id (CCF: hex SHA-256 of its public key).
 pub type NodeId = String;

@@ -173,6 +173,9 @@ impl Sim {
                     {
                         continue;
                     }
+                    // Every message crosses the wire encoding, as between real nodes.
+                    let message = Message::decode(&message.encode())
+                        .unwrap_or_else(|e| self.fail(format!("wire round trip: {e}")));
                     let copies = if self.rng.chance(self.faults.duplicate_percent) {
                         2
                     } else {

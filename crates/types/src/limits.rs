@@ -34,6 +34,13 @@ pub const CONSENSUS_MESSAGE_TIMEOUT_MS_DEFAULT: u64 = 100;
 pub const CONSENSUS_ELECTION_TIMEOUT_MS_DEFAULT: u64 = 5_000;
 /// Entries per AppendEntries message at most.
 pub const APPEND_ENTRIES_BATCH_COUNT_MAX: usize = 1_000;
+/// Largest consensus message a node accepts from a peer (a full AppendEntries batch of large
+/// entries fits; anything bigger is refused before it is parsed).
+pub const CONSENSUS_MESSAGE_BYTES_MAX: usize = 256 * 1024 * 1024;
+/// Most voting nodes in one configuration.
+pub const CONFIGURATION_NODE_COUNT_MAX: usize = 1_024;
+/// Longest node id on the wire (CCF's are 64 hex characters).
+pub const NODE_ID_BYTES_MAX: usize = 255;
 
 /// Default backpressure bound: transactions executed but not yet globally committed
 /// (`consensus.max_uncommitted_tx_count`); past it, 503 `TooManyPendingTransactions`.
