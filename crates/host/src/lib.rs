@@ -9,6 +9,7 @@
 pub mod config;
 pub mod core_thread;
 pub mod http;
+pub mod n2n;
 pub mod storage;
 pub mod tls;
 

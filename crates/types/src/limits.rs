@@ -74,3 +74,5 @@ pub const RECENT_COSE_PROPOSALS_WINDOW_COUNT_DEFAULT: u64 = 100;
 /// with these memory limits (and the calling script's remaining time).
 pub const VALIDATE_CONSTITUTION_HEAP_BYTES: usize = 32 * 1024 * 1024;
 pub const VALIDATE_CONSTITUTION_STACK_BYTES: usize = 1024 * 1024;
+/// Consensus messages queued for one peer before further ones are dropped.
+pub const N2N_QUEUE_MESSAGE_COUNT_MAX: usize = 4_096;

@@ -1,0 +1,406 @@
+//! Node-to-node channels: mutual TLS between nodes of one service, carrying consensus messages.
+//!
+//! Both ends present their service-endorsed node certificate. A certificate is accepted only if
+//! the service identity signed it and it is within its validity period; the peer's identity is
+//! its node id, the hex SHA-256 of the certificate's public key (CCF's node id). A dialling node
+//! also checks that it reached the node it meant to. CCF uses its own ECDH channel instead of TLS
+//! (ccf-reference §5.4); mixed CCF/coco clusters are not a goal, so coco uses rustls. TLS gives
+//! confidentiality, integrity and replay protection per connection.
+//!
+//! Frames are `length:u32 LE ‖ coco_consensus::wire` bytes, bounded by
+//! `CONSENSUS_MESSAGE_BYTES_MAX`. Sending never blocks the core: each peer has a bounded queue,
+//! and messages are dropped when it is full or the peer is unreachable — consensus tolerates loss.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use coco_consensus::Message;
+use coco_types::limits::{CONSENSUS_MESSAGE_BYTES_MAX, N2N_QUEUE_MESSAGE_COUNT_MAX};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::tls::TlsSetupError;
+
+/// How long to wait before dialling an unreachable peer again.
+const REDIAL_DELAY: Duration = Duration::from_millis(200);
+
+/// What a node needs to take part in node-to-node channels.
+#[derive(Clone)]
+pub struct ChannelIdentity {
+    pub node_id: String,
+    /// The node's service-endorsed certificate (PEM) and its PKCS#8 key.
+    pub cert_pem: String,
+    pub key_pkcs8_pem: String,
+    /// The service certificate: peers' certificates must be signed by its key.
+    pub service_cert_pem: String,
+}
+
+/// Checks a peer certificate: signed by the service key and valid at `now`. Returns the node id.
+fn check_peer(
+    service_spki: &[u8],
+    cert: &CertificateDer<'_>,
+    now: UnixTime,
+) -> Result<String, rustls::Error> {
+    let bad = |e: rustls::CertificateError| rustls::Error::InvalidCertificate(e);
+    coco_crypto::verify_cert_signed_by(cert.as_ref(), service_spki)
+        .map_err(|_| bad(rustls::CertificateError::BadSignature))?;
+    let validity = coco_crypto::cert_validity(cert.as_ref())
+        .map_err(|_| bad(rustls::CertificateError::BadEncoding))?;
+    let now = now.as_secs() as i64;
+    if now < validity.not_before_unix_s {
+        return Err(bad(rustls::CertificateError::NotValidYet));
+    }
+    if now > validity.not_after_unix_s {
+        return Err(bad(rustls::CertificateError::Expired));
+    }
+    let spki = coco_crypto::cert_public_key_spki_der(cert.as_ref())
+        .map_err(|_| bad(rustls::CertificateError::BadEncoding))?;
+    Ok(coco_crypto::spki_fingerprint_hex(&spki))
+}
+
+/// The peer's node id, from the certificate it presented.
+fn peer_node_id(certs: Option<&[CertificateDer<'_>]>) -> Option<String> {
+    let leaf = certs?.first()?;
+    let spki = coco_crypto::cert_public_key_spki_der(leaf.as_ref()).ok()?;
+    Some(coco_crypto::spki_fingerprint_hex(&spki))
+}
+
+#[derive(Debug)]
+struct ServiceEndorsed {
+    provider: Arc<CryptoProvider>,
+    service_spki: Vec<u8>,
+    /// For a dialling node: the node it means to reach.
+    expected: Option<String>,
+}
+
+impl ServiceEndorsed {
+    fn verify(&self, cert: &CertificateDer<'_>, now: UnixTime) -> Result<(), rustls::Error> {
+        let id = check_peer(&self.service_spki, cert, now)?;
+        if let Some(expected) = &self.expected
+            && *expected != id
+        {
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName,
+            ));
+        }
+        Ok(())
+    }
+    fn tls12(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(m, c, d, &self.provider.signature_verification_algorithms)
+    }
+    fn tls13(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(m, c, d, &self.provider.signature_verification_algorithms)
+    }
+    fn schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+impl ClientCertVerifier for ServiceEndorsed {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.verify(end_entity, now)?;
+        Ok(ClientCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.tls12(m, c, d)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.tls13(m, c, d)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.schemes()
+    }
+}
+
+impl ServerCertVerifier for ServiceEndorsed {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.verify(end_entity, now)?;
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.tls12(m, c, d)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.tls13(m, c, d)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.schemes()
+    }
+}
+
+fn certs_and_key(
+    identity: &ChannelIdentity,
+) -> Result<
+    (
+        Vec<CertificateDer<'static>>,
+        PrivateKeyDer<'static>,
+        Vec<u8>,
+    ),
+    TlsSetupError,
+> {
+    let certs = coco_crypto::pem_to_der_certs(&identity.cert_pem)
+        .map_err(|e| TlsSetupError::Cert(e.to_string()))?
+        .into_iter()
+        .map(CertificateDer::from)
+        .collect();
+    let key = coco_crypto::EcKeyPair::from_pkcs8_pem(&identity.key_pkcs8_pem)
+        .map_err(|e| TlsSetupError::Key(e.to_string()))?;
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_pkcs8_der()));
+    let service_der = coco_crypto::pem_to_der_certs(&identity.service_cert_pem)
+        .map_err(|e| TlsSetupError::Cert(e.to_string()))?
+        .remove(0);
+    let service_spki = coco_crypto::cert_public_key_spki_der(&service_der)
+        .map_err(|e| TlsSetupError::Cert(e.to_string()))?;
+    Ok((certs, key, service_spki))
+}
+
+fn server_config(identity: &ChannelIdentity) -> Result<Arc<rustls::ServerConfig>, TlsSetupError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let (certs, key, service_spki) = certs_and_key(identity)?;
+    let verifier = Arc::new(ServiceEndorsed {
+        provider: provider.clone(),
+        service_spki,
+        expected: None,
+    });
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)?;
+    Ok(Arc::new(config))
+}
+
+fn client_config(
+    identity: &ChannelIdentity,
+    peer: &str,
+) -> Result<Arc<rustls::ClientConfig>, TlsSetupError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let (certs, key, service_spki) = certs_and_key(identity)?;
+    let verifier = Arc::new(ServiceEndorsed {
+        provider: provider.clone(),
+        service_spki,
+        expected: Some(peer.to_owned()),
+    });
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(certs, key)?;
+    Ok(Arc::new(config))
+}
+
+async fn read_frame<S: AsyncRead + Unpin>(s: &mut S) -> std::io::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 4];
+    match s.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_le_bytes(len) as usize;
+    if len > CONSENSUS_MESSAGE_BYTES_MAX {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes exceeds the limit"),
+        ));
+    }
+    let mut buf = vec![0u8; len];
+    s.read_exact(&mut buf).await?;
+    Ok(Some(buf))
+}
+
+async fn write_frame<S: AsyncWrite + Unpin>(s: &mut S, payload: &[u8]) -> std::io::Result<()> {
+    s.write_all(&(payload.len() as u32).to_le_bytes()).await?;
+    s.write_all(payload).await
+}
+
+/// Accepts channels from peers and delivers `(peer node id, message)` to `inbound` until the task
+/// is dropped. Connections whose certificate is not service-endorsed fail the handshake; frames
+/// that do not decode close the connection.
+pub async fn listen(
+    listener: TcpListener,
+    identity: ChannelIdentity,
+    inbound: mpsc::Sender<(String, Message)>,
+) -> Result<(), TlsSetupError> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(server_config(&identity)?);
+    loop {
+        let Ok((tcp, addr)) = listener.accept().await else {
+            continue;
+        };
+        let acceptor = acceptor.clone();
+        let inbound = inbound.clone();
+        tokio::spawn(async move {
+            let mut tls = match acceptor.accept(tcp).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(%addr, error = %e, "node-to-node handshake refused");
+                    return;
+                }
+            };
+            let Some(peer) = peer_node_id(tls.get_ref().1.peer_certificates()) else {
+                return;
+            };
+            loop {
+                match read_frame(&mut tls).await {
+                    Ok(Some(frame)) => match Message::decode(&frame) {
+                        Ok(m) => {
+                            if inbound.send((peer.clone(), m)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(%peer, error = %e, "malformed consensus message; closing");
+                            return;
+                        }
+                    },
+                    Ok(None) => return,
+                    Err(e) => {
+                        tracing::warn!(%peer, error = %e, "node-to-node read failed");
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Outgoing channels: one dialling task per peer with a bounded queue.
+pub struct Outbound {
+    identity: ChannelIdentity,
+    peers: BTreeMap<String, (SocketAddr, mpsc::Sender<Bytes>)>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Outbound {
+    pub fn new(identity: ChannelIdentity, runtime: tokio::runtime::Handle) -> Outbound {
+        Outbound {
+            identity,
+            peers: BTreeMap::new(),
+            runtime,
+        }
+    }
+
+    /// Queues `message` for `peer` at `addr` (dialling it if needed). Returns false if it was
+    /// dropped because the peer's queue is full.
+    pub fn send(&mut self, peer: &str, addr: SocketAddr, message: &Message) -> bool {
+        let stale = self
+            .peers
+            .get(peer)
+            .is_some_and(|(a, tx)| *a != addr || tx.is_closed());
+        if stale {
+            self.peers.remove(peer);
+        }
+        if !self.peers.contains_key(peer) {
+            let (tx, rx) = mpsc::channel(N2N_QUEUE_MESSAGE_COUNT_MAX);
+            let identity = self.identity.clone();
+            let peer_id = peer.to_owned();
+            self.runtime
+                .spawn(async move { dial(identity, peer_id, addr, rx).await });
+            self.peers.insert(peer.to_owned(), (addr, tx));
+        }
+        let (_, tx) = &self.peers[peer];
+        tx.try_send(Bytes::from(message.encode())).is_ok()
+    }
+}
+
+/// Keeps a channel to `peer` open and writes what arrives on `rx`; messages queued while the peer
+/// is unreachable are dropped.
+async fn dial(
+    identity: ChannelIdentity,
+    peer: String,
+    addr: SocketAddr,
+    mut rx: mpsc::Receiver<Bytes>,
+) {
+    let config = match client_config(&identity, &peer) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(%peer, error = %e, "cannot configure node-to-node TLS");
+            return;
+        }
+    };
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let name = ServerName::IpAddress(addr.ip().into());
+    loop {
+        let stream = match TcpStream::connect(addr).await {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                connector.connect(name.clone(), s).await.ok()
+            }
+            Err(_) => None,
+        };
+        let Some(mut stream) = stream else {
+            // Unreachable: drop what is queued (consensus resends) and try again later.
+            while rx.try_recv().is_ok() {}
+            tokio::time::sleep(REDIAL_DELAY).await;
+            if rx.is_closed() {
+                return;
+            }
+            continue;
+        };
+        loop {
+            let Some(frame) = rx.recv().await else {
+                return;
+            };
+            if write_frame(&mut stream, &frame).await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
