@@ -26,6 +26,8 @@ pub enum ErrorCode {
     RequestBodyTooLarge,
     RequestHeaderTooLarge,
     SessionCapExhausted,
+    /// A backup cannot execute a write (and cannot forward it yet).
+    NodeCannotHandleRequest,
     FrontendNotOpen,
     TransactionCommitAttemptsExceedLimit,
     TransactionReplicationFailed,
@@ -63,6 +65,7 @@ impl ErrorCode {
             ErrorCode::RequestBodyTooLarge => "RequestBodyTooLarge",
             ErrorCode::RequestHeaderTooLarge => "RequestHeaderTooLarge",
             ErrorCode::SessionCapExhausted => "SessionCapExhausted",
+            ErrorCode::NodeCannotHandleRequest => "NodeCannotHandleRequest",
             ErrorCode::FrontendNotOpen => "FrontendNotOpen",
             ErrorCode::TransactionCommitAttemptsExceedLimit => {
                 "TransactionCommitAttemptsExceedLimit"

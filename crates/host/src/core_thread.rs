@@ -40,6 +40,8 @@ pub enum StorageOp {
         force_chunk_after: bool,
     },
     Commit(SeqNo),
+    /// Drop every entry after this seqno (a rolled-back, never committed suffix).
+    Truncate(SeqNo),
 }
 
 /// The request queue is full.
@@ -269,6 +271,14 @@ fn route_outputs(
                 }
                 None => {}
             },
+            Output::Truncate { seqno } => {
+                // Only a node that followed another primary rolls back, and nodes cannot join yet
+                // (issue 5): the ledger writer has no truncation. Refuse rather than diverge.
+                ops.push(StorageOp::Truncate(seqno));
+            }
+            Output::FetchEntries { peer, .. } => {
+                tracing::warn!(%peer, "no ledger reads for peers yet: entries not sent")
+            }
             Output::Consensus { to, .. } => {
                 // A node is the only voter of its service until nodes can join, so its
                 // consensus core has no one to talk to; node-to-node channels come with joins.
@@ -307,6 +317,9 @@ fn storage_loop<D: Disk>(
                     result = writer.append(txid.seqno, &bytes, force_chunk_after);
                 }
                 StorageOp::Commit(s) => commit_to = Some(s),
+                StorageOp::Truncate(s) => {
+                    result = Err(crate::storage::StorageError::TruncationUnsupported(s));
+                }
             }
             if result.is_err() {
                 break;

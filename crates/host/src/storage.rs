@@ -120,6 +120,8 @@ pub enum StorageError {
     OutOfOrder { last: SeqNo, got: SeqNo },
     #[error("chunk starting at {0} would exceed the 4 GiB limit of CCF's u32 positions table")]
     ChunkTooLarge(SeqNo),
+    #[error("ledger truncation to {0} is not supported yet")]
+    TruncationUnsupported(SeqNo),
 }
 
 impl<D: Disk> LedgerWriter<D> {

@@ -79,4 +79,7 @@ pub struct GenesisConfig {
     pub service_data: Option<serde_json::Value>,
     /// The JavaScript constitution recorded at genesis (`command.start.constitution_files`).
     pub constitution: Option<String>,
+    /// Further nodes recorded as Trusted at genesis, with their certificates. CCF adds nodes by
+    /// join; this is for in-process replication tests of the core until join lands.
+    pub other_trusted_nodes: Vec<(String, coco_codec::tables::NodeInfo, String)>,
 }

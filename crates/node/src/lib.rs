@@ -15,6 +15,7 @@ pub mod gov;
 pub mod identity;
 pub mod jwt;
 pub mod proposals;
+mod replica;
 pub mod secrets;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -61,6 +62,17 @@ pub enum Input {
     Tick,
     /// Every ledger entry up to and including `seqno` is durable on disk (written and fsynced).
     Persisted { seqno: SeqNo },
+    /// Entries read from the ledger after `Output::FetchEntries`.
+    Fetched {
+        peer: String,
+        from_idx: SeqNo,
+        entries: Vec<Bytes>,
+    },
+    /// A consensus message from another node (node-to-node channel, peer authenticated).
+    Consensus {
+        from: String,
+        message: coco_consensus::Message,
+    },
     /// Storage failed (a write or fsync error). The core stops accepting writes and never again
     /// advances commit: data whose fsync did not complete must never be reported committed.
     StorageFailed { reason: String },
@@ -85,6 +97,17 @@ pub enum Output {
     /// Everything up to `seqno` is globally committed: the host may mark chunks committed.
     GlobalCommit {
         txid: TxId,
+    },
+    /// Read ledger entries `from_idx..=to_idx` and hand them back with `Input::Fetched` (the
+    /// consensus core no longer holds their bytes; a lagging peer needs them).
+    FetchEntries {
+        peer: String,
+        from_idx: SeqNo,
+        to_idx: SeqNo,
+    },
+    /// Discard every ledger entry after `seqno` (they were never committed).
+    Truncate {
+        seqno: SeqNo,
     },
     /// A consensus message for another node (node-to-node channel).
     Consensus {
@@ -179,17 +202,14 @@ pub struct Node {
 }
 
 impl Node {
-    /// Creates a node that starts a new service (CCF `Start` mode): writes the genesis
-    /// transaction and its signature (and, with the pre-governance bootstrap, the transaction that
-    /// opens the service). `ledger_secret` must come from a CSPRNG.
-    pub fn start_genesis(
+    /// The state every node starts from: empty KV, a Merkle tree holding leaf 0, no view yet.
+    fn new(
         config: CoreConfig,
         identity: NodeIdentity,
-        genesis: &GenesisConfig,
         ledger_secret: [u8; 32],
         plugins: Plugins,
         now: Now,
-        out: &mut Vec<Output>,
+        raft: coco_consensus::Raft,
     ) -> Node {
         let mut registry = endpoints::node_registry();
         registry.extend(endpoints::common_registry("/app"));
@@ -204,11 +224,11 @@ impl Node {
         };
         let consensus = ConsensusView {
             node_id: identity.node_id.clone(),
-            primary_id: Some(identity.node_id.clone()),
-            view: FIRST_VIEW,
+            primary_id: None,
+            view: raft.term(),
             last_seqno: 0,
             commit: TxId::default(),
-            view_history: vec![(FIRST_VIEW, 1)],
+            view_history: Vec::new(),
             last_signed_seqno: 0,
         };
         let mut tree = MerkleTree::new();
@@ -216,13 +236,7 @@ impl Node {
         tree.append([0u8; 32]);
         let node_id_typed = coco_types::NodeId::from_hex(&identity.node_id)
             .expect("node ids are hex SHA-256 digests");
-        let raft = coco_consensus::Raft::new_service(
-            identity.node_id.clone(),
-            config.consensus,
-            config.seed,
-            now.monotonic_ms,
-        );
-        let mut node = Node {
+        Node {
             node_id_typed,
             service_kid_hex: identity.service_kid_hex(),
             config,
@@ -247,12 +261,36 @@ impl Node {
             pending_certificates: VecDeque::new(),
             constitution_loader: plugins.constitution,
             constitution_cache: None,
-            service_data: genesis
-                .service_data
-                .clone()
-                .unwrap_or(serde_json::Value::Null),
+            service_data: serde_json::Value::Null,
             service_create_txid: None,
-        };
+        }
+    }
+
+    /// Creates a node that starts a new service (CCF `Start` mode): writes the genesis
+    /// transaction and its signature (and, with the pre-governance bootstrap, the transaction that
+    /// opens the service). `ledger_secret` must come from a CSPRNG.
+    pub fn start_genesis(
+        config: CoreConfig,
+        identity: NodeIdentity,
+        genesis: &GenesisConfig,
+        ledger_secret: [u8; 32],
+        plugins: Plugins,
+        now: Now,
+        out: &mut Vec<Output>,
+    ) -> Node {
+        let raft = coco_consensus::Raft::new_service(
+            identity.node_id.clone(),
+            config.consensus,
+            config.seed,
+            now.monotonic_ms,
+        );
+        let mut node = Node::new(config, identity, ledger_secret, plugins, now, raft);
+        node.consensus.primary_id = Some(node.identity.node_id.clone());
+        node.consensus.view_history = vec![(FIRST_VIEW, 1)];
+        node.service_data = genesis
+            .service_data
+            .clone()
+            .unwrap_or(serde_json::Value::Null);
         node.write_genesis(genesis, out);
         node.emit_signature(now, out);
         if genesis.open_service_without_governance {
@@ -294,6 +332,30 @@ impl Node {
             }
             Input::Tick => self.on_tick(now, out),
             Input::Persisted { seqno } => self.on_persisted(now, seqno, out),
+            Input::Fetched {
+                peer,
+                from_idx,
+                entries,
+            } => {
+                let mut actions = Vec::new();
+                self.raft.step(
+                    coco_consensus::Input::Fetched {
+                        peer,
+                        from_idx,
+                        data: entries,
+                    },
+                    &mut actions,
+                );
+                self.on_consensus(now, actions, out);
+            }
+            Input::Consensus { from, message } => {
+                let mut actions = Vec::new();
+                self.raft.step(
+                    coco_consensus::Input::Receive { from, message },
+                    &mut actions,
+                );
+                self.on_consensus(now, actions, out);
+            }
             Input::StorageFailed { reason } => {
                 if self.storage_failure.is_none() {
                     self.storage_failure = Some(reason);
@@ -372,13 +434,21 @@ impl Node {
                 }
                 Action::BecameCandidate { .. } => self.consensus.primary_id = None,
                 Action::Retired => self.consensus.primary_id = None,
-                Action::Rollback { .. } | Action::Append { .. } | Action::FetchEntries { .. } => {
-                    // Entries are applied by backups and fetched for lagging peers; this node is
-                    // the only voter of its configuration until nodes can join (issue 5).
-                    panic!(
-                        "consensus asked a sole primary to serve or apply replicated entries: {action:?}"
-                    )
+                Action::Rollback { to_idx } => self.roll_back(to_idx, out),
+                Action::Append { first_idx, entries } => {
+                    for (k, entry) in entries.iter().enumerate() {
+                        self.apply_replicated(first_idx + k as SeqNo, entry, out);
+                    }
                 }
+                Action::FetchEntries {
+                    peer,
+                    from_idx,
+                    to_idx,
+                } => out.push(Output::FetchEntries {
+                    peer,
+                    from_idx,
+                    to_idx,
+                }),
             }
         }
     }
@@ -497,6 +567,14 @@ impl Node {
                     StatusCode::SERVICE_UNAVAILABLE,
                     ErrorCode::TransactionReplicationFailed,
                     format!("This node's storage failed ({reason}); it accepts no writes."),
+                )
+                .into_response();
+            }
+            if self.raft.role() != coco_consensus::Role::Leader {
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::NodeCannotHandleRequest,
+                    "Node is not primary; cannot handle write.",
                 )
                 .into_response();
             }
@@ -1131,6 +1209,18 @@ impl Node {
             Bytes::from(id.node_id.clone()),
             Bytes::from(id.node_cert_pem.clone()),
         );
+        for (node_id, info, cert_pem) in &genesis.other_trusted_nodes {
+            tx.put(
+                tables::NODES_INFO,
+                Bytes::from(node_id.clone()),
+                ccf_json(info),
+            );
+            tx.put(
+                tables::NODES_ENDORSED_CERTIFICATES,
+                Bytes::from(node_id.clone()),
+                Bytes::from(cert_pem.clone()),
+            );
+        }
         let write_set = match self.store.commit(tx, 1) {
             Ok(CommitResult::Committed { write_set }) => write_set,
             other => panic!("genesis always commits, got {other:?}"),

@@ -1,0 +1,168 @@
+//! What a backup does with the entries the primary replicates, and what any node does when the
+//! consensus core rolls its log back.
+//!
+//! A replicated entry is applied from its exact bytes: the private domain is decrypted with the
+//! ledger secret (the public domain is the AAD, so tampering fails), the write set goes into the
+//! KV, the entry's Merkle leaf is appended, a signature transaction's root is checked against the
+//! tree, and the same bytes are handed to the host for the ledger — so every node's ledger is
+//! byte-identical. Backups never execute application code.
+
+use bytes::Bytes;
+use coco_codec::domain::{parse_private_domain, parse_public_domain_shared};
+use coco_codec::entry::{EntryFlags, parse_entry};
+use coco_codec::tables;
+use coco_codec::write_set::WriteSet;
+use coco_consensus::Entry;
+use coco_crypto::sha256;
+use coco_types::{SeqNo, TxId};
+
+use crate::{CoreConfig, Node, NodeIdentity, Now, Output, Plugins};
+
+impl Node {
+    /// A node joining an existing service that already holds the service identity and the
+    /// ledger secret (what CCF's `NetworkInfo` carries): it waits for the primary's entries.
+    pub fn join(
+        config: CoreConfig,
+        identity: NodeIdentity,
+        ledger_secret: [u8; 32],
+        plugins: Plugins,
+        now: Now,
+    ) -> Node {
+        let raft = coco_consensus::Raft::new_joiner(
+            identity.node_id.clone(),
+            config.consensus,
+            config.seed,
+            now.monotonic_ms,
+        );
+        Node::new(config, identity, ledger_secret, plugins, now, raft)
+    }
+
+    /// Applies the entry at `idx` replicated by the primary. An entry that does not decrypt,
+    /// parse or match this node's Merkle tree stops the node (as a storage failure would):
+    /// under crash-fault tolerance the primary is trusted, so this means corruption or a bug.
+    pub(crate) fn apply_replicated(&mut self, idx: SeqNo, entry: &Entry, out: &mut Vec<Output>) {
+        if self.storage_failure.is_some() {
+            return;
+        }
+        if let Err(e) = self.try_apply_replicated(idx, entry, out) {
+            self.storage_failure = Some(format!("replicated entry {idx} refused: {e}"));
+        }
+    }
+
+    fn try_apply_replicated(
+        &mut self,
+        idx: SeqNo,
+        entry: &Entry,
+        out: &mut Vec<Output>,
+    ) -> Result<(), String> {
+        assert_eq!(
+            idx,
+            self.consensus.last_seqno + 1,
+            "entries arrive in order"
+        );
+        let view = parse_entry(&entry.data).map_err(|e| e.to_string())?;
+        if view.seqno != idx || view.view != entry.term {
+            return Err(format!(
+                "entry carries {} but was replicated as {}.{idx}",
+                view.tx_id(),
+                entry.term
+            ));
+        }
+        let public_start = entry.data.len() - view.public.len() - view.private.len();
+        let public = parse_public_domain_shared(
+            &entry
+                .data
+                .slice(public_start..public_start + view.public.len()),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut private = view.private.to_vec();
+        if !private.is_empty() {
+            self.secret
+                .key()
+                .open_in_place_detached(view.iv, view.public, &mut private, view.tag)
+                .map_err(|e| format!("private domain: {e}"))?;
+        }
+        let mut write_set = WriteSet {
+            maps: public.maps.clone(),
+        };
+        for (name, changes) in parse_private_domain(&private).map_err(|e| e.to_string())? {
+            write_set.maps.insert(name, changes);
+        }
+        let is_signature = write_set.maps.contains_key(tables::SIGNATURES);
+        if is_signature != entry.committable {
+            return Err(format!(
+                "committable flag {} but signature transaction {is_signature}",
+                entry.committable
+            ));
+        }
+        if is_signature {
+            let raw = write_set.maps[tables::SIGNATURES]
+                .writes
+                .get(&tables::SINGLETON_KEY[..])
+                .and_then(|v| v.as_ref())
+                .ok_or("signature transaction without a signature")?;
+            let sig: tables::SignatureValue =
+                tables::from_ccf_json(raw).map_err(|e| format!("signature: {e}"))?;
+            if sig.root != self.tree.root() {
+                return Err("the signed Merkle root differs from this node's tree".into());
+            }
+        }
+        self.store
+            .apply(&write_set, idx)
+            .map_err(|e| format!("KV: {e}"))?;
+        let mut leaf_input = [0u8; 96];
+        leaf_input[..32].copy_from_slice(&sha256(&entry.data));
+        leaf_input[32..64].copy_from_slice(
+            &public
+                .prefix
+                .commit_evidence_digest
+                .ok_or("entry without commit evidence")?,
+        );
+        leaf_input[64..].copy_from_slice(&public.prefix.claims_digest.unwrap_or([0; 32]));
+        self.tree.append(sha256(&leaf_input));
+        assert_eq!(self.tree.len(), idx + 1, "Merkle leaf i must be seqno i");
+        self.consensus.last_seqno = idx;
+        if is_signature {
+            self.consensus.last_signed_seqno = idx;
+        }
+        if self
+            .consensus
+            .view_history
+            .last()
+            .is_none_or(|(v, _)| *v != view.view)
+        {
+            self.consensus.view_history.push((view.view, idx));
+        }
+        self.observe_governance_writes(&write_set, idx);
+        out.push(Output::Append {
+            txid: TxId::new(view.view, idx),
+            bytes: Bytes::clone(&entry.data),
+            force_chunk_after: view.flags().contains(EntryFlags::FORCE_LEDGER_CHUNK_AFTER),
+            is_signature,
+        });
+        Ok(())
+    }
+
+    /// Discards everything after `to`: KV versions, Merkle leaves, pending certificate changes,
+    /// and (through the host) the ledger's tail.
+    pub(crate) fn roll_back(&mut self, to: SeqNo, out: &mut Vec<Output>) {
+        assert!(
+            to >= self.consensus.commit.seqno,
+            "rollback below the commit index"
+        );
+        self.store
+            .rollback(to)
+            .expect("the KV keeps every uncommitted version");
+        self.tree
+            .retract_to(to + 1)
+            .expect("the tree keeps every uncommitted leaf");
+        self.consensus.last_seqno = to;
+        self.consensus.last_signed_seqno = self.raft.last_committable().0;
+        self.consensus
+            .view_history
+            .retain(|(_, first)| *first <= to);
+        self.pending_certificates.retain(|(seqno, _)| *seqno <= to);
+        self.persisted_seqno = self.persisted_seqno.min(to);
+        out.push(Output::Truncate { seqno: to });
+    }
+}
