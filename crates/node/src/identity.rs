@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use coco_codec::tables;
 use coco_crypto::{CryptoError, EcKeyPair, RsaKeyPair, SubjectAltName, Validity};
 
 /// A node's identity and the service identity it signs with.
@@ -58,6 +59,35 @@ impl NodeIdentity {
             service_cert_pem,
             encryption_key,
         })
+    }
+
+    /// This node's `nodes.info` record as a Trusted node with a virtual quote.
+    pub fn trusted_node_info(
+        &self,
+        node_to_node_interface: tables::NetInterface,
+        rpc_interfaces: std::collections::BTreeMap<String, tables::NetInterface>,
+    ) -> tables::NodeInfo {
+        tables::NodeInfo {
+            node_to_node_interface,
+            rpc_interfaces,
+            will_locally_seal_ledger_secrets: false,
+            quote_info: tables::QuoteInfo {
+                format: tables::QuoteFormat::InsecureVirtual,
+                quote: Vec::new(),
+                endorsements: Vec::new(),
+                uvm_endorsements: None,
+                endorsed_tcb: None,
+            },
+            encryption_pub_key: self.encryption_key.public_key_pem(),
+            status: tables::NodeStatus::Trusted,
+            ledger_secret_seqno: Some(1),
+            code_digest: None,
+            certificate_signing_request: Some(self.node_csr_pem.clone()),
+            public_key: Some(self.node_key.public_key_pem()),
+            node_data: serde_json::Value::Null,
+            cert: None,
+            retired_committed: false,
+        }
     }
 
     /// The COSE `kid` of the service key: the ASCII hex SHA-256 of its SPKI DER.

@@ -1178,27 +1178,12 @@ impl Node {
                 );
             }
         }
-        let node_info = tables::NodeInfo {
-            node_to_node_interface: genesis.node_to_node_interface.clone(),
-            rpc_interfaces: genesis.rpc_interfaces.clone(),
-            will_locally_seal_ledger_secrets: false,
-            quote_info: tables::QuoteInfo {
-                format: tables::QuoteFormat::InsecureVirtual,
-                quote: Vec::new(),
-                endorsements: Vec::new(),
-                uvm_endorsements: None,
-                endorsed_tcb: None,
-            },
-            encryption_pub_key: id.encryption_key.public_key_pem(),
-            status: tables::NodeStatus::Trusted,
-            ledger_secret_seqno: Some(0),
-            code_digest: None,
-            certificate_signing_request: Some(id.node_csr_pem.clone()),
-            public_key: Some(id.node_key.public_key_pem()),
-            node_data: genesis.node_data.clone(),
-            cert: None,
-            retired_committed: false,
-        };
+        let mut node_info = id.trusted_node_info(
+            genesis.node_to_node_interface.clone(),
+            genesis.rpc_interfaces.clone(),
+        );
+        node_info.ledger_secret_seqno = Some(0);
+        node_info.node_data = genesis.node_data.clone();
         tx.put(
             tables::NODES_INFO,
             Bytes::from(id.node_id.clone()),

@@ -65,9 +65,7 @@ impl NetworkIdentity {
         valid_from: &str,
         validity_period_days: u64,
     ) -> Result<String, String> {
-        let from = coco_crypto::parse_ccf_time(valid_from).map_err(|e| e.to_string())?;
-        let validity = coco_crypto::validity_for_days(from, validity_period_days)
-            .map_err(|e| e.to_string())?;
+        let validity = ccf_validity(valid_from, validity_period_days)?;
         coco_crypto::endorse_csr(csr_pem, &self.service_key, &self.service_cert_pem, validity)
             .map_err(|e| format!("Failed to create endorsed cert: {e}"))
     }
@@ -79,12 +77,16 @@ impl NetworkIdentity {
         valid_from: &str,
         validity_period_days: u64,
     ) -> Result<String, String> {
-        let from = coco_crypto::parse_ccf_time(valid_from).map_err(|e| e.to_string())?;
-        let validity = coco_crypto::validity_for_days(from, validity_period_days)
-            .map_err(|e| e.to_string())?;
+        let validity = ccf_validity(valid_from, validity_period_days)?;
         coco_crypto::renew_self_signed_ca_cert(&self.service_key, &self.service_cert_pem, validity)
             .map_err(|e| format!("Error: {e}"))
     }
+}
+
+/// A certificate validity period as CCF's proposals give it: a time string and a number of days.
+fn ccf_validity(valid_from: &str, days: u64) -> Result<coco_crypto::Validity, String> {
+    let from = coco_crypto::parse_ccf_time(valid_from).map_err(|e| e.to_string())?;
+    coco_crypto::validity_for_days(from, days).map_err(|e| e.to_string())
 }
 
 /// Effects of governance that belong to the node rather than the KV: an `apply` may request

@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use coco_app_api::{Method, Response};
-use coco_codec::tables;
 use coco_crypto::{Curve, EcKeyPair, RsaKeyPair};
 use coco_node::{
     CoreConfig, GenesisConfig, Input, MemberSpec, Node, NodeIdentity, Output, UserSpec,
@@ -40,30 +39,6 @@ fn config() -> CoreConfig {
             append_entries_batch_max: 8,
         },
         ..CoreConfig::default()
-    }
-}
-
-fn node_info(id: &NodeIdentity) -> tables::NodeInfo {
-    tables::NodeInfo {
-        node_to_node_interface: Default::default(),
-        rpc_interfaces: Default::default(),
-        will_locally_seal_ledger_secrets: false,
-        quote_info: tables::QuoteInfo {
-            format: tables::QuoteFormat::InsecureVirtual,
-            quote: Vec::new(),
-            endorsements: Vec::new(),
-            uvm_endorsements: None,
-            endorsed_tcb: None,
-        },
-        encryption_pub_key: id.encryption_key.public_key_pem(),
-        status: tables::NodeStatus::Trusted,
-        ledger_secret_seqno: Some(1),
-        code_digest: None,
-        certificate_signing_request: Some(id.node_csr_pem.clone()),
-        public_key: Some(id.node_key.public_key_pem()),
-        node_data: serde_json::Value::Null,
-        cert: None,
-        retired_committed: false,
     }
 }
 
@@ -106,7 +81,10 @@ impl Cluster {
             maximum_node_certificate_validity_days: 365,
             other_trusted_nodes: others
                 .iter()
-                .map(|b| (b.node_id.clone(), node_info(b), b.node_cert_pem.clone()))
+                .map(|b| {
+                    let info = b.trusted_node_info(Default::default(), Default::default());
+                    (b.node_id.clone(), info, b.node_cert_pem.clone())
+                })
                 .collect(),
             ..Default::default()
         };
