@@ -388,10 +388,6 @@ impl Raft {
             data,
         }
     }
-    /// The active configurations, oldest first.
-    pub fn configurations(&self) -> impl Iterator<Item = (SeqNo, &Configuration)> {
-        self.configurations.iter().map(|(i, c)| (*i, c))
-    }
 
     /// The last committable index and its term ((0, 0) if none).
     pub fn last_committable(&self) -> (SeqNo, View) {

@@ -176,8 +176,6 @@ pub struct Node {
     last_signature_ms: u64,
     /// Ledger bytes appended since the last chunk boundary.
     bytes_since_chunk: u64,
-    /// Highest seqno known durable on disk.
-    persisted_seqno: SeqNo,
     /// The consensus core: replication, elections and the commit rule.
     raft: coco_consensus::Raft,
     /// Set when storage failed: the node is fail-stopped for writes and commit.
@@ -252,7 +250,6 @@ impl Node {
             txs_since_signature: 0,
             last_signature_ms: now.monotonic_ms,
             bytes_since_chunk: 0,
-            persisted_seqno: 0,
             raft,
             storage_failure: None,
             conflict_retries: 0,
@@ -336,25 +333,17 @@ impl Node {
                 peer,
                 from_idx,
                 entries,
-            } => {
-                let mut actions = Vec::new();
-                self.raft.step(
-                    coco_consensus::Input::Fetched {
-                        peer,
-                        from_idx,
-                        data: entries,
-                    },
-                    &mut actions,
-                );
-                self.on_consensus(now, actions, out);
-            }
+            } => self.consensus_step(
+                now,
+                coco_consensus::Input::Fetched {
+                    peer,
+                    from_idx,
+                    data: entries,
+                },
+                out,
+            ),
             Input::Consensus { from, message } => {
-                let mut actions = Vec::new();
-                self.raft.step(
-                    coco_consensus::Input::Receive { from, message },
-                    &mut actions,
-                );
-                self.on_consensus(now, actions, out);
+                self.consensus_step(now, coco_consensus::Input::Receive { from, message }, out)
             }
             Input::StorageFailed { reason } => {
                 if self.storage_failure.is_none() {
@@ -369,14 +358,13 @@ impl Node {
     }
 
     fn on_tick(&mut self, now: Now, out: &mut Vec<Output>) {
-        let mut actions = Vec::new();
-        self.raft.step(
+        self.consensus_step(
+            now,
             coco_consensus::Input::Tick {
                 now_ms: now.monotonic_ms,
             },
-            &mut actions,
+            out,
         );
-        self.on_consensus(now, actions, out);
         let due = now.monotonic_ms.saturating_sub(self.last_signature_ms)
             >= self.config.signature_interval_ms;
         if due && self.txs_since_signature > 0 {
@@ -392,12 +380,13 @@ impl Node {
             seqno <= self.consensus.last_seqno,
             "storage reports seqno {seqno} beyond the last appended"
         );
-        self.persisted_seqno = self.persisted_seqno.max(seqno);
+        self.consensus_step(now, coco_consensus::Input::Persisted { idx: seqno }, out);
+    }
+
+    /// Feeds the consensus core and acts on what it decides.
+    fn consensus_step(&mut self, now: Now, input: coco_consensus::Input, out: &mut Vec<Output>) {
         let mut actions = Vec::new();
-        self.raft.step(
-            coco_consensus::Input::Persisted { idx: seqno },
-            &mut actions,
-        );
+        self.raft.step(input, &mut actions);
         self.on_consensus(now, actions, out);
     }
 
@@ -1015,10 +1004,7 @@ impl Node {
             self.bytes_since_chunk = 0;
         }
         let bytes = Bytes::from(entry);
-        let configuration = write_set
-            .maps
-            .contains_key(tables::NODES_INFO)
-            .then(|| std::sync::Arc::new(self.trusted_nodes()));
+        let configuration = self.configuration_after(write_set);
         let idx = self
             .raft
             .propose(is_signature, configuration, bytes.clone())
@@ -1033,8 +1019,12 @@ impl Node {
         txid
     }
 
-    /// The nodes that vote from now on: those `nodes.info` records as Trusted.
-    fn trusted_nodes(&self) -> std::collections::BTreeSet<String> {
+    /// The configuration a just-applied transaction introduces, if it wrote `nodes.info`: the
+    /// nodes recorded as Trusted vote from then on. Primary and backups derive it the same way.
+    fn configuration_after(&self, write_set: &WriteSet) -> Option<coco_consensus::Configuration> {
+        if !write_set.maps.contains_key(tables::NODES_INFO) {
+            return None;
+        }
         let mut nodes = std::collections::BTreeSet::new();
         self.store.begin().for_each(tables::NODES_INFO, |k, v| {
             if tables::from_ccf_json::<tables::NodeInfo>(v)
@@ -1044,7 +1034,7 @@ impl Node {
             }
             true
         });
-        nodes
+        Some(std::sync::Arc::new(nodes))
     }
 
     /// Writes a signature transaction over the current Merkle root (ccf-reference §1.9).

@@ -110,6 +110,11 @@ impl Node {
         self.store
             .apply(&write_set, idx)
             .map_err(|e| format!("KV: {e}"))?;
+        if self.configuration_after(&write_set) != entry.configuration {
+            return Err(
+                "the configuration replicated with the entry differs from its nodes.info".into(),
+            );
+        }
         let mut leaf_input = [0u8; 96];
         leaf_input[..32].copy_from_slice(&sha256(&entry.data));
         leaf_input[32..64].copy_from_slice(
@@ -162,7 +167,6 @@ impl Node {
             .view_history
             .retain(|(_, first)| *first <= to);
         self.pending_certificates.retain(|(seqno, _)| *seqno <= to);
-        self.persisted_seqno = self.persisted_seqno.min(to);
         out.push(Output::Truncate { seqno: to });
     }
 }
