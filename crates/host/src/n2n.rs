@@ -20,7 +20,6 @@ use bytes::Bytes;
 use coco_consensus::Message;
 use coco_types::limits::{CONSENSUS_MESSAGE_BYTES_MAX, N2N_QUEUE_MESSAGE_COUNT_MAX};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
@@ -28,7 +27,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use crate::tls::TlsSetupError;
+use crate::tls::{HandshakeSignatures, TlsSetupError};
 
 /// How long to wait before dialling an unreachable peer again.
 const REDIAL_DELAY: Duration = Duration::from_millis(200);
@@ -76,7 +75,7 @@ fn peer_node_id(certs: Option<&[CertificateDer<'_>]>) -> Option<String> {
 
 #[derive(Debug)]
 struct ServiceEndorsed {
-    provider: Arc<CryptoProvider>,
+    signatures: HandshakeSignatures,
     service_spki: Vec<u8>,
     /// For a dialling node: the node it means to reach.
     expected: Option<String>,
@@ -93,27 +92,6 @@ impl ServiceEndorsed {
             ));
         }
         Ok(())
-    }
-    fn tls12(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(m, c, d, &self.provider.signature_verification_algorithms)
-    }
-    fn tls13(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(m, c, d, &self.provider.signature_verification_algorithms)
-    }
-    fn schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
     }
 }
 
@@ -136,7 +114,7 @@ impl ClientCertVerifier for ServiceEndorsed {
         c: &CertificateDer<'_>,
         d: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.tls12(m, c, d)
+        self.signatures.tls12(m, c, d)
     }
     fn verify_tls13_signature(
         &self,
@@ -144,10 +122,10 @@ impl ClientCertVerifier for ServiceEndorsed {
         c: &CertificateDer<'_>,
         d: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.tls13(m, c, d)
+        self.signatures.tls13(m, c, d)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.schemes()
+        self.signatures.schemes()
     }
 }
 
@@ -169,7 +147,7 @@ impl ServerCertVerifier for ServiceEndorsed {
         c: &CertificateDer<'_>,
         d: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.tls12(m, c, d)
+        self.signatures.tls12(m, c, d)
     }
     fn verify_tls13_signature(
         &self,
@@ -177,10 +155,10 @@ impl ServerCertVerifier for ServiceEndorsed {
         c: &CertificateDer<'_>,
         d: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.tls13(m, c, d)
+        self.signatures.tls13(m, c, d)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.schemes()
+        self.signatures.schemes()
     }
 }
 
@@ -214,7 +192,7 @@ fn server_config(identity: &ChannelIdentity) -> Result<Arc<rustls::ServerConfig>
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let (certs, key, service_spki) = certs_and_key(identity)?;
     let verifier = Arc::new(ServiceEndorsed {
-        provider: provider.clone(),
+        signatures: HandshakeSignatures(provider.clone()),
         service_spki,
         expected: None,
     });
@@ -232,7 +210,7 @@ fn client_config(
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let (certs, key, service_spki) = certs_and_key(identity)?;
     let verifier = Arc::new(ServiceEndorsed {
-        provider: provider.clone(),
+        signatures: HandshakeSignatures(provider.clone()),
         service_spki,
         expected: Some(peer.to_owned()),
     });

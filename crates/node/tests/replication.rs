@@ -11,10 +11,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use coco_app_api::{Method, Response};
 use coco_crypto::{Curve, EcKeyPair, RsaKeyPair};
-use coco_node::{
-    CoreConfig, GenesisConfig, Input, MemberSpec, Node, NodeIdentity, Output, UserSpec,
-};
-use common::{VALIDITY, identity, now, request};
+use coco_node::{CoreConfig, GenesisConfig, Input, Node, NodeIdentity, Output};
+use common::{VALIDITY, identity, now, open_genesis, peer, request};
 
 struct Cluster {
     nodes: BTreeMap<String, Node>,
@@ -66,19 +64,6 @@ impl Cluster {
         let member_key = EcKeyPair::generate(Curve::P256).unwrap();
         let member_pem = coco_crypto::self_signed_cert(&member_key, "member0", VALIDITY).unwrap();
         let genesis = GenesisConfig {
-            members: vec![MemberSpec {
-                cert_pem: member_pem,
-                encryption_public_key_pem: None,
-                member_data: None,
-                recovery_role: None,
-            }],
-            users: vec![UserSpec {
-                cert_pem: user_pem.clone(),
-                user_data: None,
-            }],
-            open_service_without_governance: true,
-            recovery_threshold: 1,
-            maximum_node_certificate_validity_days: 365,
             other_trusted_nodes: others
                 .iter()
                 .map(|b| {
@@ -86,7 +71,7 @@ impl Cluster {
                     (b.node_id.clone(), info, b.node_cert_pem.clone())
                 })
                 .collect(),
-            ..Default::default()
+            ..open_genesis(&member_pem, &user_pem)
         };
         let plugins = || coco_node::Plugins {
             app: coco_app_logging::registry(),
@@ -101,13 +86,7 @@ impl Cluster {
             now_ms: 0,
             responses: BTreeMap::new(),
             next_request: 0,
-            user: {
-                let der = coco_crypto::pem_to_der_certs(&user_pem).unwrap().remove(0);
-                coco_app_api::PeerCert {
-                    fingerprint_hex: coco_crypto::cert_der_fingerprint_hex(&der),
-                    der: Bytes::from(der),
-                }
-            },
+            user: peer(&user_pem),
         };
         let secret = [9; 32];
         for (k, b) in others.into_iter().enumerate() {

@@ -21,7 +21,28 @@ pub struct Fixture {
     pub node_cert_pem: String,
 }
 
-fn peer(pem: &str) -> PeerCert {
+/// Genesis of an open service with one member and one user (the pre-governance bootstrap).
+pub fn open_genesis(member_pem: &str, user_pem: &str) -> GenesisConfig {
+    GenesisConfig {
+        members: vec![MemberSpec {
+            cert_pem: member_pem.to_owned(),
+            encryption_public_key_pem: None,
+            member_data: None,
+            recovery_role: None,
+        }],
+        users: vec![UserSpec {
+            cert_pem: user_pem.to_owned(),
+            user_data: None,
+        }],
+        open_service_without_governance: true,
+        recovery_threshold: 1,
+        maximum_node_certificate_validity_days: 365,
+        ..Default::default()
+    }
+}
+
+/// The TLS client certificate a request presents.
+pub fn peer(pem: &str) -> PeerCert {
     let der = coco_crypto::pem_to_der_certs(pem).unwrap().remove(0);
     PeerCert {
         fingerprint_hex: coco_crypto::cert_der_fingerprint_hex(&der),
@@ -71,21 +92,8 @@ pub fn fixture_with(
     let member_key = EcKeyPair::generate(Curve::P256).unwrap();
     let member_pem = coco_crypto::self_signed_cert(&member_key, "member0", VALIDITY).unwrap();
     let genesis = GenesisConfig {
-        members: vec![MemberSpec {
-            cert_pem: member_pem.clone(),
-            encryption_public_key_pem: None,
-            member_data: None,
-            recovery_role: None,
-        }],
-        users: vec![UserSpec {
-            cert_pem: user_pem.clone(),
-            user_data: None,
-        }],
-        open_service_without_governance: true,
-        recovery_threshold: 1,
-        maximum_node_certificate_validity_days: 365,
         constitution,
-        ..Default::default()
+        ..open_genesis(&member_pem, &user_pem)
     };
     let mut out = Vec::new();
     let node = Node::start_genesis(
