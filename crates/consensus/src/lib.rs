@@ -456,13 +456,17 @@ impl Raft {
             });
         }
         let idx = self.last_idx() + 1;
+        let reconfigures = configuration.is_some();
         self.push_entry(Entry {
             term: self.term,
             committable,
             configuration,
             data,
         });
-        self.refresh_peers();
+        // Peers change only with the configurations; most proposals leave them alone.
+        if reconfigures {
+            self.refresh_peers();
+        }
         Ok(idx)
     }
 
