@@ -46,6 +46,16 @@ pub enum ErrorCode {
     ProposalNotOpen,
     ProposalNotFound,
     VoteAlreadyExists,
+    /// A joining node's attestation was refused (`/node/join`).
+    InvalidQuote,
+    /// A joining node's CSR is not for the key of its TLS certificate.
+    CSRPublicKeyInvalid,
+    /// Another node already publishes this node-to-node address.
+    NodeAlreadyExists,
+    /// A retired node tried to join again.
+    NodeAlreadyRetired,
+    /// The primary changed under a session forwarded to it.
+    SessionConsistencyLost,
 }
 
 impl ErrorCode {
@@ -86,6 +96,11 @@ impl ErrorCode {
             ErrorCode::ProposalNotOpen => "ProposalNotOpen",
             ErrorCode::ProposalNotFound => "ProposalNotFound",
             ErrorCode::VoteAlreadyExists => "VoteAlreadyExists",
+            ErrorCode::InvalidQuote => "InvalidQuote",
+            ErrorCode::CSRPublicKeyInvalid => "CSRPublicKeyInvalid",
+            ErrorCode::NodeAlreadyExists => "NodeAlreadyExists",
+            ErrorCode::NodeAlreadyRetired => "NodeAlreadyRetired",
+            ErrorCode::SessionConsistencyLost => "SessionConsistencyLost",
         }
     }
 }

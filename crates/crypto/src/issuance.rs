@@ -35,6 +35,23 @@ pub fn certificate_signing_request(
     csr.pem().map_err(gen_err)
 }
 
+/// The public key (SubjectPublicKeyInfo DER) a CSR asks to have certified. Only parses: the
+/// CSR's own signature is checked when it is endorsed ([`endorse_csr`]).
+pub fn csr_public_key_spki_der(csr_pem: &str) -> Result<Vec<u8>, CryptoError> {
+    let block = pem::parse(csr_pem).map_err(|e| CryptoError::Pem(e.to_string()))?;
+    if block.tag() != "CERTIFICATE REQUEST" {
+        return Err(CryptoError::PemLabel("CERTIFICATE REQUEST"));
+    }
+    let (rest, parsed) = X509CertificationRequest::from_der(block.contents())
+        .map_err(|e| CryptoError::Certificate(format!("malformed CSR: {e}")))?;
+    if !rest.is_empty() {
+        return Err(CryptoError::Certificate(
+            "trailing bytes after the CSR".into(),
+        ));
+    }
+    Ok(parsed.certification_request_info.subject_pki.raw.to_vec())
+}
+
 /// Issues the certificate a CSR asks for, signed by the service identity (`issuer_key`, whose
 /// certificate is `issuer_cert_pem`): the CSR's subject name, key and subject alternative names,
 /// `CA:FALSE`, subject and authority key identifiers. The CSR's own signature must verify.

@@ -46,8 +46,8 @@ pub use hash::{
     HMAC_SHA256_SIZE_BYTES, SHA256_SIZE_BYTES, Sha256, hmac_sha256, random_bytes, sha256,
 };
 pub use issuance::{
-    certificate_signing_request, endorse_csr, parse_ccf_time, renew_self_signed_ca_cert,
-    validity_for_days,
+    certificate_signing_request, csr_public_key_spki_der, endorse_csr, parse_ccf_time,
+    renew_self_signed_ca_cert, validity_for_days,
 };
 pub use jws::{ec_spki_der, rsa_spki_der, verify_jws, x5c_spki_der};
 pub use rsa::{

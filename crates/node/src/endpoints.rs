@@ -171,6 +171,14 @@ pub fn node_registry() -> Registry {
         |_ctx| Ok(Response::new(StatusCode::NO_CONTENT)),
     );
     r.route_fn(
+        Method::POST,
+        "/node/join",
+        &[AuthPolicy::AnyCert],
+        EndpointMode::ReadWrite,
+        "Join the service (attested; the caller's TLS certificate is its node identity)",
+        |_ctx| Err(ApiError::internal("/node/join must be served by the node")),
+    );
+    r.route_fn(
         Method::GET,
         "/node/version",
         NO_AUTH,

@@ -25,6 +25,9 @@ pub struct NodeIdentity {
     pub service_cert_pem: String,
     /// RSA key for ledger-secret distribution (`encryption_pub_key` in `nodes.info`).
     pub encryption_key: RsaKeyPair,
+    /// SHA-256 of the node executable: the host data of the node's virtual attestation. The
+    /// host sets it; engine tests leave it zero.
+    pub virtual_host_data: [u8; 32],
 }
 
 impl NodeIdentity {
@@ -58,7 +61,42 @@ impl NodeIdentity {
             service_key,
             service_cert_pem,
             encryption_key,
+            virtual_host_data: [0; 32],
         })
+    }
+
+    /// The identity of a node that joined: its own key, self-signed certificate and CSR, and
+    /// what the primary sent in `NetworkInfo` (endorsed certificate, service identity).
+    #[allow(clippy::too_many_arguments)]
+    pub fn joined(
+        node_key: EcKeyPair,
+        node_self_signed_cert_pem: String,
+        node_csr_pem: String,
+        node_cert_pem: String,
+        service_key: Arc<EcKeyPair>,
+        service_cert_pem: String,
+        encryption_key: RsaKeyPair,
+        virtual_host_data: [u8; 32],
+    ) -> Self {
+        NodeIdentity {
+            node_id: coco_crypto::spki_fingerprint_hex(&node_key.public_key_spki_der()),
+            node_key,
+            node_cert_pem,
+            node_csr_pem,
+            node_self_signed_cert_pem,
+            service_key,
+            service_cert_pem,
+            encryption_key,
+            virtual_host_data,
+        }
+    }
+
+    /// This node's attestation (a virtual quote binding its identity key).
+    pub fn quote_info(&self) -> tables::QuoteInfo {
+        crate::attestation::virtual_quote_info(
+            &self.virtual_host_data,
+            &self.node_key.public_key_spki_der(),
+        )
     }
 
     /// This node's `nodes.info` record as a Trusted node with a virtual quote.
@@ -71,17 +109,11 @@ impl NodeIdentity {
             node_to_node_interface,
             rpc_interfaces,
             will_locally_seal_ledger_secrets: false,
-            quote_info: tables::QuoteInfo {
-                format: tables::QuoteFormat::InsecureVirtual,
-                quote: Vec::new(),
-                endorsements: Vec::new(),
-                uvm_endorsements: None,
-                endorsed_tcb: None,
-            },
+            quote_info: self.quote_info(),
             encryption_pub_key: self.encryption_key.public_key_pem(),
             status: tables::NodeStatus::Trusted,
             ledger_secret_seqno: Some(1),
-            code_digest: None,
+            code_digest: Some(crate::attestation::VIRTUAL_MEASUREMENT.to_owned()),
             certificate_signing_request: Some(self.node_csr_pem.clone()),
             public_key: Some(self.node_key.public_key_pem()),
             node_data: serde_json::Value::Null,

@@ -9,10 +9,12 @@
 //! Architecture invariant: this crate knows nothing of sockets, files, threads or clocks. The
 //! host crate owns those and feeds this one.
 
+pub mod attestation;
 pub mod config;
 pub mod endpoints;
 pub mod gov;
 pub mod identity;
+pub mod join;
 pub mod jwt;
 pub mod proposals;
 mod replica;
@@ -109,9 +111,13 @@ pub enum Output {
     Truncate {
         seqno: SeqNo,
     },
-    /// A consensus message for another node (node-to-node channel).
+    /// A consensus message for another node (node-to-node channel). `address` is the peer's
+    /// published node-to-node address from `nodes.info`; `None` while this node has not yet
+    /// replicated the peer's record (a joiner answering the primary): send it on a channel the
+    /// peer opened, if any.
     Consensus {
         to: String,
+        address: Option<String>,
         message: coco_consensus::Message,
     },
     /// Governance renewed this node's service-endorsed certificate
@@ -197,6 +203,9 @@ pub struct Node {
     service_data: serde_json::Value,
     /// The genesis transaction id (`current_service_create_txid`).
     service_create_txid: Option<TxId>,
+    /// Node id → published node-to-node address of every node in `nodes.info` that takes part
+    /// in consensus (not retired, or retired but not yet committed as such).
+    peer_addresses: BTreeMap<String, String>,
 }
 
 impl Node {
@@ -260,6 +269,7 @@ impl Node {
             constitution_cache: None,
             service_data: serde_json::Value::Null,
             service_create_txid: None,
+            peer_addresses: BTreeMap::new(),
         }
     }
 
@@ -289,6 +299,7 @@ impl Node {
             .clone()
             .unwrap_or(serde_json::Value::Null);
         node.write_genesis(genesis, out);
+        node.refresh_peer_addresses();
         node.emit_signature(now, out);
         if genesis.open_service_without_governance {
             node.write_service_status(ServiceStatus::Open, out);
@@ -343,7 +354,11 @@ impl Node {
                 out,
             ),
             Input::Consensus { from, message } => {
-                self.consensus_step(now, coco_consensus::Input::Receive { from, message }, out)
+                // The channel authenticated a service-endorsed node; once this node knows the
+                // service's nodes, only those taking part in consensus are heard.
+                if self.peer_addresses.is_empty() || self.peer_addresses.contains_key(&from) {
+                    self.consensus_step(now, coco_consensus::Input::Receive { from, message }, out)
+                }
             }
             Input::StorageFailed { reason } => {
                 if self.storage_failure.is_none() {
@@ -407,7 +422,11 @@ impl Node {
                         .expect("the consensus core commits entries it holds");
                     self.global_commit(TxId::new(view, idx), out);
                 }
-                Action::Send { to, message } => out.push(Output::Consensus { to, message }),
+                Action::Send { to, message } => out.push(Output::Consensus {
+                    address: self.peer_addresses.get(&to).cloned(),
+                    to,
+                    message,
+                }),
                 Action::BecameLeader { term } => {
                     self.consensus.view = term;
                     self.consensus.primary_id = Some(self.identity.node_id.clone());
@@ -581,8 +600,9 @@ impl Node {
             self.requested_hooks.clear();
             let mut tx = self.store.begin();
             let read_txid = TxId::new(self.view_of_last(), self.consensus.last_seqno);
-            let (result, claims_digest) = if endpoint.template.starts_with("/gov/members/proposals")
-            {
+            let (result, claims_digest) = if endpoint.template == "/node/join" {
+                (self.join_endpoint(&mut tx, request, &caller), None)
+            } else if endpoint.template.starts_with("/gov/members/proposals") {
                 (
                     self.proposal_endpoint(
                         &mut tx,
@@ -763,6 +783,9 @@ impl Node {
     /// Governance changes the node acts on: the service status (opening the app frontend) at
     /// once; renewed node and service certificates once `seqno` commits.
     fn observe_governance_writes(&mut self, write_set: &WriteSet, seqno: SeqNo) {
+        if write_set.maps.contains_key(tables::NODES_INFO) {
+            self.refresh_peer_addresses();
+        }
         let own_cert = write_set
             .maps
             .get(tables::NODES_ENDORSED_CERTIFICATES)
@@ -789,6 +812,24 @@ impl Node {
                 _ => ServiceStatus::Opening,
             };
         }
+    }
+
+    /// Re-reads the consensus participants' addresses from `nodes.info` (after it changed or
+    /// was rolled back).
+    fn refresh_peer_addresses(&mut self) {
+        let mut peers = BTreeMap::new();
+        self.store.begin().for_each(tables::NODES_INFO, |k, v| {
+            if let Ok(info) = tables::from_ccf_json::<tables::NodeInfo>(v)
+                && (info.status != tables::NodeStatus::Retired || !info.retired_committed)
+            {
+                peers.insert(
+                    String::from_utf8_lossy(k).into_owned(),
+                    join::published(&info.node_to_node_interface).to_owned(),
+                );
+            }
+            true
+        });
+        self.peer_addresses = peers;
     }
 
     fn view_of_last(&self) -> View {
@@ -1168,6 +1209,7 @@ impl Node {
                 );
             }
         }
+        attestation::trust_own_quote(&mut tx, &id.quote_info());
         let mut node_info = id.trusted_node_info(
             genesis.node_to_node_interface.clone(),
             genesis.rpc_interfaces.clone(),

@@ -167,6 +167,7 @@ impl Node {
             .view_history
             .retain(|(_, first)| *first <= to);
         self.pending_certificates.retain(|(seqno, _)| *seqno <= to);
+        self.refresh_peer_addresses();
         out.push(Output::Truncate { seqno: to });
     }
 }

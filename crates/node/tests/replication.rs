@@ -11,6 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use coco_app_api::{Method, Response};
 use coco_crypto::{Curve, EcKeyPair, RsaKeyPair};
+use coco_node::join::{JoinRequest, JoinResponse, Joiner, NodeInfoNetwork};
 use coco_node::{CoreConfig, GenesisConfig, Input, Node, NodeIdentity, Output};
 use common::{VALIDITY, identity, now, open_genesis, peer, request};
 
@@ -25,6 +26,41 @@ struct Cluster {
     responses: BTreeMap<u64, Response>,
     next_request: u64,
     user: coco_app_api::PeerCert,
+}
+
+fn plugins() -> coco_node::Plugins {
+    coco_node::Plugins {
+        app: coco_app_logging::registry(),
+        constitution: None,
+    }
+}
+
+fn n2n_interface(address: &str) -> coco_codec::tables::NetInterface {
+    coco_codec::tables::NetInterface {
+        bind_address: address.to_owned(),
+        ..Default::default()
+    }
+}
+
+fn network(address: &str) -> NodeInfoNetwork {
+    NodeInfoNetwork {
+        node_to_node_interface: n2n_interface(address),
+        rpc_interfaces: Default::default(),
+    }
+}
+
+/// Fresh keys for a joining node running the same executable as the genesis node (engine tests
+/// use all-zero host data).
+fn new_joiner() -> Joiner {
+    Joiner::new(
+        EcKeyPair::generate(Curve::P384).unwrap(),
+        "CCF Node",
+        &[],
+        VALIDITY,
+        RsaKeyPair::generate(2048).unwrap(),
+        [0; 32],
+    )
+    .unwrap()
 }
 
 fn config() -> CoreConfig {
@@ -73,10 +109,6 @@ impl Cluster {
                 .collect(),
             ..open_genesis(&member_pem, &user_pem)
         };
-        let plugins = || coco_node::Plugins {
-            app: coco_app_logging::registry(),
-            constitution: None,
-        };
         let mut cluster = Cluster {
             nodes: BTreeMap::new(),
             ledgers: BTreeMap::new(),
@@ -117,6 +149,87 @@ impl Cluster {
         cluster
     }
 
+    /// A service still Opening, with only its genesis node: nodes join it by `/node/join`.
+    fn opening() -> Cluster {
+        let primary = identity();
+        let user_key = EcKeyPair::generate(Curve::P256).unwrap();
+        let user_pem = coco_crypto::self_signed_cert(&user_key, "user0", VALIDITY).unwrap();
+        let member_key = EcKeyPair::generate(Curve::P256).unwrap();
+        let member_pem = coco_crypto::self_signed_cert(&member_key, "member0", VALIDITY).unwrap();
+        let genesis = GenesisConfig {
+            open_service_without_governance: false,
+            node_to_node_interface: n2n_interface("127.0.0.1:9000"),
+            ..open_genesis(&member_pem, &user_pem)
+        };
+        let mut cluster = Cluster::empty(&user_pem);
+        let mut out = Vec::new();
+        let pid = primary.node_id.clone();
+        let node = Node::start_genesis(
+            config(),
+            primary,
+            &genesis,
+            [9; 32],
+            plugins(),
+            now(0),
+            &mut out,
+        );
+        cluster.nodes.insert(pid.clone(), node);
+        cluster.ledgers.insert(pid.clone(), Vec::new());
+        cluster.route(&pid, out);
+        cluster
+    }
+
+    fn empty(user_pem: &str) -> Cluster {
+        Cluster {
+            nodes: BTreeMap::new(),
+            ledgers: BTreeMap::new(),
+            messages: Vec::new(),
+            persisted: BTreeMap::new(),
+            cut_off: BTreeSet::new(),
+            now_ms: 0,
+            responses: BTreeMap::new(),
+            next_request: 0,
+            user: peer(user_pem),
+        }
+    }
+
+    /// Sends `POST /node/join` for `joiner` to `via` with `body`, as the joiner's TLS client.
+    fn join_call(&mut self, via: &str, joiner: &Joiner, body: &JoinRequest) -> Response {
+        let req = request(
+            Method::POST,
+            "/node/join",
+            &serde_json::to_string(body).unwrap(),
+            Some(&peer(&joiner.self_signed_cert_pem)),
+        );
+        self.step_request(via, req)
+    }
+
+    /// A new node joins through `via`; if the primary trusts it at once, it starts as a backup.
+    /// Returns its id and the join response.
+    fn join(&mut self, via: &str, address: &str) -> (String, JoinResponse) {
+        let joiner = new_joiner();
+        let body = joiner.request(network(address), serde_json::Value::Null);
+        let r = self.join_call(via, &joiner, &body);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let response: JoinResponse = serde_json::from_slice(&r.body).unwrap();
+        let id = joiner.node_id();
+        assert_eq!(response.node_id, id);
+        if let Some(info) = &response.network_info {
+            let secret = info.latest_ledger_secret().unwrap();
+            let identity = joiner.into_identity(info).unwrap();
+            let cfg = CoreConfig {
+                seed: self.nodes.len() as u64,
+                ..config()
+            };
+            self.nodes.insert(
+                id.clone(),
+                Node::join(cfg, identity, secret, plugins(), now(self.now_ms)),
+            );
+            self.ledgers.insert(id.clone(), Vec::new());
+        }
+        (id, response)
+    }
+
     fn route(&mut self, from: &str, out: Vec<Output>) {
         for o in out {
             match o {
@@ -138,7 +251,7 @@ impl Cluster {
                     let p = self.persisted.entry(from.to_owned()).or_default();
                     *p = (*p).min(seqno);
                 }
-                Output::Consensus { to, message } => {
+                Output::Consensus { to, message, .. } => {
                     self.messages.push((from.to_owned(), to, message));
                 }
                 Output::FetchEntries {
@@ -217,9 +330,13 @@ impl Cluster {
     }
 
     fn call(&mut self, node: &str, method: Method, path: &str, body: &str) -> Response {
+        let req = request(method, path, body, Some(&self.user.clone()));
+        self.step_request(node, req)
+    }
+
+    fn step_request(&mut self, node: &str, req: coco_app_api::Request) -> Response {
         let id = self.next_request;
         self.next_request += 1;
-        let req = request(method, path, body, Some(&self.user.clone()));
         let mut out = Vec::new();
         let now = now(self.now_ms);
         self.nodes
@@ -314,4 +431,189 @@ fn a_new_primary_discards_the_old_primarys_unsigned_suffix() {
     assert_eq!(c.read(&old, 100), None, "the unreplicated write is gone");
     assert_eq!(c.read(&old, 3).as_deref(), Some("kept"));
     assert_eq!(c.read(&old, 200).as_deref(), Some("after"));
+}
+
+#[test]
+fn nodes_join_an_opening_service_and_take_over_when_the_primary_fails() {
+    let mut c = Cluster::opening();
+    let p = c.primary();
+    let (a, ra) = c.join(&p, "127.0.0.1:9001");
+    let (b, rb) = c.join(&p, "127.0.0.1:9002");
+    for r in [&ra, &rb] {
+        assert_eq!(r.node_status, coco_codec::tables::NodeStatus::Trusted);
+        let info = r
+            .network_info
+            .as_ref()
+            .expect("network info for a trusted node");
+        assert_eq!(
+            info.service_status,
+            coco_codec::tables::ServiceStatus::Opening
+        );
+    }
+    c.run(200);
+    for id in [&a, &b] {
+        let node = &c.nodes[id];
+        assert_eq!(
+            node.consensus().commit,
+            c.nodes[&p].consensus().commit,
+            "{id} caught up"
+        );
+        let commit = node.consensus().commit.seqno as usize;
+        assert!(commit >= 5, "{commit}");
+        assert_eq!(c.ledgers[id][..commit], c.ledgers[&p][..commit]);
+    }
+    let r = c.call(&a, Method::GET, "/node/network/nodes", "");
+    let nodes: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let trusted = nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["status"] == "Trusted")
+        .count();
+    assert_eq!(trusted, 3, "{nodes}");
+    // The genesis node fails: the two joined nodes form a majority and elect one of them, which
+    // signs (and so commits) in its new view.
+    c.cut_off.insert(p.clone());
+    c.run(600);
+    let new = c.primary();
+    assert!(new == a || new == b, "{new}");
+    let commit = c.nodes[&new].consensus().commit;
+    assert!(commit.view > 2, "{commit:?}");
+    let other = if new == a { &b } else { &a };
+    assert_eq!(c.nodes[other].consensus().commit, commit);
+}
+
+#[test]
+fn a_node_joining_an_open_service_stays_pending() {
+    let mut c = Cluster::new(0);
+    let p = c.primary();
+    let (id, r) = c.join(&p, "127.0.0.1:9003");
+    assert_eq!(r.node_status, coco_codec::tables::NodeStatus::Pending);
+    assert!(r.network_info.is_none(), "no secrets for a pending node");
+    assert!(!c.nodes.contains_key(&id));
+    c.run(50);
+    let r = c.call(&p, Method::GET, &format!("/node/network/nodes/{id}"), "");
+    let node: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(node["status"], "Pending");
+}
+
+/// Every way a join request can be wrong, and the error CCF gives for it.
+#[test]
+fn join_requests_are_checked() {
+    let mut c = Cluster::opening();
+    let p = c.primary();
+    let joiner = new_joiner();
+    let good = joiner.request(network("127.0.0.1:9010"), serde_json::Value::Null);
+    let other = new_joiner();
+    let quote_of = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut body = good.clone();
+        let mut q: serde_json::Value = serde_json::from_slice(&body.quote_info.quote).unwrap();
+        f(&mut q);
+        body.quote_info.quote = serde_json::to_vec(&q).unwrap();
+        body
+    };
+    let other_key_hash = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .encode(coco_crypto::sha256(&other.node_key.public_key_spki_der()))
+    };
+    let cases: Vec<(&str, JoinRequest, u16, &str, &str)> = vec![
+        (
+            "unknown measurement",
+            quote_of(&|q| q["measurement"] = "something else".into()),
+            401,
+            "InvalidQuote",
+            "known enclave measurement",
+        ),
+        (
+            "untrusted host data",
+            quote_of(&|q| q["host_data"] = hex::encode([1u8; 32]).into()),
+            401,
+            "InvalidQuote",
+            "host data",
+        ),
+        (
+            "quote binds another key",
+            quote_of(&|q| q["report_data"] = other_key_hash.clone().into()),
+            401,
+            "InvalidQuote",
+            "public key hash",
+        ),
+        (
+            "quote is not JSON",
+            JoinRequest {
+                quote_info: coco_codec::tables::QuoteInfo {
+                    quote: b"\x00garbage".to_vec(),
+                    ..good.quote_info.clone()
+                },
+                ..good.clone()
+            },
+            401,
+            "InvalidQuote",
+            "malformed virtual quote",
+        ),
+        (
+            "CSR for another key",
+            JoinRequest {
+                certificate_signing_request: Some(other.csr_pem.clone()),
+                ..good.clone()
+            },
+            400,
+            "CSRPublicKeyInvalid",
+            "does not match",
+        ),
+        (
+            "node-to-node address taken by the primary",
+            JoinRequest {
+                node_info_network: network("127.0.0.1:9000"),
+                ..good.clone()
+            },
+            400,
+            "NodeAlreadyExists",
+            "127.0.0.1:9000",
+        ),
+        (
+            "encryption key is not RSA",
+            JoinRequest {
+                public_encryption_key: "not a key".into(),
+                ..good.clone()
+            },
+            400,
+            "InvalidInput",
+            "public_encryption_key",
+        ),
+    ];
+    for (name, body, status, code, message) in cases {
+        let r = c.join_call(&p, &joiner, &body);
+        let text = String::from_utf8_lossy(&r.body).into_owned();
+        assert_eq!(r.status, status, "{name}: {text}");
+        assert!(
+            text.contains(code) && text.contains(message),
+            "{name}: {text}"
+        );
+    }
+    // Without a TLS client certificate, or with a body that is not a join request.
+    let r = c.step_request(&p, request(Method::POST, "/node/join", "{}", None));
+    assert_eq!(r.status, 401);
+    let r = c.step_request(
+        &p,
+        request(
+            Method::POST,
+            "/node/join",
+            "{\"quote_info\": 1}",
+            Some(&peer(&joiner.self_signed_cert_pem)),
+        ),
+    );
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    // None of the refused requests recorded the node.
+    let r = c.call(
+        &p,
+        Method::GET,
+        &format!("/node/network/nodes/{}", joiner.node_id()),
+        "",
+    );
+    assert_eq!(r.status, 404);
+    // The good request still works.
+    let r = c.join_call(&p, &joiner, &good);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
 }
