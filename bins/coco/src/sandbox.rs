@@ -31,8 +31,9 @@ pub struct Args {
     /// made by an earlier sandbox.
     #[arg(long, default_value = "workspace")]
     pub workspace: PathBuf,
-    /// Number of nodes. One until replication lands.
-    #[arg(long, default_value_t = 1)]
+    /// Number of nodes. The first starts the service; the others join it while it is Opening
+    /// (so they are trusted at once), then member0 opens it.
+    #[arg(long, default_value_t = 3)]
     pub nodes: usize,
     /// RPC port of the first node; node i listens on port + i.
     #[arg(long, default_value_t = 8000)]
@@ -52,10 +53,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if args.nodes != 1 {
+    if args.nodes == 0 || args.nodes > limits::CONFIGURATION_NODE_COUNT_MAX {
         bail!(
-            "--nodes {}: only single-node networks are supported until replication lands",
-            args.nodes
+            "--nodes {}: expected between 1 and {}",
+            args.nodes,
+            limits::CONFIGURATION_NODE_COUNT_MAX
         );
     }
     let ws = absolute(&args.workspace)?;
@@ -75,7 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .port
             .checked_add(i as u16)
             .context("port out of range")?;
-        let config = node_config(&common, &dir, port, &args);
+        let config = node_config(&common, &dir, port, args.port, i == 0, &args);
         let config_path = dir.join("config.json");
         std::fs::write(&config_path, serde_json::to_string_pretty(&config)?)?;
         let log = std::fs::File::create(dir.join("out.log"))?;
@@ -89,9 +91,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .spawn()
             .with_context(|| format!("starting node {i}"))?;
         nodes.push(SandboxNode { dir, child, port });
+        // Nodes start one after another: each joins a service that is already serving.
+        if let Err(e) = wait_ready(&mut nodes, &common) {
+            stop_all(&mut nodes);
+            return Err(e);
+        }
     }
-    let result = wait_ready(&mut nodes, &common).and_then(|()| {
-        open_service(&common, nodes[0].port)?;
+    let result = open_service(&common, nodes[0].port).and_then(|()| {
         print_banner(&ws, &common, &nodes);
         wait_for_signal_or_exit(&mut nodes)
     });
@@ -135,18 +141,17 @@ fn prepare_workspace(ws: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn node_config(common: &Path, dir: &Path, port: u16, args: &Args) -> serde_json::Value {
+fn node_config(
+    common: &Path,
+    dir: &Path,
+    port: u16,
+    first_port: u16,
+    genesis: bool,
+    args: &Args,
+) -> serde_json::Value {
     let p = |name: &str| common.join(name).display().to_string();
-    serde_json::json!({
-        "network": {
-            "rpc_interfaces": {
-                "primary_rpc_interface": {
-                    "bind_address": format!("127.0.0.1:{port}"),
-                    "app_protocol": "HTTP1"
-                }
-            }
-        },
-        "command": {
+    let command = if genesis {
+        serde_json::json!({
             "type": "Start",
             "service_certificate_file": p("service_cert.pem"),
             "start": {
@@ -158,7 +163,29 @@ fn node_config(common: &Path, dir: &Path, port: u16, args: &Args) -> serde_json:
                 "initial_service_certificate_validity_days": args.validity_days,
                 "service_subject_name": "CN=CCF Service"
             }
+        })
+    } else {
+        serde_json::json!({
+            "type": "Join",
+            "service_certificate_file": p("service_cert.pem"),
+            "join": {
+                "target_rpc_address": format!("127.0.0.1:{first_port}"),
+                "retry_timeout": "200ms"
+            }
+        })
+    };
+    serde_json::json!({
+        "network": {
+            "rpc_interfaces": {
+                "primary_rpc_interface": {
+                    "bind_address": format!("127.0.0.1:{port}"),
+                    "app_protocol": "HTTP1"
+                }
+            },
+            // The OS picks the node-to-node port; nodes.info records the one bound.
+            "node_to_node_interface": {"bind_address": "127.0.0.1:0"}
         },
+        "command": command,
         "node_certificate": {
             "subject_alt_names": ["iPAddress:127.0.0.1", "dNSName:localhost"],
             "initial_validity_days": args.validity_days
@@ -273,37 +300,42 @@ fn print_banner(ws: &Path, common: &Path, nodes: &[SandboxNode]) {
     println!("Press Ctrl-C to stop.");
 }
 
-/// Blocks until SIGINT/SIGTERM or until a node exits on its own.
+/// Blocks until SIGINT/SIGTERM, or until every node has exited. A node that exits (or is
+/// killed) is reported; the others keep serving, as a replicated service does.
 fn wait_for_signal_or_exit(nodes: &mut [SandboxNode]) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let exited = rt.block_on(async {
+    let mut running = vec![true; nodes.len()];
+    let signalled = rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
         loop {
             tokio::select! {
-                _ = int.recv() => return Ok::<_, std::io::Error>(None),
-                _ = term.recv() => return Ok(None),
+                _ = int.recv() => return Ok::<_, std::io::Error>(true),
+                _ = term.recv() => return Ok(true),
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {
                     for (i, n) in nodes.iter_mut().enumerate() {
-                        if let Some(status) = n.child.try_wait()? {
-                            return Ok(Some((i, status)));
+                        if running[i] && let Some(status) = n.child.try_wait()? {
+                            running[i] = false;
+                            eprintln!(
+                                "node{i} exited ({status}); see {}",
+                                n.dir.join("out.log").display()
+                            );
                         }
+                    }
+                    if running.iter().all(|r| !r) {
+                        return Ok(false);
                     }
                 }
             }
         }
     })?;
-    match exited {
-        Some((i, status)) => bail!(
-            "node {i} exited unexpectedly ({status}); see {}",
-            nodes[i].dir.join("out.log").display()
-        ),
-        None => {
-            println!("Stopping the sandbox.");
-            Ok(())
-        }
+    if signalled {
+        println!("Stopping the sandbox.");
+        Ok(())
+    } else {
+        bail!("every node has exited")
     }
 }
 

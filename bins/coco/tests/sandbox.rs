@@ -1,5 +1,6 @@
-//! `coco sandbox`: the README's first command. Starts, prints working instructions, serves a
-//! user with the generated identities, and stops every node on SIGINT.
+//! `coco sandbox`: the README's first command. Starts three nodes (two join the first), prints
+//! working instructions, serves a user with the generated identities on every node, and stops
+//! every node on SIGINT.
 
 mod support;
 
@@ -71,8 +72,10 @@ fn sandbox_starts_serves_and_stops() {
     ] {
         assert!(common.join(f).exists(), "missing sandbox_common/{f}");
     }
-    for f in ["config.json", "coco.pid", "out.log", "ledger"] {
-        assert!(ws.join("node0").join(f).exists(), "missing node0/{f}");
+    for node in ["node0", "node1", "node2"] {
+        for f in ["config.json", "coco.pid", "out.log", "ledger"] {
+            assert!(ws.join(node).join(f).exists(), "missing {node}/{f}");
+        }
     }
     let read = |f: &str| std::fs::read_to_string(common.join(f)).unwrap();
     let cfg = ClientConfig::new(
@@ -94,6 +97,27 @@ fn sandbox_starts_serves_and_stops() {
         user.get("/app/log/private?id=42").unwrap().json(),
         serde_json::json!({"msg": "hello coco"})
     );
+    // The other two nodes joined and replicate: once the write commits there, they serve it.
+    let txid = support::txid_of(&r);
+    for k in 1..=2u16 {
+        let addr = format!("127.0.0.1:{}", port + k).parse().unwrap();
+        let mut backup = BlockingConnection::connect(&cfg, addr).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while backup
+            .get(&format!("/node/tx?transaction_id={txid}"))
+            .unwrap()
+            .json()["status"]
+            != "Committed"
+        {
+            assert!(Instant::now() < deadline, "node{k} did not commit {txid}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(
+            backup.get("/app/log/private?id=42").unwrap().json(),
+            serde_json::json!({"msg": "hello coco"}),
+            "node{k}"
+        );
+    }
 
     // member0 was activated by the sandbox, as CCF's sandbox does.
     let member_pem = read("member0_cert.pem");
@@ -118,11 +142,16 @@ fn sandbox_starts_serves_and_stops() {
             .contains("open_service_without_governance")
     );
 
-    let node_pid: i32 = std::fs::read_to_string(ws.join("node0/coco.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let node_pids: Vec<i32> = ["node0", "node1", "node2"]
+        .iter()
+        .map(|n| {
+            std::fs::read_to_string(ws.join(n).join("coco.pid"))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        })
+        .collect();
     unsafe {
         libc::kill(child.id() as libc::pid_t, libc::SIGINT);
     }
@@ -135,10 +164,12 @@ fn sandbox_starts_serves_and_stops() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "sandbox exited with {status}");
-    // The node process is gone too.
-    let alive = unsafe { libc::kill(node_pid, 0) } == 0;
-    assert!(
-        !alive,
-        "node process {node_pid} still running after the sandbox stopped"
-    );
+    // The node processes are gone too.
+    for node_pid in node_pids {
+        let alive = unsafe { libc::kill(node_pid, 0) } == 0;
+        assert!(
+            !alive,
+            "node process {node_pid} still running after the sandbox stopped"
+        );
+    }
 }

@@ -45,7 +45,8 @@ pub struct NodeConfigFile {
 #[serde(deny_unknown_fields)]
 pub struct Network {
     pub rpc_interfaces: BTreeMap<String, RpcInterface>,
-    /// Where node-to-node traffic will be served once replication lands; recorded in `nodes.info`.
+    /// Where peers reach this node's node-to-node channels (consensus); recorded in
+    /// `nodes.info`. Required to join, and for a genesis node others will join.
     pub node_to_node_interface: Option<Interface>,
 }
 
@@ -125,6 +126,33 @@ pub struct Command {
     #[serde(default = "default_service_cert_file")]
     pub service_certificate_file: PathBuf,
     pub start: Option<Start>,
+    pub join: Option<Join>,
+}
+
+/// `command.join`: where to ask to join and how to poll.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Join {
+    /// An RPC address of a node of the service (`host:port`).
+    pub target_rpc_address: String,
+    /// How long to wait between join attempts while Pending or unreachable.
+    #[serde(default = "default_join_retry")]
+    pub retry_timeout: DurationMs,
+    /// Follow a redirect to the primary (CCF's option; coco always asks the primary it is told
+    /// of when the target is a backup).
+    #[serde(default = "yes")]
+    pub follow_redirect: bool,
+    /// CCF's snapshot options: accepted for configuration compatibility. coco joiners replay the
+    /// ledger from the primary until snapshots exist.
+    #[serde(default = "yes")]
+    pub fetch_recent_snapshot: bool,
+}
+
+fn default_join_retry() -> DurationMs {
+    DurationMs(1000)
+}
+fn yes() -> bool {
+    true
 }
 
 fn default_service_cert_file() -> PathBuf {
@@ -339,6 +367,8 @@ pub struct OutputFiles {
     pub node_certificate_file: Option<PathBuf>,
     pub pid_file: Option<PathBuf>,
     pub rpc_addresses_file: Option<PathBuf>,
+    /// Written with the bound node-to-node address (useful with port 0).
+    pub node_to_node_address_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -526,11 +556,34 @@ impl NodeConfigFile {
                     return Err("at 'command.start.initial_service_certificate_validity_days': must be at least 1".into());
                 }
             }
-            CommandKind::Join | CommandKind::Recover => {
-                return Err(format!(
-                    "at 'command.type': {:?} is not supported yet (it arrives with replication and recovery)",
-                    self.command.kind
-                ));
+            CommandKind::Join => {
+                let join = self
+                    .command
+                    .join
+                    .as_ref()
+                    .ok_or("at 'command.join': required when command.type is Join")?;
+                if join
+                    .target_rpc_address
+                    .parse::<std::net::SocketAddr>()
+                    .is_err()
+                {
+                    return Err(format!(
+                        "at 'command.join.target_rpc_address': expected host:port, got {:?}",
+                        join.target_rpc_address
+                    ));
+                }
+                if join.retry_timeout.0 == 0 {
+                    return Err("at 'command.join.retry_timeout': must be positive".into());
+                }
+                if self.network.node_to_node_interface.is_none() {
+                    return Err("at 'network.node_to_node_interface': required to join".into());
+                }
+            }
+            CommandKind::Recover => {
+                return Err(
+                    "at 'command.type': Recover is not supported yet (it arrives with recovery)"
+                        .into(),
+                );
             }
         }
         if self.consensus.message_timeout.0 == 0
@@ -610,7 +663,8 @@ mod tests {
                 "network.rpc_interfaces.main.bind_address",
             ),
             (r#""type": "Start""#, r#""type": "Begin""#, "command.type"),
-            (r#""type": "Start""#, r#""type": "Join""#, "command.type"),
+            (r#""type": "Start""#, r#""type": "Join""#, "command.join"),
+            (r#""type": "Start""#, r#""type": "Recover""#, "command.type"),
             (
                 r#""members": [{"certificate_file": "m.pem"}]"#,
                 r#""members": []"#,

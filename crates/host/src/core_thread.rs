@@ -25,7 +25,23 @@ pub enum CoreMsg {
         request: Request,
         reply: oneshot::Sender<Response>,
     },
-    Persisted(SeqNo),
+    /// Everything up to `seqno` is durable, as of the `truncations`-th truncation: a report made
+    /// before a later truncation speaks of entries that no longer exist and is ignored.
+    Persisted {
+        seqno: SeqNo,
+        truncations: u64,
+    },
+    /// Entries read back from the ledger for a lagging peer.
+    Fetched {
+        peer: String,
+        from_idx: SeqNo,
+        entries: Vec<Bytes>,
+    },
+    /// A consensus message from a peer, authenticated by its node-to-node channel.
+    Consensus {
+        from: String,
+        message: coco_consensus::Message,
+    },
     StorageFailed(String),
     /// Stop after answering everything queued before this message.
     Shutdown,
@@ -42,6 +58,12 @@ pub enum StorageOp {
     Commit(SeqNo),
     /// Drop every entry after this seqno (a rolled-back, never committed suffix).
     Truncate(SeqNo),
+    /// Read entries back for a peer (answered with `CoreMsg::Fetched`).
+    Read {
+        peer: String,
+        from_idx: SeqNo,
+        to_idx: SeqNo,
+    },
 }
 
 /// The request queue is full.
@@ -71,6 +93,12 @@ impl CoreHandle {
 
     pub fn shutdown(&self) {
         let _ = self.tx.send(CoreMsg::Shutdown);
+    }
+
+    /// Delivers a consensus message from an authenticated peer. Returns false once the core has
+    /// stopped.
+    pub fn consensus(&self, from: String, message: coco_consensus::Message) -> bool {
+        self.tx.send(CoreMsg::Consensus { from, message }).is_ok()
     }
 }
 
@@ -110,6 +138,14 @@ pub struct Threads {
     pub handle: CoreHandle,
 }
 
+/// What the core thread acts on besides storage and replies: the TLS certificate it may renew
+/// and the node-to-node channels its consensus messages go out on.
+#[derive(Default)]
+pub struct Edges {
+    pub cert_slot: Option<Arc<crate::tls::NodeCertSlot>>,
+    pub network: Option<crate::n2n::Network>,
+}
+
 /// Starts the storage and core threads. `initial` are the outputs of genesis.
 pub fn spawn<D: Disk>(
     node: Node,
@@ -117,7 +153,7 @@ pub fn spawn<D: Disk>(
     writer: LedgerWriter<D>,
     clock: Clock,
     tick_ms: u64,
-    cert_slot: Option<Arc<crate::tls::NodeCertSlot>>,
+    edges: Edges,
 ) -> Threads {
     let (core_tx, core_rx) = mpsc::channel::<CoreMsg>();
     let (storage_tx, storage_rx) = mpsc::channel::<Vec<StorageOp>>();
@@ -139,7 +175,7 @@ pub fn spawn<D: Disk>(
                     storage: storage_tx,
                     queued,
                 };
-                core_loop(node, initial, channels, clock, tick_ms, cert_slot)
+                core_loop(node, initial, channels, clock, tick_ms, edges)
             })
             .expect("spawning the core thread")
     };
@@ -167,23 +203,27 @@ fn core_loop(
     channels: CoreChannels,
     clock: Clock,
     tick_ms: u64,
-    cert_slot: Option<Arc<crate::tls::NodeCertSlot>>,
+    edges: Edges,
 ) {
     let CoreChannels {
         rx,
         storage,
         queued,
     } = channels;
-    let mut replies: HashMap<RequestId, oneshot::Sender<Response>> = HashMap::new();
+    let mut router = Router {
+        replies: HashMap::new(),
+        ops: Vec::new(),
+        truncations_sent: 0,
+        edges,
+    };
     let mut next_id: RequestId = 0;
     let mut out = initial;
-    let mut ops = Vec::new();
     let mut last_tick = Instant::now();
     let tick = Duration::from_millis(tick_ms.max(1));
     let mut stopping = false;
     loop {
-        route_outputs(&mut out, &mut replies, &mut ops, cert_slot.as_deref());
-        if !ops.is_empty() && storage.send(std::mem::take(&mut ops)).is_err() {
+        router.route(&mut out);
+        if !router.ops.is_empty() && storage.send(std::mem::take(&mut router.ops)).is_err() {
             // The storage thread is gone: nothing can become durable any more.
             node.step(
                 clock.now(),
@@ -207,12 +247,34 @@ fn core_loop(
                 queued.fetch_sub(1, Ordering::AcqRel);
                 let id = next_id;
                 next_id += 1;
-                replies.insert(id, reply);
+                router.replies.insert(id, reply);
                 node.step(now, Input::Request { id, request }, out);
                 false
             }
-            CoreMsg::Persisted(seqno) => {
-                node.step(now, Input::Persisted { seqno }, out);
+            CoreMsg::Persisted { seqno, truncations } => {
+                if truncations == router.truncations_sent {
+                    node.step(now, Input::Persisted { seqno }, out);
+                }
+                false
+            }
+            CoreMsg::Fetched {
+                peer,
+                from_idx,
+                entries,
+            } => {
+                node.step(
+                    now,
+                    Input::Fetched {
+                        peer,
+                        from_idx,
+                        entries,
+                    },
+                    out,
+                );
+                false
+            }
+            CoreMsg::Consensus { from, message } => {
+                node.step(now, Input::Consensus { from, message }, out);
                 false
             }
             CoreMsg::StorageFailed(reason) => {
@@ -239,53 +301,77 @@ fn core_loop(
     }
 }
 
-fn route_outputs(
-    out: &mut Vec<Output>,
-    replies: &mut HashMap<RequestId, oneshot::Sender<Response>>,
-    ops: &mut Vec<StorageOp>,
-    cert_slot: Option<&crate::tls::NodeCertSlot>,
-) {
-    for o in out.drain(..) {
-        match o {
-            Output::Respond { id, response } => {
-                if let Some(r) = replies.remove(&id) {
-                    // The client may have gone away; that is not an error.
-                    let _ = r.send(response);
+/// Where the core's outputs go.
+struct Router {
+    replies: HashMap<RequestId, oneshot::Sender<Response>>,
+    /// Storage operations for the next batch.
+    ops: Vec<StorageOp>,
+    /// Truncations handed to storage so far (see `CoreMsg::Persisted`).
+    truncations_sent: u64,
+    edges: Edges,
+}
+
+impl Router {
+    fn route(&mut self, out: &mut Vec<Output>) {
+        let ops = &mut self.ops;
+        for o in out.drain(..) {
+            match o {
+                Output::Respond { id, response } => {
+                    if let Some(r) = self.replies.remove(&id) {
+                        // The client may have gone away; that is not an error.
+                        let _ = r.send(response);
+                    }
                 }
-            }
-            Output::Append {
-                txid,
-                bytes,
-                force_chunk_after,
-                ..
-            } => ops.push(StorageOp::Append {
-                txid,
-                bytes,
-                force_chunk_after,
-            }),
-            Output::GlobalCommit { txid } => ops.push(StorageOp::Commit(txid.seqno)),
-            Output::NodeCertificate { pem } => match cert_slot.map(|slot| slot.replace(&pem)) {
-                Some(Ok(())) => tracing::info!("serving the renewed node certificate"),
-                Some(Err(e)) => {
-                    tracing::error!(error = %e, "renewed node certificate refused; keeping the old one")
+                Output::Append {
+                    txid,
+                    bytes,
+                    force_chunk_after,
+                    ..
+                } => ops.push(StorageOp::Append {
+                    txid,
+                    bytes,
+                    force_chunk_after,
+                }),
+                Output::GlobalCommit { txid } => ops.push(StorageOp::Commit(txid.seqno)),
+                Output::NodeCertificate { pem } => {
+                    match self.edges.cert_slot.as_ref().map(|slot| slot.replace(&pem)) {
+                        Some(Ok(())) => tracing::info!("serving the renewed node certificate"),
+                        Some(Err(e)) => {
+                            tracing::error!(error = %e, "renewed node certificate refused; keeping the old one")
+                        }
+                        None => {}
+                    }
                 }
-                None => {}
-            },
-            Output::Truncate { seqno } => {
-                // Only a node that followed another primary rolls back, and nodes cannot join yet
-                // (issue 5): the ledger writer has no truncation. Refuse rather than diverge.
-                ops.push(StorageOp::Truncate(seqno));
-            }
-            Output::FetchEntries { peer, .. } => {
-                tracing::warn!(%peer, "no ledger reads for peers yet: entries not sent")
-            }
-            Output::Consensus { to, .. } => {
-                // A node is the only voter of its service until nodes can join, so its
-                // consensus core has no one to talk to; node-to-node channels come with joins.
-                tracing::warn!(peer = %to, "no node-to-node channel: consensus message dropped")
-            }
-            Output::ServiceCertificate { .. } => {
-                tracing::info!("the service certificate was renewed by governance")
+                Output::Truncate { seqno } => {
+                    self.truncations_sent += 1;
+                    ops.push(StorageOp::Truncate(seqno));
+                }
+                Output::FetchEntries {
+                    peer,
+                    from_idx,
+                    to_idx,
+                } => ops.push(StorageOp::Read {
+                    peer,
+                    from_idx,
+                    to_idx,
+                }),
+                Output::Consensus {
+                    to,
+                    address,
+                    message,
+                } => match self.edges.network.as_mut() {
+                    Some(network) => {
+                        if !network.send(&to, address.as_deref(), &message) {
+                            tracing::debug!(peer = %to, "consensus message dropped (no route or queue full)");
+                        }
+                    }
+                    None => {
+                        tracing::warn!(peer = %to, "no node-to-node interface: consensus message dropped")
+                    }
+                },
+                Output::ServiceCertificate { .. } => {
+                    tracing::info!("the service certificate was renewed by governance")
+                }
             }
         }
     }
@@ -297,6 +383,7 @@ fn storage_loop<D: Disk>(
     core: Sender<CoreMsg>,
 ) {
     let mut failed = false;
+    let mut truncations = 0u64;
     while let Ok(first) = rx.recv() {
         let mut batches = vec![first];
         while let Ok(more) = rx.try_recv() {
@@ -318,8 +405,25 @@ fn storage_loop<D: Disk>(
                 }
                 StorageOp::Commit(s) => commit_to = Some(s),
                 StorageOp::Truncate(s) => {
-                    result = Err(crate::storage::StorageError::TruncationUnsupported(s));
+                    truncations += 1;
+                    result = writer.truncate(s);
                 }
+                StorageOp::Read {
+                    peer,
+                    from_idx,
+                    to_idx,
+                } => match writer.read_entries(from_idx, to_idx) {
+                    Ok(entries) => {
+                        let _ = core.send(CoreMsg::Fetched {
+                            peer,
+                            from_idx,
+                            entries,
+                        });
+                    }
+                    // The peer asks again on its next probe; a read failure is not a reason
+                    // to stop this node's own storage.
+                    Err(e) => tracing::warn!(%peer, error = %e, "cannot read entries for a peer"),
+                },
             }
             if result.is_err() {
                 break;
@@ -334,7 +438,11 @@ fn storage_loop<D: Disk>(
         });
         match result {
             Ok(seqno) => {
-                if seqno > 0 && core.send(CoreMsg::Persisted(seqno)).is_err() {
+                if seqno > 0
+                    && core
+                        .send(CoreMsg::Persisted { seqno, truncations })
+                        .is_err()
+                {
                     return;
                 }
             }

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod core_thread;
 pub mod http;
+mod join;
 pub mod n2n;
 pub mod storage;
 pub mod tls;
@@ -54,6 +55,8 @@ pub enum StartError {
     Storage(#[from] storage::StorageError),
     #[error(transparent)]
     Tls(#[from] tls::TlsSetupError),
+    #[error("joining the service failed: {0}")]
+    Join(String),
     #[error("cannot bind interface {name} to {address}: {source}")]
     Bind {
         name: String,
@@ -208,7 +211,7 @@ fn parse_san(s: &str) -> Result<SubjectAltName, String> {
     }
 }
 
-/// Everything `start` creates before serving, split out so tests can use their own `Disk`.
+/// What a node starts from: its core, the outputs genesis produced, and its TLS identity.
 pub struct Prepared {
     pub node: Node,
     pub genesis_outputs: Vec<coco_node::Output>,
@@ -217,39 +220,92 @@ pub struct Prepared {
     pub service_cert_pem: String,
 }
 
-/// Creates identities and runs genesis (CCF `Start`), writing the service certificate and
-/// other output files.
-pub fn prepare(cfg: &NodeConfigFile, plugins: Plugins) -> Result<Prepared, StartError> {
-    assert_eq!(
-        cfg.command.kind,
-        CommandKind::Start,
-        "validated by the config parser"
-    );
-    let start = cfg
-        .command
-        .start
+/// The addresses this node's listeners are bound to (port 0 in the configuration becomes the
+/// port the OS chose; that is what `nodes.info` records unless a published address is set).
+struct Bound {
+    rpc: Vec<(String, std::net::TcpListener, config::RpcInterface)>,
+    rpc_addresses: BTreeMap<String, SocketAddr>,
+    node_to_node: Option<(std::net::TcpListener, SocketAddr)>,
+}
+
+fn bind(name: &str, address: &str) -> Result<(std::net::TcpListener, SocketAddr), StartError> {
+    let err = |source| StartError::Bind {
+        name: name.to_owned(),
+        address: address.to_owned(),
+        source,
+    };
+    let listener = std::net::TcpListener::bind(address).map_err(err)?;
+    listener.set_nonblocking(true).map_err(err)?;
+    let addr = listener.local_addr().map_err(err)?;
+    Ok((listener, addr))
+}
+
+fn bind_all(cfg: &NodeConfigFile) -> Result<Bound, StartError> {
+    let mut rpc = Vec::new();
+    let mut rpc_addresses = BTreeMap::new();
+    for (name, i) in &cfg.network.rpc_interfaces {
+        let (listener, addr) = bind(name, &i.bind_address)?;
+        rpc_addresses.insert(name.clone(), addr);
+        rpc.push((name.clone(), listener, i.clone()));
+    }
+    let node_to_node = cfg
+        .network
+        .node_to_node_interface
         .as_ref()
-        .expect("validated by the config parser");
-    let crypto = |e: coco_crypto::CryptoError| StartError::Crypto(e.to_string());
-    let now = unix_now();
-    let curve = if cfg.node_certificate.curve_id == "Secp256R1" {
+        .map(|i| bind("node_to_node_interface", &i.bind_address))
+        .transpose()?;
+    Ok(Bound {
+        rpc,
+        rpc_addresses,
+        node_to_node,
+    })
+}
+
+/// This node's interfaces as `nodes.info` records them.
+fn node_info_network(cfg: &NodeConfigFile, bound: &Bound) -> coco_node::join::NodeInfoNetwork {
+    let rpc_interfaces = cfg
+        .network
+        .rpc_interfaces
+        .iter()
+        .map(|(name, i)| {
+            let actual = bound.rpc_addresses[name].to_string();
+            (
+                name.clone(),
+                tables::NetInterface {
+                    bind_address: actual.clone(),
+                    published_address: i.published_address.clone().unwrap_or(actual),
+                    protocol: i.protocol.clone(),
+                    app_protocol: Some(i.app_protocol.clone()),
+                    max_open_sessions_soft: Some(i.max_open_sessions_soft as u64),
+                    max_open_sessions_hard: Some(i.max_open_sessions_hard as u64),
+                    ..Default::default()
+                },
+            )
+        })
+        .collect();
+    let node_to_node_interface = match (&cfg.network.node_to_node_interface, &bound.node_to_node) {
+        (Some(i), Some((_, addr))) => tables::NetInterface {
+            bind_address: addr.to_string(),
+            published_address: i.published_address.clone().unwrap_or(addr.to_string()),
+            ..Default::default()
+        },
+        _ => tables::NetInterface::default(),
+    };
+    coco_node::join::NodeInfoNetwork {
+        node_to_node_interface,
+        rpc_interfaces,
+    }
+}
+
+fn node_curve(cfg: &NodeConfigFile) -> Curve {
+    if cfg.node_certificate.curve_id == "Secp256R1" {
         Curve::P256
     } else {
         Curve::P384
-    };
+    }
+}
 
-    let service_key = EcKeyPair::generate(Curve::P384).map_err(crypto)?;
-    let service_days = i64::from(start.initial_service_certificate_validity_days);
-    let service_cert_pem = coco_crypto::self_signed_ca_cert(
-        &service_key,
-        &common_name(&start.service_subject_name),
-        Validity {
-            not_before_unix_s: now - 60,
-            not_after_unix_s: now + service_days * 86_400,
-        },
-    )
-    .map_err(crypto)?;
-
+fn node_sans(cfg: &NodeConfigFile) -> Result<Vec<SubjectAltName>, StartError> {
     let mut sans = Vec::new();
     for s in &cfg.node_certificate.subject_alt_names {
         sans.push(parse_san(s).map_err(|message| StartError::BadInput {
@@ -261,21 +317,114 @@ pub fn prepare(cfg: &NodeConfigFile, plugins: Plugins) -> Result<Prepared, Start
     if sans.is_empty() {
         sans.push(SubjectAltName::Ip("127.0.0.1".parse().expect("literal")));
     }
-    let node_days = i64::from(cfg.node_certificate.initial_validity_days);
-    let node_validity = Validity {
+    Ok(sans)
+}
+
+fn node_validity(cfg: &NodeConfigFile, now: i64) -> Validity {
+    let days = i64::from(cfg.node_certificate.initial_validity_days);
+    Validity {
         not_before_unix_s: now - 60,
-        not_after_unix_s: now + node_days * 86_400,
-    };
-    let identity = NodeIdentity::new(
-        EcKeyPair::generate(curve).map_err(crypto)?,
+        not_after_unix_s: now + days * 86_400,
+    }
+}
+
+fn crypto(e: coco_crypto::CryptoError) -> StartError {
+    StartError::Crypto(e.to_string())
+}
+
+/// The core's configuration; the COSE issuer and subject come from `command.start` at genesis
+/// and from the primary's `NetworkInfo` when joining.
+fn core_config(
+    cfg: &NodeConfigFile,
+    cose_issuer: String,
+    cose_subject: String,
+) -> Result<CoreConfig, StartError> {
+    Ok(CoreConfig {
+        signature_tx_interval_count: cfg.ledger_signatures.tx_count,
+        signature_interval_ms: cfg.ledger_signatures.delay.0,
+        chunk_size_bytes: cfg.ledger.chunk_size.0,
+        uncommitted_tx_count_max: cfg.consensus.max_uncommitted_tx_count,
+        cose_issuer,
+        cose_subject,
+        version: VERSION.to_owned(),
+        consensus: coco_consensus::Config {
+            message_timeout_ms: cfg.consensus.message_timeout.0,
+            election_timeout_ms: cfg.consensus.election_timeout.0,
+            append_entries_batch_max: coco_types::limits::APPEND_ENTRIES_BATCH_COUNT_MAX,
+        },
+        seed: {
+            let mut seed = [0u8; 8];
+            coco_crypto::random_bytes(&mut seed).map_err(crypto)?;
+            u64::from_le_bytes(seed)
+        },
+    })
+}
+
+/// SHA-256 of this node's executable: the host data of its virtual attestation (CCF's).
+fn executable_host_data() -> Result<[u8; 32], StartError> {
+    let path = std::env::current_exe().map_err(|source| StartError::File {
+        what: "node executable",
+        path: PathBuf::new(),
+        source,
+    })?;
+    let mut file = std::fs::File::open(&path).map_err(|source| StartError::File {
+        what: "node executable",
+        path: path.clone(),
+        source,
+    })?;
+    let mut hasher = coco_crypto::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        use std::io::Read;
+        let n = file.read(&mut buf).map_err(|source| StartError::File {
+            what: "node executable",
+            path: path.clone(),
+            source,
+        })?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finish())
+}
+
+/// Creates identities and runs genesis (CCF `Start`), writing the service certificate and
+/// other output files.
+fn prepare_start(
+    cfg: &NodeConfigFile,
+    plugins: Plugins,
+    bound: &Bound,
+    host_data: [u8; 32],
+) -> Result<Prepared, StartError> {
+    let start = cfg
+        .command
+        .start
+        .as_ref()
+        .expect("validated by the config parser");
+    let now = unix_now();
+    let service_key = EcKeyPair::generate(Curve::P384).map_err(crypto)?;
+    let service_days = i64::from(start.initial_service_certificate_validity_days);
+    let service_cert_pem = coco_crypto::self_signed_ca_cert(
+        &service_key,
+        &common_name(&start.service_subject_name),
+        Validity {
+            not_before_unix_s: now - 60,
+            not_after_unix_s: now + service_days * 86_400,
+        },
+    )
+    .map_err(crypto)?;
+    let mut identity = NodeIdentity::new(
+        EcKeyPair::generate(node_curve(cfg)).map_err(crypto)?,
         &common_name(&cfg.node_certificate.subject_name),
-        &sans,
-        node_validity,
+        &node_sans(cfg)?,
+        node_validity(cfg, now),
         std::sync::Arc::new(service_key),
         service_cert_pem.clone(),
         RsaKeyPair::generate(2048).map_err(crypto)?,
     )
     .map_err(crypto)?;
+    identity.virtual_host_data = host_data;
     let node_cert_pem = identity.node_cert_pem.clone();
 
     let mut members = Vec::new();
@@ -295,48 +444,15 @@ pub fn prepare(cfg: &NodeConfigFile, plugins: Plugins) -> Result<Prepared, Start
             recovery_role: m.recovery_role,
         });
     }
-    let rpc_interfaces = cfg
-        .network
-        .rpc_interfaces
-        .iter()
-        .map(|(name, i)| {
-            (
-                name.clone(),
-                tables::NetInterface {
-                    bind_address: i.bind_address.clone(),
-                    published_address: i
-                        .published_address
-                        .clone()
-                        .unwrap_or_else(|| i.bind_address.clone()),
-                    protocol: i.protocol.clone(),
-                    app_protocol: Some(i.app_protocol.clone()),
-                    max_open_sessions_soft: Some(i.max_open_sessions_soft as u64),
-                    max_open_sessions_hard: Some(i.max_open_sessions_hard as u64),
-                    ..Default::default()
-                },
-            )
-        })
-        .collect();
+    let network = node_info_network(cfg, bound);
     let genesis = GenesisConfig {
         members,
         recovery_threshold: start.service_configuration.recovery_threshold,
         maximum_node_certificate_validity_days: start
             .service_configuration
             .maximum_node_certificate_validity_days,
-        rpc_interfaces,
-        node_to_node_interface: cfg
-            .network
-            .node_to_node_interface
-            .as_ref()
-            .map(|i| tables::NetInterface {
-                bind_address: i.bind_address.clone(),
-                published_address: i
-                    .published_address
-                    .clone()
-                    .unwrap_or_else(|| i.bind_address.clone()),
-                ..Default::default()
-            })
-            .unwrap_or_default(),
+        rpc_interfaces: network.rpc_interfaces,
+        node_to_node_interface: network.node_to_node_interface,
         node_data: serde_json::Value::Null,
         constitution: if start.constitution_files.is_empty() {
             None
@@ -357,25 +473,11 @@ pub fn prepare(cfg: &NodeConfigFile, plugins: Plugins) -> Result<Prepared, Start
         // transition_service_to_open), as in CCF.
         ..GenesisConfig::default()
     };
-    let core = CoreConfig {
-        signature_tx_interval_count: cfg.ledger_signatures.tx_count,
-        signature_interval_ms: cfg.ledger_signatures.delay.0,
-        chunk_size_bytes: cfg.ledger.chunk_size.0,
-        uncommitted_tx_count_max: cfg.consensus.max_uncommitted_tx_count,
-        cose_issuer: start.cose_signatures.issuer.clone(),
-        cose_subject: start.cose_signatures.subject.clone(),
-        version: VERSION.to_owned(),
-        consensus: coco_consensus::Config {
-            message_timeout_ms: cfg.consensus.message_timeout.0,
-            election_timeout_ms: cfg.consensus.election_timeout.0,
-            append_entries_batch_max: coco_types::limits::APPEND_ENTRIES_BATCH_COUNT_MAX,
-        },
-        seed: {
-            let mut seed = [0u8; 8];
-            coco_crypto::random_bytes(&mut seed).map_err(crypto)?;
-            u64::from_le_bytes(seed)
-        },
-    };
+    let core = core_config(
+        cfg,
+        start.cose_signatures.issuer.clone(),
+        start.cose_signatures.subject.clone(),
+    )?;
     let mut secret = [0u8; 32];
     coco_crypto::random_bytes(&mut secret).map_err(crypto)?;
     let node_key_pem = identity.node_key.to_pkcs8_pem();
@@ -384,28 +486,72 @@ pub fn prepare(cfg: &NodeConfigFile, plugins: Plugins) -> Result<Prepared, Start
     let node = Node::start_genesis(
         core, identity, &genesis, secret, plugins, clock_now, &mut out,
     );
-
     write_file(
         "service certificate",
         &cfg.command.service_certificate_file,
         service_cert_pem.as_bytes(),
     )?;
-    if let Some(p) = &cfg.output_files.node_certificate_file {
-        write_file("node certificate", p, node_cert_pem.as_bytes())?;
-    }
-    if let Some(p) = &cfg.insecure_test_options.ledger_secret_file {
-        write_file(
-            "ledger secret (insecure test option)",
-            p,
-            hex::encode(node.ledger_secret_raw()).as_bytes(),
-        )?;
-    }
     Ok(Prepared {
         node,
         genesis_outputs: out,
         node_key_pem,
         node_cert_pem,
         service_cert_pem,
+    })
+}
+
+/// Joins an existing service (CCF `Join`): asks the target (or the primary it names) until
+/// this node is trusted, then starts as a backup with what the primary sent.
+fn prepare_join(
+    cfg: &NodeConfigFile,
+    plugins: Plugins,
+    bound: &Bound,
+    host_data: [u8; 32],
+    runtime: &tokio::runtime::Runtime,
+) -> Result<Prepared, StartError> {
+    let target = cfg
+        .command
+        .join
+        .as_ref()
+        .expect("validated by the config parser");
+    let service_cert_pem = read_cert("service certificate", &cfg.command.service_certificate_file)?;
+    let joiner = coco_node::join::Joiner::new(
+        EcKeyPair::generate(node_curve(cfg)).map_err(crypto)?,
+        &common_name(&cfg.node_certificate.subject_name),
+        &node_sans(cfg)?,
+        node_validity(cfg, unix_now()),
+        RsaKeyPair::generate(2048).map_err(crypto)?,
+        host_data,
+    )
+    .map_err(crypto)?;
+    let request = joiner.request(node_info_network(cfg, bound), serde_json::Value::Null);
+    let node_key_pem = joiner.node_key.to_pkcs8_pem();
+    let info = runtime.block_on(join::join_service(
+        target,
+        &service_cert_pem,
+        &joiner.self_signed_cert_pem,
+        &node_key_pem,
+        &request,
+    ))?;
+    let secret = info
+        .latest_ledger_secret()
+        .map_err(|message| StartError::Join(format!("network info: {message}")))?;
+    let identity = joiner
+        .into_identity(&info)
+        .map_err(|message| StartError::Join(format!("network info: {message}")))?;
+    let core = core_config(
+        cfg,
+        info.cose_signatures_config.issuer.clone(),
+        info.cose_signatures_config.subject.clone(),
+    )?;
+    let node_cert_pem = identity.node_cert_pem.clone();
+    let node = Node::join(core, identity, secret, plugins, Clock::new().now());
+    Ok(Prepared {
+        node,
+        genesis_outputs: Vec::new(),
+        node_key_pem,
+        node_cert_pem,
+        service_cert_pem: info.identity.cert,
     })
 }
 
@@ -421,9 +567,6 @@ pub fn start_with_disk<D: Disk>(
     disk: D,
 ) -> Result<RunningNode, StartError> {
     let writer = LedgerWriter::create(&cfg.ledger.directory, disk)?;
-    let prepared = prepare(cfg, plugins)?;
-    let node_id = prepared.node.node_id().to_owned();
-    let (tls, cert_slot) = tls::server_config(&prepared.node_cert_pem, &prepared.node_key_pem)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("coco-io")
@@ -433,38 +576,78 @@ pub fn start_with_disk<D: Disk>(
             path: PathBuf::new(),
             source,
         })?;
-    let mut listeners = Vec::new();
-    let mut rpc_addresses = BTreeMap::new();
-    for (name, i) in &cfg.network.rpc_interfaces {
-        let std_listener =
-            std::net::TcpListener::bind(&i.bind_address).map_err(|source| StartError::Bind {
-                name: name.clone(),
-                address: i.bind_address.clone(),
-                source,
-            })?;
-        std_listener
-            .set_nonblocking(true)
-            .map_err(|source| StartError::Bind {
-                name: name.clone(),
-                address: i.bind_address.clone(),
-                source,
-            })?;
-        let addr = std_listener
-            .local_addr()
-            .expect("bound socket has an address");
-        rpc_addresses.insert(name.clone(), addr);
-        listeners.push((name.clone(), std_listener, i.clone()));
+    let bound = bind_all(cfg)?;
+    let host_data = executable_host_data()?;
+    let prepared = match cfg.command.kind {
+        CommandKind::Start => prepare_start(cfg, plugins, &bound, host_data)?,
+        CommandKind::Join => prepare_join(cfg, plugins, &bound, host_data, &runtime)?,
+        CommandKind::Recover => unreachable!("refused by the config parser"),
+    };
+    if let Some(p) = &cfg.output_files.node_certificate_file {
+        write_file("node certificate", p, prepared.node_cert_pem.as_bytes())?;
     }
+    if let Some(p) = &cfg.insecure_test_options.ledger_secret_file {
+        write_file(
+            "ledger secret (insecure test option)",
+            p,
+            hex::encode(prepared.node.ledger_secret_raw()).as_bytes(),
+        )?;
+    }
+    let node_id = prepared.node.node_id().to_owned();
+    let (tls, cert_slot) = tls::server_config(&prepared.node_cert_pem, &prepared.node_key_pem)?;
+    let (inbound_tx, mut inbound_rx) =
+        tokio::sync::mpsc::channel(coco_types::limits::N2N_QUEUE_MESSAGE_COUNT_MAX);
+    let network = match bound.node_to_node {
+        Some((listener, addr)) => {
+            let network = n2n::Network::new(
+                n2n::ChannelIdentity {
+                    node_id: node_id.clone(),
+                    cert_pem: prepared.node_cert_pem.clone(),
+                    key_pkcs8_pem: prepared.node_key_pem.clone(),
+                    service_cert_pem: prepared.service_cert_pem.clone(),
+                },
+                runtime.handle().clone(),
+                inbound_tx,
+            );
+            network.listen(listener)?;
+            if let Some(p) = &cfg.output_files.node_to_node_address_file {
+                write_file(
+                    "node-to-node address file",
+                    p,
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "node_to_node_interface": addr.to_string()
+                    }))
+                    .expect("json")
+                    .as_bytes(),
+                )?;
+            }
+            Some(network)
+        }
+        None => None,
+    };
     let threads = core_thread::spawn(
         prepared.node,
         prepared.genesis_outputs,
         writer,
         Clock::new(),
         TICK_MS,
-        Some(cert_slot),
+        core_thread::Edges {
+            cert_slot: Some(cert_slot),
+            network,
+        },
     );
     let handle = threads.handle.clone();
-    for (_name, std_listener, i) in listeners {
+    {
+        let core = handle.clone();
+        runtime.spawn(async move {
+            while let Some((from, message)) = inbound_rx.recv().await {
+                if !core.consensus(from, message) {
+                    return;
+                }
+            }
+        });
+    }
+    for (_name, std_listener, i) in bound.rpc {
         let limits = http::InterfaceLimits {
             body_size_bytes_max: i.http_configuration.max_body_size.0 as usize,
             header_size_bytes_max: i.http_configuration.max_header_size.0 as usize,
@@ -480,6 +663,7 @@ pub fn start_with_disk<D: Disk>(
             http::serve(listener, tls, limits, core).await;
         });
     }
+    let rpc_addresses = bound.rpc_addresses;
     if let Some(p) = &cfg.output_files.rpc_addresses_file {
         let map: BTreeMap<&String, String> = rpc_addresses
             .iter()

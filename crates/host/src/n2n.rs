@@ -12,8 +12,7 @@
 //! and messages are dropped when it is full or the peer is unreachable — consensus tolerates loss.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -246,23 +245,104 @@ async fn write_frame<S: AsyncWrite + Unpin>(s: &mut S, payload: &[u8]) -> std::i
     s.write_all(payload).await
 }
 
-/// Accepts channels from peers and delivers `(peer node id, message)` to `inbound` until the task
-/// is dropped. Connections whose certificate is not service-endorsed fail the handshake; frames
-/// that do not decode close the connection.
-pub async fn listen(
-    listener: TcpListener,
+/// Received consensus messages go here, tagged with the sender's node id.
+pub type Inbound = mpsc::Sender<(String, Message)>;
+
+/// Connections peers opened to this node, by peer node id: the writing half, so this node can
+/// answer a peer whose address it does not know yet (a joiner answering the primary; CCF's host
+/// associates incoming connections the same way).
+type Accepted = Arc<Mutex<BTreeMap<String, mpsc::Sender<Bytes>>>>;
+
+/// This node's node-to-node channels: a listener for peers, one dialled connection per peer
+/// whose address is known, and the connections peers opened. Every connection carries frames
+/// both ways.
+pub struct Network {
     identity: ChannelIdentity,
-    inbound: mpsc::Sender<(String, Message)>,
-) -> Result<(), TlsSetupError> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(server_config(&identity)?);
+    runtime: tokio::runtime::Handle,
+    inbound: Inbound,
+    accepted: Accepted,
+    dialled: BTreeMap<String, (String, mpsc::Sender<Bytes>)>,
+}
+
+impl Network {
+    pub fn new(
+        identity: ChannelIdentity,
+        runtime: tokio::runtime::Handle,
+        inbound: Inbound,
+    ) -> Network {
+        Network {
+            identity,
+            runtime,
+            inbound,
+            accepted: Arc::default(),
+            dialled: BTreeMap::new(),
+        }
+    }
+
+    /// Accepts channels from peers on `listener` until the runtime stops. Connections whose
+    /// certificate is not service-endorsed fail the handshake.
+    pub fn listen(&self, listener: std::net::TcpListener) -> Result<(), TlsSetupError> {
+        let acceptor = tokio_rustls::TlsAcceptor::from(server_config(&self.identity)?);
+        let inbound = self.inbound.clone();
+        let accepted = self.accepted.clone();
+        let _guard = self.runtime.enter();
+        let listener = TcpListener::from_std(listener)
+            .map_err(|e| TlsSetupError::Cert(format!("node-to-node listener: {e}")))?;
+        self.runtime
+            .spawn(accept_loop(listener, acceptor, inbound, accepted));
+        Ok(())
+    }
+
+    /// Queues `message` for `peer`: over a connection dialled to `address` if known, else over a
+    /// connection the peer opened, if any. Returns false if it was dropped (no route, or the
+    /// peer's queue is full); consensus resends.
+    pub fn send(&mut self, peer: &str, address: Option<&str>, message: &Message) -> bool {
+        let frame = Bytes::from(message.encode());
+        let Some(address) = address else {
+            let accepted = self.accepted.lock().expect("accepted map lock");
+            return accepted
+                .get(peer)
+                .is_some_and(|tx| tx.try_send(frame).is_ok());
+        };
+        let stale = self
+            .dialled
+            .get(peer)
+            .is_some_and(|(a, tx)| a != address || tx.is_closed());
+        if stale {
+            self.dialled.remove(peer);
+        }
+        if !self.dialled.contains_key(peer) {
+            let (tx, rx) = mpsc::channel(N2N_QUEUE_MESSAGE_COUNT_MAX);
+            let identity = self.identity.clone();
+            let inbound = self.inbound.clone();
+            let peer_id = peer.to_owned();
+            let addr = address.to_owned();
+            self.runtime
+                .spawn(async move { dial(identity, peer_id, addr, rx, inbound).await });
+            self.dialled
+                .insert(peer.to_owned(), (address.to_owned(), tx));
+        }
+        let (_, tx) = &self.dialled[peer];
+        tx.try_send(frame).is_ok()
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    inbound: Inbound,
+    accepted: Accepted,
+) {
     loop {
         let Ok((tcp, addr)) = listener.accept().await else {
             continue;
         };
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let inbound = inbound.clone();
+        let accepted = accepted.clone();
         tokio::spawn(async move {
-            let mut tls = match acceptor.accept(tcp).await {
+            let tls = match acceptor.accept(tcp).await {
                 Ok(t) => t,
                 Err(e) => {
                     tracing::warn!(%addr, error = %e, "node-to-node handshake refused");
@@ -272,76 +352,72 @@ pub async fn listen(
             let Some(peer) = peer_node_id(tls.get_ref().1.peer_certificates()) else {
                 return;
             };
-            loop {
-                match read_frame(&mut tls).await {
-                    Ok(Some(frame)) => match Message::decode(&frame) {
-                        Ok(m) => {
-                            if inbound.send((peer.clone(), m)).await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(%peer, error = %e, "malformed consensus message; closing");
-                            return;
-                        }
-                    },
-                    Ok(None) => return,
-                    Err(e) => {
-                        tracing::warn!(%peer, error = %e, "node-to-node read failed");
-                        return;
-                    }
-                }
+            let (tx, rx) = mpsc::channel(N2N_QUEUE_MESSAGE_COUNT_MAX);
+            accepted
+                .lock()
+                .expect("accepted map lock")
+                .insert(peer.clone(), tx.clone());
+            run_connection(tls, &peer, rx, &inbound).await;
+            let mut map = accepted.lock().expect("accepted map lock");
+            if map.get(&peer).is_some_and(|t| t.same_channel(&tx)) {
+                map.remove(&peer);
             }
         });
     }
 }
 
-/// Outgoing channels: one dialling task per peer with a bounded queue.
-pub struct Outbound {
-    identity: ChannelIdentity,
-    peers: BTreeMap<String, (SocketAddr, mpsc::Sender<Bytes>)>,
-    runtime: tokio::runtime::Handle,
+/// Carries frames both ways on one authenticated connection until either side closes it, a
+/// frame does not decode, or the local queue is dropped.
+async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    peer: &str,
+    mut rx: mpsc::Receiver<Bytes>,
+    inbound: &Inbound,
+) {
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let read = async {
+        loop {
+            match read_frame(&mut reader).await {
+                Ok(Some(frame)) => match Message::decode(&frame) {
+                    Ok(m) => {
+                        if inbound.send((peer.to_owned(), m)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(%peer, error = %e, "malformed consensus message; closing");
+                        return;
+                    }
+                },
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "node-to-node read ended");
+                    return;
+                }
+            }
+        }
+    };
+    let write = async {
+        while let Some(frame) = rx.recv().await {
+            if write_frame(&mut writer, &frame).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = read => {}
+        _ = write => {}
+    }
 }
 
-impl Outbound {
-    pub fn new(identity: ChannelIdentity, runtime: tokio::runtime::Handle) -> Outbound {
-        Outbound {
-            identity,
-            peers: BTreeMap::new(),
-            runtime,
-        }
-    }
-
-    /// Queues `message` for `peer` at `addr` (dialling it if needed). Returns false if it was
-    /// dropped because the peer's queue is full.
-    pub fn send(&mut self, peer: &str, addr: SocketAddr, message: &Message) -> bool {
-        let stale = self
-            .peers
-            .get(peer)
-            .is_some_and(|(a, tx)| *a != addr || tx.is_closed());
-        if stale {
-            self.peers.remove(peer);
-        }
-        if !self.peers.contains_key(peer) {
-            let (tx, rx) = mpsc::channel(N2N_QUEUE_MESSAGE_COUNT_MAX);
-            let identity = self.identity.clone();
-            let peer_id = peer.to_owned();
-            self.runtime
-                .spawn(async move { dial(identity, peer_id, addr, rx).await });
-            self.peers.insert(peer.to_owned(), (addr, tx));
-        }
-        let (_, tx) = &self.peers[peer];
-        tx.try_send(Bytes::from(message.encode())).is_ok()
-    }
-}
-
-/// Keeps a channel to `peer` open and writes what arrives on `rx`; messages queued while the peer
-/// is unreachable are dropped.
+/// Keeps a channel to `peer` at `addr` open and carries frames both ways; messages queued
+/// while the peer is unreachable are dropped.
 async fn dial(
     identity: ChannelIdentity,
     peer: String,
-    addr: SocketAddr,
+    addr: String,
     mut rx: mpsc::Receiver<Bytes>,
+    inbound: Inbound,
 ) {
     let config = match client_config(&identity, &peer) {
         Ok(c) => c,
@@ -351,16 +427,21 @@ async fn dial(
         }
     };
     let connector = tokio_rustls::TlsConnector::from(config);
-    let name = ServerName::IpAddress(addr.ip().into());
     loop {
-        let stream = match TcpStream::connect(addr).await {
+        let stream = match TcpStream::connect(addr.as_str()).await {
             Ok(s) => {
                 let _ = s.set_nodelay(true);
-                connector.connect(name.clone(), s).await.ok()
+                // The peer is identified by its certificate (checked against `peer`), not by
+                // a name; the server name only has to be well-formed.
+                let name = s
+                    .peer_addr()
+                    .map(|a| ServerName::IpAddress(a.ip().into()))
+                    .unwrap_or_else(|_| ServerName::try_from("node").expect("valid name"));
+                connector.connect(name, s).await.ok()
             }
             Err(_) => None,
         };
-        let Some(mut stream) = stream else {
+        let Some(stream) = stream else {
             // Unreachable: drop what is queued (consensus resends) and try again later.
             while rx.try_recv().is_ok() {}
             tokio::time::sleep(REDIAL_DELAY).await;
@@ -369,13 +450,22 @@ async fn dial(
             }
             continue;
         };
-        loop {
-            let Some(frame) = rx.recv().await else {
-                return;
-            };
-            if write_frame(&mut stream, &frame).await.is_err() {
-                break;
+        let (tx_inner, rx_inner) = mpsc::channel(N2N_QUEUE_MESSAGE_COUNT_MAX);
+        let forward = async {
+            while let Some(frame) = rx.recv().await {
+                if tx_inner.send(frame).await.is_err() {
+                    return false;
+                }
             }
+            true
+        };
+        let done = tokio::select! {
+            finished = forward => finished,
+            _ = run_connection(stream, &peer, rx_inner, &inbound) => false,
+        };
+        if done {
+            // The local queue was dropped: this peer is no longer dialled.
+            return;
         }
     }
 }

@@ -30,6 +30,10 @@ pub trait Disk: Send + 'static {
     fn sync_data(&mut self, file: &mut File) -> io::Result<()>;
     fn sync_dir(&mut self, dir: &Path) -> io::Result<()>;
     fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Opens an existing file for reading and writing (a chunk reopened by truncation).
+    fn open_existing(&mut self, path: &Path) -> io::Result<File>;
+    fn set_len(&mut self, file: &mut File, len: u64) -> io::Result<()>;
+    fn remove(&mut self, path: &Path) -> io::Result<()>;
 }
 
 /// The real file system.
@@ -62,6 +66,17 @@ impl Disk for RealDisk {
     }
     fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
         std::fs::rename(from, to)
+    }
+    fn open_existing(&mut self, path: &Path) -> io::Result<File> {
+        OpenOptions::new().read(true).write(true).open(path)
+    }
+    fn set_len(&mut self, file: &mut File, len: u64) -> io::Result<()> {
+        file.set_len(len)?;
+        file.seek(SeekFrom::Start(len))?;
+        Ok(())
+    }
+    fn remove(&mut self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
     }
 }
 
@@ -102,8 +117,11 @@ pub struct LedgerWriter<D: Disk> {
     open: Option<OpenChunk>,
     complete: Vec<CompleteChunk>,
     last_seqno: SeqNo,
+    /// The last seqno reported committed (nothing at or below it is ever truncated).
+    committed_seqno: SeqNo,
     /// Set by the first I/O error: after it the writer refuses everything (fail-stop).
     failed: Option<String>,
+    read_cache: Option<ReadChunk>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,8 +138,23 @@ pub enum StorageError {
     OutOfOrder { last: SeqNo, got: SeqNo },
     #[error("chunk starting at {0} would exceed the 4 GiB limit of CCF's u32 positions table")]
     ChunkTooLarge(SeqNo),
-    #[error("ledger truncation to {0} is not supported yet")]
-    TruncationUnsupported(SeqNo),
+    #[error("cannot truncate the ledger to {to}: entries up to {committed} are committed")]
+    TruncateCommitted { to: SeqNo, committed: SeqNo },
+    #[error("ledger entry {0} is not on disk")]
+    Missing(SeqNo),
+    #[error("ledger chunk {path} is unreadable: {message}")]
+    Corrupt { path: PathBuf, message: String },
+}
+
+/// A complete chunk read back for [`LedgerWriter::read_entries`] (complete chunks never change,
+/// so the last one read is kept).
+struct ReadChunk {
+    start: SeqNo,
+    end: SeqNo,
+    /// An open chunk may still grow or be truncated: it is not kept.
+    complete: bool,
+    bytes: bytes::Bytes,
+    entries: Vec<chunk::ScannedEntry>,
 }
 
 impl<D: Disk> LedgerWriter<D> {
@@ -141,7 +174,9 @@ impl<D: Disk> LedgerWriter<D> {
             open: None,
             complete: Vec::new(),
             last_seqno: 0,
+            committed_seqno: 0,
             failed: None,
+            read_cache: None,
         })
     }
 
@@ -281,9 +316,202 @@ impl<D: Disk> LedgerWriter<D> {
         Ok(self.last_seqno)
     }
 
+    /// Discards every entry after `to` (a suffix the consensus core rolled back; never committed)
+    /// and makes the truncation durable. A complete chunk that `to` falls inside is reopened:
+    /// its positions table goes and it takes its open name again.
+    pub fn truncate(&mut self, to: SeqNo) -> Result<(), StorageError> {
+        self.check()?;
+        if to < self.committed_seqno {
+            return Err(StorageError::TruncateCommitted {
+                to,
+                committed: self.committed_seqno,
+            });
+        }
+        if to >= self.last_seqno {
+            return Ok(());
+        }
+        self.read_cache = None;
+        if let Some(open) = &self.open
+            && open.start > to
+        {
+            let open = self.open.take().expect("checked");
+            drop(open.file);
+            if let Err(e) = self.disk.remove(&open.path) {
+                return Err(self.fail(&open.path, e));
+            }
+        }
+        if self.open.is_none() {
+            // The chunk holding `to + 1`, if any, is the last complete one: reopen it.
+            while let Some(c) = self.complete.last() {
+                if c.start > to {
+                    let c = self.complete.pop().expect("checked");
+                    if let Err(e) = self.disk.remove(&c.path) {
+                        return Err(self.fail(&c.path, e));
+                    }
+                    continue;
+                }
+                if c.end > to {
+                    let c = self.complete.pop().expect("checked");
+                    self.reopen(c)?;
+                }
+                break;
+            }
+        }
+        if let Some(open) = self.open.as_mut()
+            && open.last > to
+        {
+            let keep = (to + 1 - open.start) as usize;
+            let len = open.positions[keep] as u64;
+            open.positions.truncate(keep);
+            open.last = to;
+            open.len_bytes = len;
+            let result = open
+                .flush(&mut self.disk)
+                .and_then(|()| self.disk.set_len(&mut open.file, len))
+                .and_then(|()| self.disk.sync_data(&mut open.file));
+            if let Err(e) = result {
+                let path = open.path.clone();
+                return Err(self.fail(&path, e));
+            }
+        }
+        if let Err(e) = self.disk.sync_dir(&self.dir) {
+            let dir = self.dir.clone();
+            return Err(self.fail(&dir, e));
+        }
+        self.last_seqno = to;
+        Ok(())
+    }
+
+    /// Makes a complete chunk the open chunk again: drops its positions table, zeroes the
+    /// header, renames it `ledger_<start>`.
+    fn reopen(&mut self, c: CompleteChunk) -> Result<(), StorageError> {
+        let bytes = std::fs::read(&c.path).map_err(|e| self.fail(&c.path, e))?;
+        let scan = chunk::scan_chunk(&bytes).map_err(|e| StorageError::Corrupt {
+            path: c.path.clone(),
+            message: e.to_string(),
+        })?;
+        let positions: Vec<u32> = scan.entries.iter().map(|e| e.offset as u32).collect();
+        let data_end = scan
+            .entries
+            .last()
+            .map(|e| e.offset + e.len_bytes)
+            .unwrap_or(chunk::CHUNK_HEADER_SIZE_BYTES as u64);
+        let open_path = self.dir.join(ChunkName::open(c.start).to_string());
+        let result = (|| {
+            let mut file = self.disk.open_existing(&c.path)?;
+            self.disk.set_len(&mut file, data_end)?;
+            self.disk
+                .write_at(&mut file, 0, &chunk::OPEN_CHUNK_HEADER)?;
+            self.disk.sync_data(&mut file)?;
+            self.disk.rename(&c.path, &open_path)?;
+            Ok(file)
+        })();
+        let file = result.map_err(|e| self.fail(&c.path, e))?;
+        self.open = Some(OpenChunk {
+            start: c.start,
+            last: c.end,
+            file,
+            path: open_path,
+            len_bytes: data_end,
+            positions,
+            needs_dir_sync: true,
+            pending: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// Reads entries `from..=to` back from the ledger files (a lagging peer needs entries the
+    /// consensus core no longer holds).
+    pub fn read_entries(
+        &mut self,
+        from: SeqNo,
+        to: SeqNo,
+    ) -> Result<Vec<bytes::Bytes>, StorageError> {
+        self.check()?;
+        if from == 0 || to > self.last_seqno || from > to {
+            return Err(StorageError::Missing(if from == 0 { 0 } else { to }));
+        }
+        if let Some(open) = self.open.as_mut()
+            && let Err(e) = open.flush(&mut self.disk)
+        {
+            let path = open.path.clone();
+            return Err(self.fail(&path, e));
+        }
+        let mut out = Vec::with_capacity((to - from + 1) as usize);
+        let mut seqno = from;
+        while seqno <= to {
+            let cached = self
+                .read_cache
+                .as_ref()
+                .is_some_and(|c| c.start <= seqno && seqno <= c.end);
+            if !cached {
+                self.read_cache = Some(self.load_chunk_with(seqno)?);
+            }
+            let c = self.read_cache.as_ref().expect("loaded");
+            let last = to.min(c.end);
+            for s in seqno..=last {
+                let e = &c.entries[(s - c.start) as usize];
+                out.push(c.bytes.slice(e.range()));
+            }
+            seqno = last + 1;
+            if !c.complete {
+                self.read_cache = None;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Loads the chunk file that holds `seqno`.
+    fn load_chunk_with(&mut self, seqno: SeqNo) -> Result<ReadChunk, StorageError> {
+        let io = |source| StorageError::Io {
+            path: self.dir.clone(),
+            source,
+        };
+        let mut best: Option<(ChunkName, PathBuf)> = None;
+        for e in std::fs::read_dir(&self.dir).map_err(io)? {
+            let e = e.map_err(io)?;
+            let Some(name) = ChunkName::parse(&e.file_name().to_string_lossy()) else {
+                continue;
+            };
+            let holds = name.start <= seqno && name.end.is_none_or(|end| seqno <= end);
+            if holds
+                && !name.ignored
+                && !name.recovery
+                && best.as_ref().is_none_or(|(b, _)| name.start > b.start)
+            {
+                best = Some((name, e.path()));
+            }
+        }
+        let (name, path) = best.ok_or(StorageError::Missing(seqno))?;
+        let bytes =
+            bytes::Bytes::from(std::fs::read(&path).map_err(|source| StorageError::Io {
+                path: path.clone(),
+                source,
+            })?);
+        let scan = chunk::scan_chunk(&bytes).map_err(|e| StorageError::Corrupt {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let last = scan.last_seqno().ok_or(StorageError::Missing(seqno))?;
+        if scan.first_seqno() != Some(name.start) || last < seqno {
+            return Err(StorageError::Corrupt {
+                path,
+                message: format!("does not hold entry {seqno}"),
+            });
+        }
+        Ok(ReadChunk {
+            start: name.start,
+            end: last,
+            complete: name.end.is_some(),
+            bytes,
+            entries: scan.entries,
+        })
+    }
+
     /// Renames every complete chunk that ends at or before `seqno` to its committed name.
     pub fn commit(&mut self, seqno: SeqNo) -> Result<(), StorageError> {
         self.check()?;
+        self.committed_seqno = self.committed_seqno.max(seqno);
         let mut renamed = false;
         while let Some(c) = self.complete.first() {
             if c.end > seqno {
@@ -526,6 +754,76 @@ mod tests {
         assert!(matches!(
             w.append(6, &entry(6), false),
             Err(StorageError::OutOfOrder { last: 4, got: 6 })
+        ));
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn truncation_reopens_chunks_and_reads_return_the_exact_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = LedgerWriter::create(dir.path(), RealDisk).unwrap();
+        for s in 1..=8 {
+            w.append(s, &entry(s), s == 3 || s == 6).unwrap();
+        }
+        w.sync().unwrap();
+        w.commit(3).unwrap();
+        assert_eq!(
+            names(dir.path()),
+            vec!["ledger_1-3.committed", "ledger_4-6", "ledger_7"]
+        );
+        // Reads span committed, complete and open chunks.
+        let read = w.read_entries(2, 8).unwrap();
+        let want: Vec<Vec<u8>> = (2..=8).map(entry).collect();
+        assert_eq!(read.iter().map(|b| b.to_vec()).collect::<Vec<_>>(), want);
+        assert!(matches!(
+            w.read_entries(8, 9),
+            Err(StorageError::Missing(_))
+        ));
+
+        // Truncating into a complete chunk removes later chunks and reopens it.
+        w.truncate(5).unwrap();
+        assert_eq!(w.last_seqno(), 5);
+        assert_eq!(names(dir.path()), vec!["ledger_1-3.committed", "ledger_4"]);
+        let scan = chunk::scan_chunk(&std::fs::read(dir.path().join("ledger_4")).unwrap()).unwrap();
+        assert!(!scan.is_complete());
+        assert_eq!(scan.last_seqno(), Some(5));
+        // A different entry 6 replaces the discarded one; the chunk completes again.
+        let mut other = entry(6);
+        let last = other.len() - 1;
+        other[last] ^= 1;
+        w.append(6, &other, true).unwrap();
+        w.append(7, &entry(7), false).unwrap();
+        w.sync().unwrap();
+        assert_eq!(
+            names(dir.path()),
+            vec!["ledger_1-3.committed", "ledger_4-6", "ledger_7"]
+        );
+        let bytes = std::fs::read(dir.path().join("ledger_4-6")).unwrap();
+        let scan = chunk::scan_chunk(&bytes).unwrap();
+        assert!(scan.is_complete());
+        assert_eq!(&bytes[scan.entries[2].range()], &other[..]);
+        assert_eq!(w.read_entries(6, 7).unwrap()[0].to_vec(), other);
+
+        // Truncating inside the open chunk shortens it; below the commit is refused.
+        w.append(8, &entry(8), false).unwrap();
+        w.truncate(7).unwrap();
+        w.sync().unwrap();
+        let scan = chunk::scan_chunk(&std::fs::read(dir.path().join("ledger_7")).unwrap()).unwrap();
+        assert_eq!(scan.last_seqno(), Some(7));
+        assert!(matches!(
+            w.truncate(2),
+            Err(StorageError::TruncateCommitted {
+                to: 2,
+                committed: 3
+            })
         ));
     }
 }

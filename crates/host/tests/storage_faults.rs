@@ -99,6 +99,15 @@ impl Disk for FaultyDisk {
     fn sync_dir(&mut self, dir: &Path) -> io::Result<()> {
         self.real.sync_dir(dir)
     }
+    fn open_existing(&mut self, path: &Path) -> io::Result<File> {
+        self.real.open_existing(path)
+    }
+    fn set_len(&mut self, file: &mut File, len: u64) -> io::Result<()> {
+        self.real.set_len(file, len)
+    }
+    fn remove(&mut self, path: &Path) -> io::Result<()> {
+        self.real.remove(path)
+    }
     fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
         self.real.rename(from, to)?;
         let mut s = self.state.lock().unwrap();

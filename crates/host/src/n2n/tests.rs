@@ -46,6 +46,22 @@ fn service(n: usize) -> Vec<ChannelIdentity> {
         .collect()
 }
 
+/// A network for `id` whose received messages arrive on the returned receiver.
+fn network(
+    id: &ChannelIdentity,
+    rt: &tokio::runtime::Runtime,
+) -> (Network, mpsc::Receiver<(String, Message)>) {
+    let (tx, rx) = mpsc::channel(16);
+    (Network::new(id.clone(), rt.handle().clone(), tx), rx)
+}
+
+fn recv(
+    rt: &tokio::runtime::Runtime,
+    rx: &mut mpsc::Receiver<(String, Message)>,
+) -> Result<Option<(String, Message)>, tokio::time::error::Elapsed> {
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(1), rx.recv()).await })
+}
+
 #[test]
 fn endorsed_nodes_talk_and_others_are_refused() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -56,15 +72,12 @@ fn endorsed_nodes_talk_and_others_are_refused() {
     let ids = service(3);
     let (a, b, c) = (ids[0].clone(), ids[1].clone(), ids[2].clone());
     let outsider = service(1).remove(0);
-    let (tx, mut rx) = mpsc::channel(16);
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
-    rt.spawn(listen(listener, b.clone(), tx));
-    let recv = |rx: &mut mpsc::Receiver<(String, Message)>| {
-        rt.block_on(async { tokio::time::timeout(Duration::from_secs(1), rx.recv()).await })
-    };
+    let address = addr.to_string();
+    let (mut net_b, mut rx) = network(&b, &rt);
+    net_b.listen(listener).unwrap();
     let m = Message::RequestVote {
         term: 3,
         last_committable_idx: 10,
@@ -73,22 +86,37 @@ fn endorsed_nodes_talk_and_others_are_refused() {
     };
 
     // a → b: delivered, attributed to a's node id, in order.
-    let mut out = Outbound::new(a.clone(), rt.handle().clone());
-    assert!(out.send(&b.node_id, addr, &m));
-    assert!(out.send(&b.node_id, addr, &Message::ProposeRequestVote { term: 4 }));
-    assert_eq!(recv(&mut rx).unwrap(), Some((a.node_id.clone(), m.clone())));
+    let (mut net_a, mut rx_a) = network(&a, &rt);
+    assert!(net_a.send(&b.node_id, Some(&address), &m));
+    assert!(net_a.send(
+        &b.node_id,
+        Some(&address),
+        &Message::ProposeRequestVote { term: 4 }
+    ));
     assert_eq!(
-        recv(&mut rx).unwrap(),
+        recv(&rt, &mut rx).unwrap(),
+        Some((a.node_id.clone(), m.clone()))
+    );
+    assert_eq!(
+        recv(&rt, &mut rx).unwrap(),
         Some((a.node_id.clone(), Message::ProposeRequestVote { term: 4 }))
     );
+    // b answers a without knowing a's address, over the connection a opened.
+    assert!(net_b.send(&a.node_id, None, &Message::ProposeRequestVote { term: 6 }));
+    assert_eq!(
+        recv(&rt, &mut rx_a).unwrap(),
+        Some((b.node_id.clone(), Message::ProposeRequestVote { term: 6 }))
+    );
+    // Without an address or a connection from the peer there is no route.
+    assert!(!net_b.send(&c.node_id, None, &m));
 
     // a dials b's address believing it is c: the handshake fails, nothing is delivered.
-    let mut confused = Outbound::new(a.clone(), rt.handle().clone());
-    confused.send(&c.node_id, addr, &m);
+    let (mut confused, _) = network(&a, &rt);
+    confused.send(&c.node_id, Some(&address), &m);
     // A node of another service is refused by b.
-    let mut stranger = Outbound::new(outsider.clone(), rt.handle().clone());
-    stranger.send(&b.node_id, addr, &m);
-    assert!(recv(&mut rx).is_err(), "nothing else arrives");
+    let (mut stranger, _) = network(&outsider, &rt);
+    stranger.send(&b.node_id, Some(&address), &m);
+    assert!(recv(&rt, &mut rx).is_err(), "nothing else arrives");
 
     // A malformed frame from an endorsed node closes that connection; the listener carries on.
     let cfg = client_config(&c, &b.node_id).unwrap();
@@ -104,13 +132,17 @@ fn endorsed_nodes_talk_and_others_are_refused() {
         assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
     });
     assert!(
-        recv(&mut rx).is_err(),
+        recv(&rt, &mut rx).is_err(),
         "the malformed frame is not delivered"
     );
-    let mut raw = Outbound::new(c.clone(), rt.handle().clone());
-    raw.send(&b.node_id, addr, &Message::ProposeRequestVote { term: 5 });
+    let (mut net_c, _) = network(&c, &rt);
+    net_c.send(
+        &b.node_id,
+        Some(&address),
+        &Message::ProposeRequestVote { term: 5 },
+    );
     assert_eq!(
-        recv(&mut rx).unwrap(),
+        recv(&rt, &mut rx).unwrap(),
         Some((c.node_id.clone(), Message::ProposeRequestVote { term: 5 }))
     );
 }
