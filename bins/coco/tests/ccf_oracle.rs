@@ -51,10 +51,10 @@ fn ccf_read_ledger_and_python_decryption_accept_our_ledger() {
 
     let read_ledger = py.parent().unwrap().join("read_ledger.py");
     // Committed chunks only (read_ledger.py's default), then everything including the open tail.
-    let (n_tx, n_sig) = verified_counts(&read_ledger, &ledger, false);
+    let (n_tx, n_sig) = support::verified_counts(&read_ledger, &ledger, false);
     assert!(n_tx >= 1000, "only {n_tx} committed transactions verified");
     assert!(n_sig >= 1, "no signature verified");
-    let (n_tx_all, _) = verified_counts(&read_ledger, &ledger, true);
+    let (n_tx_all, _) = support::verified_counts(&read_ledger, &ledger, true);
     assert!(
         n_tx_all >= WRITES,
         "only {n_tx_all} transactions verified including uncommitted ones"
@@ -93,36 +93,4 @@ fn ccf_read_ledger_and_python_decryption_accept_our_ledger() {
         WRITES / 2,
         "{v}"
     );
-}
-
-/// Runs read_ledger.py and returns (transactions, signatures) from its
-/// "Verified FULL - N transactions, S signatures, until V.S" line.
-fn verified_counts(
-    read_ledger: &std::path::Path,
-    ledger: &std::path::Path,
-    uncommitted: bool,
-) -> (u64, u64) {
-    let mut cmd = Command::new(read_ledger);
-    cmd.arg("-q");
-    if uncommitted {
-        cmd.arg("--uncommitted");
-    }
-    let out = cmd.arg(ledger).output().expect("running read_ledger.py");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "read_ledger.py failed:\n{stdout}\n{stderr}"
-    );
-    let line = stdout
-        .lines()
-        .chain(stderr.lines())
-        .find(|l| l.starts_with("Verified FULL - "))
-        .unwrap_or_else(|| panic!("no verification line in:\n{stdout}\n{stderr}"));
-    let nums: Vec<u64> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().unwrap())
-        .collect();
-    (nums[0], nums[1])
 }

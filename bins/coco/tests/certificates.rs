@@ -8,38 +8,10 @@ use std::time::{Duration, Instant};
 
 use coco_client::{BlockingConnection, ClientConfig};
 use serde_json::{Value, json};
-use support::{Options, TestNode, propose_and_vote};
+use support::{Options, TestNode, asn1_time, now, propose_and_vote};
 
 const V: &str = "api-version=2024-07-01";
 const DAY: i64 = 86_400;
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// `YYYYMMDDHHMMSSZ` (ASN.1 GeneralizedTime), one of the forms CCF's `valid_from` accepts.
-fn asn1_time(unix: i64) -> String {
-    // Days to civil date (proleptic Gregorian), after H. Hinnant's algorithm.
-    let (days, secs) = (unix.div_euclid(DAY), unix.rem_euclid(DAY));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}{:02}{:02}{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
 
 fn served_certificate(node: &TestNode, ca_pem: &str) -> Vec<u8> {
     let cfg = ClientConfig::new(ca_pem, None, false).unwrap();

@@ -12,6 +12,7 @@ use coco_client::{BlockingConnection, ClientConfig, Reply};
 pub const COCO: &str = env!("CARGO_BIN_EXE_coco");
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+#[derive(Clone)]
 pub struct Options {
     pub chunk_size: String,
     pub sig_tx_count: u64,
@@ -26,6 +27,9 @@ pub struct Options {
     pub open: bool,
     /// Members besides member0 (member1, member2, …).
     pub extra_members: usize,
+    /// `consensus.election_timeout` in milliseconds (CCF's default 5000 makes failover tests
+    /// slow).
+    pub election_timeout_ms: u64,
 }
 
 impl Default for Options {
@@ -40,6 +44,7 @@ impl Default for Options {
             extra_members: 0,
             max_body_size: None,
             max_uncommitted: None,
+            election_timeout_ms: 1000,
         }
     }
 }
@@ -82,7 +87,10 @@ impl TestNode {
             iface["http_configuration"] = serde_json::json!({"max_body_size": b});
         }
         let mut config = serde_json::json!({
-            "network": {"rpc_interfaces": {"primary_rpc_interface": iface}},
+            "network": {
+                "rpc_interfaces": {"primary_rpc_interface": iface},
+                "node_to_node_interface": {"bind_address": "127.0.0.1:0"}
+            },
             "command": {
                 "type": "Start",
                 "service_certificate_file": d.join("service_cert.pem"),
@@ -93,6 +101,7 @@ impl TestNode {
             },
             "ledger": {"directory": d.join("ledger"), "chunk_size": opts.chunk_size},
             "ledger_signatures": {"tx_count": opts.sig_tx_count, "delay": format!("{}ms", opts.sig_delay_ms)},
+            "consensus": {"election_timeout": format!("{}ms", opts.election_timeout_ms)},
             "output_files": {"rpc_addresses_file": d.join("rpc_addresses.json"), "pid_file": d.join("coco.pid")}
         });
         if opts.export_ledger_secret {
@@ -108,15 +117,27 @@ impl TestNode {
                 .push(serde_json::json!({"certificate_file": d.join(format!("{name}_cert.pem"))}));
         }
         if let Some(m) = opts.max_uncommitted {
-            config["consensus"] = serde_json::json!({"max_uncommitted_tx_count": m});
+            config["consensus"]["max_uncommitted_tx_count"] = serde_json::json!(m);
         }
+        let mut node = TestNode::spawn(dir, &config);
+        node.wait_started();
+        node.ca_pem = std::fs::read_to_string(node.path("service_cert.pem")).unwrap();
+        if opts.open {
+            node.open_by_governance();
+        }
+        node
+    }
+
+    /// Writes `config` into `dir` and starts `coco node` on it; the node is not serving yet.
+    fn spawn(dir: tempfile::TempDir, config: &serde_json::Value) -> TestNode {
+        let d = dir.path();
         std::fs::write(
             d.join("config.json"),
-            serde_json::to_vec_pretty(&config).unwrap(),
+            serde_json::to_vec_pretty(config).unwrap(),
         )
         .unwrap();
         let log = std::fs::File::create(d.join("out.log")).unwrap();
-        let mut child = Command::new(COCO)
+        let child = Command::new(COCO)
             .args(["node", "--config", "config.json"])
             .current_dir(d)
             .stdin(Stdio::null())
@@ -124,15 +145,23 @@ impl TestNode {
             .stderr(log)
             .spawn()
             .expect("spawning coco node");
+        TestNode {
+            dir,
+            child: Some(child),
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            ca_pem: String::new(),
+        }
+    }
+
+    /// Waits until the node serves (it writes its RPC addresses once started, which for a
+    /// joining node means once it is trusted).
+    pub fn wait_started(&mut self) {
         let deadline = Instant::now() + START_TIMEOUT;
-        let addr = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "coco node exited during startup ({status}): {}",
-                    std::fs::read_to_string(d.join("out.log")).unwrap_or_default()
-                );
+        self.addr = loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("coco node exited during startup ({status}): {}", self.log());
             }
-            if let Ok(text) = std::fs::read_to_string(d.join("rpc_addresses.json"))
+            if let Ok(text) = std::fs::read_to_string(self.path("rpc_addresses.json"))
                 && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
             {
                 break v["primary_rpc_interface"]
@@ -143,21 +172,81 @@ impl TestNode {
             }
             assert!(
                 Instant::now() < deadline,
-                "node did not start within {START_TIMEOUT:?}"
+                "node did not start within {START_TIMEOUT:?}: {}",
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(20));
         };
-        let ca_pem = std::fs::read_to_string(d.join("service_cert.pem")).unwrap();
-        let node = TestNode {
-            dir,
-            child: Some(child),
-            addr,
-            ca_pem,
-        };
-        if opts.open {
-            node.open_by_governance();
+    }
+
+    /// Starts a node that joins this node's service (its directory gets copies of this node's
+    /// identities and service certificate). Returns before it is trusted: call
+    /// [`TestNode::wait_started`].
+    pub fn spawn_joiner(&self, opts: &Options) -> TestNode {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        for e in std::fs::read_dir(self.dir.path()).unwrap() {
+            let e = e.unwrap();
+            if e.file_name().to_string_lossy().ends_with(".pem") {
+                std::fs::copy(e.path(), d.join(e.file_name())).unwrap();
+            }
         }
+        let config = serde_json::json!({
+            "network": {
+                "rpc_interfaces": {"primary_rpc_interface": {"bind_address": "127.0.0.1:0"}},
+                "node_to_node_interface": {"bind_address": "127.0.0.1:0"}
+            },
+            "command": {
+                "type": "Join",
+                "service_certificate_file": d.join("service_cert.pem"),
+                "join": {"target_rpc_address": self.addr.to_string(), "retry_timeout": "100ms"}
+            },
+            "ledger": {"directory": d.join("ledger"), "chunk_size": opts.chunk_size},
+            "ledger_signatures": {"tx_count": opts.sig_tx_count, "delay": format!("{}ms", opts.sig_delay_ms)},
+            "consensus": {"election_timeout": format!("{}ms", opts.election_timeout_ms)},
+            "output_files": {"rpc_addresses_file": d.join("rpc_addresses.json"), "pid_file": d.join("coco.pid")}
+        });
+        let mut node = TestNode::spawn(dir, &config);
+        node.ca_pem = self.ca_pem.clone();
         node
+    }
+
+    /// A joined, serving node (the service must be Opening, or the node trusted by members).
+    pub fn join(&self, opts: &Options) -> TestNode {
+        let mut node = self.spawn_joiner(opts);
+        node.wait_started();
+        node
+    }
+
+    /// The node's id (from its RPC certificate).
+    pub fn node_id(&self) -> String {
+        let conn = self.anonymous();
+        let spki = coco_crypto::cert_public_key_spki_der(conn.server_certificate_der()).unwrap();
+        coco_crypto::spki_fingerprint_hex(&spki)
+    }
+
+    /// A network of `n` nodes: the first starts the service, the others join while it is
+    /// Opening, then member0 opens it.
+    pub fn cluster(n: usize, opts: Options) -> Vec<TestNode> {
+        let first = TestNode::start(Options {
+            open: false,
+            ..opts.clone()
+        });
+        let mut nodes = vec![first];
+        for _ in 1..n {
+            let joined = nodes[0].join(&opts);
+            nodes.push(joined);
+        }
+        if opts.open {
+            nodes[0].open_by_governance();
+        }
+        nodes
+    }
+
+    /// Polls `/node/tx` on this node until `txid` is Committed here.
+    pub fn wait_committed_here(&self, txid: &str) {
+        let mut conn = self.anonymous();
+        self.wait_committed(&mut conn, txid);
     }
 
     /// member0 acknowledges, proposes adding user0 and opening the service, and votes for it.
@@ -343,4 +432,65 @@ pub fn propose_and_vote(node: &TestNode, proposal: &serde_json::Value) -> serde_
         .unwrap_or_else(|| panic!("proposal refused: {created}"))
         .to_owned();
     member_cli(node, &["vote", "--proposal-id", &id])
+}
+
+/// Runs read_ledger.py and returns (transactions, signatures) from its
+/// "Verified FULL - N transactions, S signatures, until V.S" line.
+pub fn verified_counts(
+    read_ledger: &std::path::Path,
+    ledger: &std::path::Path,
+    uncommitted: bool,
+) -> (u64, u64) {
+    let mut cmd = Command::new(read_ledger);
+    cmd.arg("-q");
+    if uncommitted {
+        cmd.arg("--uncommitted");
+    }
+    let out = cmd.arg(ledger).output().expect("running read_ledger.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "read_ledger.py failed:\n{stdout}\n{stderr}"
+    );
+    let line = stdout
+        .lines()
+        .chain(stderr.lines())
+        .find(|l| l.starts_with("Verified FULL - "))
+        .unwrap_or_else(|| panic!("no verification line in:\n{stdout}\n{stderr}"));
+    let nums: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    (nums[0], nums[1])
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// `YYYYMMDDHHMMSSZ` (ASN.1 GeneralizedTime), one of the forms CCF's `valid_from` accepts.
+pub fn asn1_time(unix: i64) -> String {
+    // Days to civil date (proleptic Gregorian), after H. Hinnant's algorithm.
+    let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}{:02}{:02}{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
