@@ -196,3 +196,42 @@ fn a_node_joining_an_open_service_waits_for_members_to_trust_it() {
     assert_eq!(read(&joiner, 1).as_deref(), Some("before the join"));
     assert_eq!(read(&joiner, 2).as_deref(), Some("after the join"));
 }
+
+#[test]
+fn backups_forward_writes_or_redirect_them_when_configured() {
+    let first = TestNode::start(Options {
+        open: false,
+        ..options()
+    });
+    let forwarding = first.join(&options());
+    let redirecting = first.join(&Options {
+        redirections: Some(
+            json!({"to_primary": {"kind": "NodeByRole", "target": {"role": "primary"}}}),
+        ),
+        ..options()
+    });
+    first.open_by_governance();
+    // A write on a backup is forwarded to the primary; the client gets the primary's answer.
+    let txid = write(&forwarding, 7, "via a backup");
+    first.wait_committed_here(&txid);
+    assert_eq!(read(&first, 7).as_deref(), Some("via a backup"));
+    forwarding.wait_committed_here(&txid);
+    assert_eq!(read(&forwarding, 7).as_deref(), Some("via a backup"));
+    // The interface configured with redirections answers 307 to the primary instead.
+    let r = redirecting
+        .user()
+        .post_json(
+            "/app/log/private?x=1",
+            &json!({"id": 8, "msg": "redirected"}),
+        )
+        .unwrap();
+    assert_eq!(r.status, 307, "{}", r.text());
+    assert_eq!(
+        r.header("location"),
+        Some(format!("https://{}/app/log/private?x=1", first.addr).as_str())
+    );
+    assert_eq!(read(&first, 8), None, "a redirected write is not executed");
+    // Reads are served locally either way.
+    redirecting.wait_committed_here(&txid);
+    assert_eq!(read(&redirecting, 7).as_deref(), Some("via a backup"));
+}

@@ -56,6 +56,8 @@ pub enum ErrorCode {
     NodeAlreadyRetired,
     /// The primary changed under a session forwarded to it.
     SessionConsistencyLost,
+    /// A backup forwarded a request and the primary did not answer in time.
+    RequestForwardingTimedOut,
 }
 
 impl ErrorCode {
@@ -101,6 +103,7 @@ impl ErrorCode {
             ErrorCode::NodeAlreadyExists => "NodeAlreadyExists",
             ErrorCode::NodeAlreadyRetired => "NodeAlreadyRetired",
             ErrorCode::SessionConsistencyLost => "SessionConsistencyLost",
+            ErrorCode::RequestForwardingTimedOut => "RequestForwardingTimedOut",
         }
     }
 }

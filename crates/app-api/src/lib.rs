@@ -162,7 +162,7 @@ impl Caller {
 }
 
 /// A parsed HTTP request as the node core sees it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
     pub method: Method,
     /// Path without the query string, percent-decoding not applied (CCF matches raw paths).

@@ -73,6 +73,9 @@ pub struct RpcInterface {
     pub max_open_sessions_hard: usize,
     #[serde(default)]
     pub http_configuration: HttpConfiguration,
+    /// CCF's `redirections`: answer writes on a backup with 307 to the primary
+    /// (`to_primary`, `NodeByRole` or `StaticAddress`) instead of forwarding them.
+    pub redirections: Option<coco_codec::tables::Redirections>,
 }
 
 fn default_protocol() -> String {

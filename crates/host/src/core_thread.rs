@@ -23,8 +23,11 @@ use crate::storage::{Disk, LedgerWriter};
 pub enum CoreMsg {
     Request {
         request: Request,
+        session: coco_node::Session,
         reply: oneshot::Sender<Response>,
     },
+    /// A client connection closed.
+    SessionClosed(u64),
     /// Everything up to `seqno` is durable, as of the `truncations`-th truncation: a report made
     /// before a later truncation speaks of entries that no longer exist and is ignored.
     Persisted {
@@ -37,10 +40,10 @@ pub enum CoreMsg {
         from_idx: SeqNo,
         entries: Vec<Bytes>,
     },
-    /// A consensus message from a peer, authenticated by its node-to-node channel.
-    Consensus {
+    /// A message from a peer, authenticated by its node-to-node channel.
+    Peer {
         from: String,
-        message: coco_consensus::Message,
+        message: coco_node::PeerMessage,
     },
     StorageFailed(String),
     /// Stop after answering everything queued before this message.
@@ -78,13 +81,25 @@ pub struct CoreHandle {
 }
 
 impl CoreHandle {
-    pub fn submit(&self, request: Request) -> Result<oneshot::Receiver<Response>, Overloaded> {
+    pub fn submit(
+        &self,
+        request: Request,
+        session: coco_node::Session,
+    ) -> Result<oneshot::Receiver<Response>, Overloaded> {
         if self.queued.fetch_add(1, Ordering::AcqRel) >= limits::CORE_REQUEST_QUEUE_COUNT_MAX {
             self.queued.fetch_sub(1, Ordering::AcqRel);
             return Err(Overloaded);
         }
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(CoreMsg::Request { request, reply }).is_err() {
+        if self
+            .tx
+            .send(CoreMsg::Request {
+                request,
+                session,
+                reply,
+            })
+            .is_err()
+        {
             self.queued.fetch_sub(1, Ordering::AcqRel);
             return Err(Overloaded);
         }
@@ -95,10 +110,13 @@ impl CoreHandle {
         let _ = self.tx.send(CoreMsg::Shutdown);
     }
 
-    /// Delivers a consensus message from an authenticated peer. Returns false once the core has
-    /// stopped.
-    pub fn consensus(&self, from: String, message: coco_consensus::Message) -> bool {
-        self.tx.send(CoreMsg::Consensus { from, message }).is_ok()
+    /// Delivers a message from an authenticated peer. Returns false once the core has stopped.
+    pub fn peer(&self, from: String, message: coco_node::PeerMessage) -> bool {
+        self.tx.send(CoreMsg::Peer { from, message }).is_ok()
+    }
+
+    pub fn session_closed(&self, session: u64) {
+        let _ = self.tx.send(CoreMsg::SessionClosed(session));
     }
 }
 
@@ -243,12 +261,28 @@ fn core_loop(
         };
         let now = clock.now();
         let mut handle = |msg: CoreMsg, out: &mut Vec<Output>| match msg {
-            CoreMsg::Request { request, reply } => {
+            CoreMsg::Request {
+                request,
+                session,
+                reply,
+            } => {
                 queued.fetch_sub(1, Ordering::AcqRel);
                 let id = next_id;
                 next_id += 1;
                 router.replies.insert(id, reply);
-                node.step(now, Input::Request { id, request }, out);
+                node.step(
+                    now,
+                    Input::Request {
+                        id,
+                        request,
+                        session,
+                    },
+                    out,
+                );
+                false
+            }
+            CoreMsg::SessionClosed(session) => {
+                node.step(now, Input::SessionClosed { session }, out);
                 false
             }
             CoreMsg::Persisted { seqno, truncations } => {
@@ -273,8 +307,8 @@ fn core_loop(
                 );
                 false
             }
-            CoreMsg::Consensus { from, message } => {
-                node.step(now, Input::Consensus { from, message }, out);
+            CoreMsg::Peer { from, message } => {
+                node.step(now, Input::Peer { from, message }, out);
                 false
             }
             CoreMsg::StorageFailed(reason) => {
@@ -355,7 +389,7 @@ impl Router {
                     from_idx,
                     to_idx,
                 }),
-                Output::Consensus {
+                Output::Peer {
                     to,
                     address,
                     message,

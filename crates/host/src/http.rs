@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -33,13 +33,18 @@ pub struct InterfaceLimits {
 /// How long a client may take to complete the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves one interface until the task is dropped.
+/// Session ids, unique across this node's interfaces.
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+/// Serves the interface `name` until the task is dropped.
 pub async fn serve(
     listener: TcpListener,
+    name: String,
     tls: Arc<rustls::ServerConfig>,
     limits: InterfaceLimits,
     core: CoreHandle,
 ) {
+    let name: Arc<str> = Arc::from(name);
     let acceptor = TlsAcceptor::from(tls);
     let sessions = Arc::new(AtomicUsize::new(0));
     let limits = Arc::new(limits);
@@ -64,8 +69,14 @@ pub async fn serve(
         let core = core.clone();
         let limits = limits.clone();
         let sessions = sessions.clone();
+        let session = coco_node::Session {
+            id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
+            interface: name.to_string(),
+        };
         tokio::spawn(async move {
-            serve_connection(stream, peer, acceptor, core, limits, open).await;
+            let id = session.id;
+            serve_connection(stream, peer, acceptor, core.clone(), limits, open, session).await;
+            core.session_closed(id);
             sessions.fetch_sub(1, Ordering::AcqRel);
         });
     }
@@ -78,6 +89,7 @@ async fn serve_connection(
     core: CoreHandle,
     limits: Arc<InterfaceLimits>,
     open_sessions: usize,
+    session: coco_node::Session,
 ) {
     let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => tls,
@@ -105,6 +117,7 @@ async fn serve_connection(
         let core = core.clone();
         let limits = service_limits.clone();
         let peer_cert = peer_cert.clone();
+        let session = session.clone();
         async move {
             let response = if over_soft_cap {
                 ApiError::new(
@@ -115,7 +128,7 @@ async fn serve_connection(
                 .into_response()
                 .with_header("connection", "close")
             } else {
-                handle(req, &core, &limits, peer_cert).await
+                handle(req, &core, &limits, peer_cert, session).await
             };
             Ok::<_, std::convert::Infallible>(to_hyper(response))
         }
@@ -147,6 +160,7 @@ async fn handle(
     core: &CoreHandle,
     limits: &InterfaceLimits,
     peer_cert: Option<PeerCert>,
+    session: coco_node::Session,
 ) -> Response {
     let (parts, body) = req.into_parts();
     if parts.headers.len() > limits.header_count_max {
@@ -239,7 +253,7 @@ async fn handle(
         body,
         peer_cert,
     };
-    match core.submit(request) {
+    match core.submit(request, session) {
         Ok(rx) => match rx.await {
             Ok(r) => r,
             Err(_) => ApiError::internal("The node is shutting down.").into_response(),

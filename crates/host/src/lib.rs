@@ -278,6 +278,7 @@ fn node_info_network(cfg: &NodeConfigFile, bound: &Bound) -> coco_node::join::No
                     app_protocol: Some(i.app_protocol.clone()),
                     max_open_sessions_soft: Some(i.max_open_sessions_soft as u64),
                     max_open_sessions_hard: Some(i.max_open_sessions_hard as u64),
+                    redirections: i.redirections.clone(),
                     ..Default::default()
                 },
             )
@@ -641,13 +642,13 @@ pub fn start_with_disk<D: Disk>(
         let core = handle.clone();
         runtime.spawn(async move {
             while let Some((from, message)) = inbound_rx.recv().await {
-                if !core.consensus(from, message) {
+                if !core.peer(from, message) {
                     return;
                 }
             }
         });
     }
-    for (_name, std_listener, i) in bound.rpc {
+    for (name, std_listener, i) in bound.rpc {
         let limits = http::InterfaceLimits {
             body_size_bytes_max: i.http_configuration.max_body_size.0 as usize,
             header_size_bytes_max: i.http_configuration.max_header_size.0 as usize,
@@ -660,7 +661,7 @@ pub fn start_with_disk<D: Disk>(
         runtime.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(std_listener)
                 .expect("registering a bound listener with tokio");
-            http::serve(listener, tls, limits, core).await;
+            http::serve(listener, name, tls, limits, core).await;
         });
     }
     let rpc_addresses = bound.rpc_addresses;

@@ -1,4 +1,5 @@
-//! Node-to-node channels: mutual TLS between nodes of one service, carrying consensus messages.
+//! Node-to-node channels: mutual TLS between nodes of one service, carrying consensus messages
+//! and forwarded client requests (`coco_node::PeerMessage`).
 //!
 //! Both ends present their service-endorsed node certificate. A certificate is accepted only if
 //! the service identity signed it and it is within its validity period; the peer's identity is
@@ -7,7 +8,7 @@
 //! (ccf-reference §5.4); mixed CCF/coco clusters are not a goal, so coco uses rustls. TLS gives
 //! confidentiality, integrity and replay protection per connection.
 //!
-//! Frames are `length:u32 LE ‖ coco_consensus::wire` bytes, bounded by
+//! Frames are `length:u32 LE ‖ PeerMessage` bytes, bounded by
 //! `CONSENSUS_MESSAGE_BYTES_MAX`. Sending never blocks the core: each peer has a bounded queue,
 //! and messages are dropped when it is full or the peer is unreachable — consensus tolerates loss.
 
@@ -16,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use coco_consensus::Message;
+use coco_node::PeerMessage as Message;
 use coco_types::limits::{CONSENSUS_MESSAGE_BYTES_MAX, N2N_QUEUE_MESSAGE_COUNT_MAX};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};

@@ -199,7 +199,10 @@ fn check(fault: Fault) {
         .enable_all()
         .build()
         .unwrap();
-    let call = |r: Request| rt.block_on(core.submit(r).unwrap()).unwrap();
+    let call = |r: Request| {
+        rt.block_on(core.submit(r, Default::default()).unwrap())
+            .unwrap()
+    };
     let commit_seqno = |call: &dyn Fn(Request) -> coco_app_api::Response| -> u64 {
         let r = call(request(Method::GET, "/node/commit", "", &user_der));
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();

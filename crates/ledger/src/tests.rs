@@ -89,7 +89,15 @@ fn sample(writes: u64) -> Sample {
             body: Bytes::from(format!(r#"{{"id":{i},"msg":"message {i}"}}"#)),
             peer_cert: Some(user.clone()),
         };
-        node.step(now, Input::Request { id: i, request }, &mut out);
+        node.step(
+            now,
+            Input::Request {
+                id: i,
+                request,
+                session: Default::default(),
+            },
+            &mut out,
+        );
     }
     let appended: Vec<(u64, Vec<u8>, bool, bool)> = out
         .into_iter()

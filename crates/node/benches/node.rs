@@ -23,8 +23,15 @@ fn bench(c: &mut Criterion) {
             i += 1;
             let body = format!(r#"{{"id":{},"msg":"a twenty byte value"}}"#, i % 20_000);
             let request = common::request(Method::POST, "/app/log/private", &body, Some(&f.user));
-            f.node
-                .step(common::now(1), Input::Request { id: i, request }, &mut out);
+            f.node.step(
+                common::now(1),
+                Input::Request {
+                    id: i,
+                    request,
+                    session: Default::default(),
+                },
+                &mut out,
+            );
             if i.is_multiple_of(1000) {
                 let seqno = f.node.consensus().last_seqno;
                 f.node
@@ -42,8 +49,15 @@ fn bench(c: &mut Criterion) {
                 "",
                 Some(&f.user),
             );
-            f.node
-                .step(common::now(1), Input::Request { id: i, request }, &mut out);
+            f.node.step(
+                common::now(1),
+                Input::Request {
+                    id: i,
+                    request,
+                    session: Default::default(),
+                },
+                &mut out,
+            );
             out.clear();
         })
     });

@@ -12,10 +12,12 @@
 pub mod attestation;
 pub mod config;
 pub mod endpoints;
+mod forwarding;
 pub mod gov;
 pub mod identity;
 pub mod join;
 pub mod jwt;
+pub mod peer;
 pub mod proposals;
 mod replica;
 pub mod secrets;
@@ -38,6 +40,7 @@ use coco_types::{FIRST_VIEW, SeqNo, TxId, View, limits};
 
 pub use config::{CoreConfig, GenesisConfig, MemberSpec, UserSpec};
 pub use identity::NodeIdentity;
+pub use peer::PeerMessage;
 use secrets::LedgerSecret;
 
 /// `set_js_runtime_options` writes here; the constitution runtime is loaded with these limits.
@@ -55,11 +58,26 @@ pub struct Now {
 /// Correlates a request with its response; chosen by the host.
 pub type RequestId = u64;
 
+/// The client session (connection) a request arrived on, and the interface that accepted it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Session {
+    /// Unique per connection for the life of the node.
+    pub id: u64,
+    /// The name of the RPC interface in the node's configuration (its `redirections` apply).
+    pub interface: String,
+}
+
 /// What the host feeds the core.
 #[derive(Debug)]
 pub enum Input {
     /// A client request, already parsed and size-checked by the host.
-    Request { id: RequestId, request: Request },
+    Request {
+        id: RequestId,
+        request: Request,
+        session: Session,
+    },
+    /// A client session ended (its forwarding state can go).
+    SessionClosed { session: u64 },
     /// Time passed; the core may emit a signature transaction.
     Tick,
     /// Every ledger entry up to and including `seqno` is durable on disk (written and fsynced).
@@ -70,11 +88,8 @@ pub enum Input {
         from_idx: SeqNo,
         entries: Vec<Bytes>,
     },
-    /// A consensus message from another node (node-to-node channel, peer authenticated).
-    Consensus {
-        from: String,
-        message: coco_consensus::Message,
-    },
+    /// A message from another node (node-to-node channel, peer authenticated).
+    Peer { from: String, message: PeerMessage },
     /// Storage failed (a write or fsync error). The core stops accepting writes and never again
     /// advances commit: data whose fsync did not complete must never be reported committed.
     StorageFailed { reason: String },
@@ -111,14 +126,14 @@ pub enum Output {
     Truncate {
         seqno: SeqNo,
     },
-    /// A consensus message for another node (node-to-node channel). `address` is the peer's
-    /// published node-to-node address from `nodes.info`; `None` while this node has not yet
-    /// replicated the peer's record (a joiner answering the primary): send it on a channel the
-    /// peer opened, if any.
-    Consensus {
+    /// A message for another node (node-to-node channel). `address` is the peer's published
+    /// node-to-node address from `nodes.info`; `None` while this node has not yet replicated
+    /// the peer's record (a joiner answering the primary): send it on a channel the peer
+    /// opened, if any.
+    Peer {
         to: String,
         address: Option<String>,
-        message: coco_consensus::Message,
+        message: PeerMessage,
     },
     /// Governance renewed this node's service-endorsed certificate
     /// (`set_node_certificate_validity`) and the renewal committed: serve TLS with it.
@@ -161,6 +176,21 @@ impl ServiceStatus {
             ServiceStatus::Open => "Open",
         }
     }
+}
+
+/// Where a request being executed came from.
+enum Origin {
+    /// A client of this node.
+    Client { id: RequestId, session: Session },
+    /// A backup forwarded it.
+    Peer,
+}
+
+/// What became of a request.
+enum Routed {
+    Answer(Response),
+    /// Sent to the primary; answered when its response arrives.
+    Forwarded,
 }
 
 /// The core state of one node.
@@ -206,6 +236,12 @@ pub struct Node {
     /// Node id → published node-to-node address of every node in `nodes.info` that takes part
     /// in consensus (not retired, or retired but not yet committed as such).
     peer_addresses: BTreeMap<String, String>,
+    /// Writes forwarded to the primary and not yet answered: forward id → (request id, sent at).
+    pending_forwards: BTreeMap<u64, (RequestId, u64)>,
+    next_forward_id: u64,
+    /// Sessions that forwarded a request, with the view they forwarded in (session
+    /// consistency: a session whose view changes gets `SessionConsistencyLost`).
+    forwarded_sessions: BTreeMap<u64, View>,
 }
 
 impl Node {
@@ -270,6 +306,9 @@ impl Node {
             service_data: serde_json::Value::Null,
             service_create_txid: None,
             peer_addresses: BTreeMap::new(),
+            pending_forwards: BTreeMap::new(),
+            next_forward_id: 0,
+            forwarded_sessions: BTreeMap::new(),
         }
     }
 
@@ -334,9 +373,19 @@ impl Node {
     /// Feeds one input to the core and appends what it asks for to `out`.
     pub fn step(&mut self, now: Now, input: Input, out: &mut Vec<Output>) {
         match input {
-            Input::Request { id, request } => {
-                let response = self.execute(now, &request, out);
-                out.push(Output::Respond { id, response });
+            Input::Request {
+                id,
+                request,
+                session,
+            } => {
+                if let Some(response) =
+                    self.execute(now, &request, Origin::Client { id, session }, out)
+                {
+                    out.push(Output::Respond { id, response });
+                }
+            }
+            Input::SessionClosed { session } => {
+                self.forwarded_sessions.remove(&session);
             }
             Input::Tick => self.on_tick(now, out),
             Input::Persisted { seqno } => self.on_persisted(now, seqno, out),
@@ -353,11 +402,11 @@ impl Node {
                 },
                 out,
             ),
-            Input::Consensus { from, message } => {
+            Input::Peer { from, message } => {
                 // The channel authenticated a service-endorsed node; once this node knows the
                 // service's nodes, only those taking part in consensus are heard.
                 if self.peer_addresses.is_empty() || self.peer_addresses.contains_key(&from) {
-                    self.consensus_step(now, coco_consensus::Input::Receive { from, message }, out)
+                    self.on_peer_message(now, from, message, out);
                 }
             }
             Input::StorageFailed { reason } => {
@@ -373,6 +422,7 @@ impl Node {
     }
 
     fn on_tick(&mut self, now: Now, out: &mut Vec<Output>) {
+        self.expire_forwards(now, out);
         self.consensus_step(
             now,
             coco_consensus::Input::Tick {
@@ -422,11 +472,9 @@ impl Node {
                         .expect("the consensus core commits entries it holds");
                     self.global_commit(TxId::new(view, idx), out);
                 }
-                Action::Send { to, message } => out.push(Output::Consensus {
-                    address: self.peer_addresses.get(&to).cloned(),
-                    to,
-                    message,
-                }),
+                Action::Send { to, message } => {
+                    self.send_to_peer(to, PeerMessage::Consensus(message), out)
+                }
                 Action::BecameLeader { term } => {
                     self.consensus.view = term;
                     self.consensus.primary_id = Some(self.identity.node_id.clone());
@@ -491,7 +539,28 @@ impl Node {
 
     /// Executes a request against the KV store: routing, frontend state, authentication,
     /// backpressure, the handler, and — for writes — the ledger entry.
-    fn execute(&mut self, now: Now, request: &Request, out: &mut Vec<Output>) -> Response {
+    /// Executes a request, or forwards it to the primary (then the answer comes later, as
+    /// `Output::Respond` once the primary responds, and this returns `None`).
+    fn execute(
+        &mut self,
+        now: Now,
+        request: &Request,
+        origin: Origin,
+        out: &mut Vec<Output>,
+    ) -> Option<Response> {
+        Some(match self.route_and_execute(now, request, origin, out) {
+            Routed::Answer(response) => response,
+            Routed::Forwarded => return None,
+        })
+    }
+
+    fn route_and_execute(
+        &mut self,
+        now: Now,
+        request: &Request,
+        origin: Origin,
+        out: &mut Vec<Output>,
+    ) -> Routed {
         let (endpoint, path_params) = match self.registry.route(&request.method, &request.path) {
             RouteMatch::Found {
                 endpoint,
@@ -503,19 +572,32 @@ impl Node {
                     .map(|m| m.as_str())
                     .collect::<Vec<_>>()
                     .join(", ");
-                return ApiError::new(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    ErrorCode::UnsupportedHttpVerb,
-                    format!("Allowed methods for '{}' are: {allow}.", request.path),
-                )
-                .with_header("allow", allow)
-                .into_response();
+                return Routed::Answer(
+                    ApiError::new(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        ErrorCode::UnsupportedHttpVerb,
+                        format!("Allowed methods for '{}' are: {allow}.", request.path),
+                    )
+                    .with_header("allow", allow)
+                    .into_response(),
+                );
             }
             RouteMatch::NotFound => {
-                return ApiError::not_found(format!("Unknown path: {}.", request.path))
-                    .into_response();
+                return Routed::Answer(
+                    ApiError::not_found(format!("Unknown path: {}.", request.path)).into_response(),
+                );
             }
         };
+        // Writes on a backup go to the primary (forwarded, or redirected if the interface says
+        // so). Requests a backup forwarded are never forwarded again.
+        if endpoint.mode == EndpointMode::ReadWrite
+            && self.raft.role() != coco_consensus::Role::Leader
+            && let Origin::Client { id, session } = origin
+            && let Some(primary) = self.consensus.primary_id.clone()
+            && primary != self.identity.node_id
+        {
+            return self.hand_to_primary(now, id, &session, request, primary, out);
+        }
         let metrics_key = (
             endpoint.method.as_str().to_owned(),
             endpoint.template.clone(),
@@ -530,12 +612,12 @@ impl Node {
             m.failures += 1;
         }
         if request.method == Method::HEAD {
-            return Response {
+            return Routed::Answer(Response {
                 body: Bytes::new(),
                 ..response
-            };
+            });
         }
-        response
+        Routed::Answer(response)
     }
 
     fn execute_endpoint(

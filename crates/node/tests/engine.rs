@@ -43,6 +43,7 @@ fn call(
         Input::Request {
             id: 1,
             request: request(method, path, body, cert),
+            session: Default::default(),
         },
         &mut out,
     );

@@ -156,6 +156,7 @@ fn call(node: &mut coco_node::Node, req: coco_app_api::Request) -> Response {
         Input::Request {
             id: 1,
             request: req,
+            session: Default::default(),
         },
         &mut out,
     );

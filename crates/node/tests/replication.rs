@@ -12,13 +12,13 @@ use bytes::Bytes;
 use coco_app_api::{Method, Response};
 use coco_crypto::{Curve, EcKeyPair, RsaKeyPair};
 use coco_node::join::{JoinRequest, JoinResponse, Joiner, NodeInfoNetwork};
-use coco_node::{CoreConfig, GenesisConfig, Input, Node, NodeIdentity, Output};
+use coco_node::{CoreConfig, GenesisConfig, Input, Node, NodeIdentity, Output, Session};
 use common::{VALIDITY, identity, now, open_genesis, peer, request};
 
 struct Cluster {
     nodes: BTreeMap<String, Node>,
     ledgers: BTreeMap<String, Vec<Bytes>>,
-    messages: Vec<(String, String, coco_consensus::Message)>,
+    messages: Vec<(String, String, coco_node::PeerMessage)>,
     persisted: BTreeMap<String, u64>,
     /// Nodes whose messages (both ways) are dropped.
     cut_off: BTreeSet<String>,
@@ -251,7 +251,7 @@ impl Cluster {
                     let p = self.persisted.entry(from.to_owned()).or_default();
                     *p = (*p).min(seqno);
                 }
-                Output::Consensus { to, message, .. } => {
+                Output::Peer { to, message, .. } => {
                     self.messages.push((from.to_owned(), to, message));
                 }
                 Output::FetchEntries {
@@ -291,11 +291,10 @@ impl Cluster {
                     continue;
                 }
                 let mut out = Vec::new();
-                self.nodes.get_mut(&to).unwrap().step(
-                    now,
-                    Input::Consensus { from, message },
-                    &mut out,
-                );
+                self.nodes
+                    .get_mut(&to)
+                    .unwrap()
+                    .step(now, Input::Peer { from, message }, &mut out);
                 self.route(&to, out);
             }
             let ids: Vec<String> = self.nodes.keys().cloned().collect();
@@ -335,16 +334,37 @@ impl Cluster {
     }
 
     fn step_request(&mut self, node: &str, req: coco_app_api::Request) -> Response {
+        self.step_request_in(node, req, Session::default())
+    }
+
+    fn step_request_in(
+        &mut self,
+        node: &str,
+        req: coco_app_api::Request,
+        session: Session,
+    ) -> Response {
         let id = self.next_request;
         self.next_request += 1;
         let mut out = Vec::new();
         let now = now(self.now_ms);
-        self.nodes
-            .get_mut(node)
-            .unwrap()
-            .step(now, Input::Request { id, request: req }, &mut out);
+        self.nodes.get_mut(node).unwrap().step(
+            now,
+            Input::Request {
+                id,
+                request: req,
+                session,
+            },
+            &mut out,
+        );
         self.route(node, out);
-        self.responses.remove(&id).expect("a response")
+        // A write on a backup is forwarded: run until the primary's answer comes back.
+        for _ in 0..5_000 {
+            if let Some(r) = self.responses.remove(&id) {
+                return r;
+            }
+            self.run(1);
+        }
+        panic!("no response to request {id}")
     }
 
     fn write(&mut self, node: &str, id: u64, msg: &str) -> Response {
@@ -383,12 +403,24 @@ fn backups_apply_the_primarys_exact_entries() {
         );
     }
     let backups: Vec<String> = c.nodes.keys().filter(|id| **id != p).cloned().collect();
-    for b in &backups {
+    for (k, b) in backups.iter().enumerate() {
         // Backups serve reads from the replicated (decrypted) private map...
         assert_eq!(c.read(b, 7).as_deref(), Some("m7"));
-        // ...and refuse writes until forwarding exists.
-        let r = c.write(b, 99, "no");
-        assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+        // ...and forward writes to the primary, answering with its response.
+        let r = c.write(b, 90 + k as u64, "forwarded");
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let txid = r
+            .headers
+            .iter()
+            .find(|(h, _)| h == coco_app_api::TX_ID_HEADER)
+            .map(|(_, v)| v.clone())
+            .expect("the primary's transaction id");
+        assert!(txid.starts_with("2."), "{txid}");
+    }
+    c.run(100);
+    for id in c.nodes.keys().cloned().collect::<Vec<_>>() {
+        assert_eq!(c.read(&id, 90).as_deref(), Some("forwarded"), "{id}");
+        assert_eq!(c.read(&id, 91).as_deref(), Some("forwarded"), "{id}");
     }
 }
 
@@ -616,4 +648,67 @@ fn join_requests_are_checked() {
     // The good request still works.
     let r = c.join_call(&p, &joiner, &good);
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}
+
+fn write_in_session(c: &mut Cluster, node: &str, session: u64, id: u64) -> Response {
+    let body = serde_json::json!({"id": id, "msg": "s"}).to_string();
+    let req = request(
+        Method::POST,
+        "/app/log/private",
+        &body,
+        Some(&c.user.clone()),
+    );
+    c.step_request_in(
+        node,
+        req,
+        Session {
+            id: session,
+            interface: "primary_rpc_interface".into(),
+        },
+    )
+}
+
+#[test]
+fn a_forwarding_session_loses_consistency_when_the_primary_changes() {
+    let mut c = Cluster::new(2);
+    let p = c.primary();
+    c.run(50);
+    let backups: Vec<String> = c.nodes.keys().filter(|id| **id != p).cloned().collect();
+    for (k, b) in backups.iter().enumerate() {
+        let r = write_in_session(&mut c, b, 10 + k as u64, k as u64);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    c.cut_off.insert(p.clone());
+    c.run(400);
+    let new = c.primary();
+    let still_backup = backups.iter().find(|b| **b != new).unwrap().clone();
+    let session = 10 + backups.iter().position(|b| *b == still_backup).unwrap() as u64;
+    let r = write_in_session(&mut c, &still_backup, session, 50);
+    assert_eq!(r.status, 500, "{}", String::from_utf8_lossy(&r.body));
+    assert!(String::from_utf8_lossy(&r.body).contains("SessionConsistencyLost"));
+    assert!(r.headers.contains(&("connection".into(), "close".into())));
+    // A new session forwards to the new primary.
+    let r = write_in_session(&mut c, &still_backup, 99, 51);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // Once the session closes its pinned view is forgotten.
+    let mut out = Vec::new();
+    c.nodes.get_mut(&still_backup).unwrap().step(
+        now(c.now_ms),
+        Input::SessionClosed { session },
+        &mut out,
+    );
+    let r = write_in_session(&mut c, &still_backup, session, 52);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}
+
+#[test]
+fn a_forwarded_request_the_primary_never_answers_times_out() {
+    let mut c = Cluster::new(2);
+    let p = c.primary();
+    c.run(50);
+    let b = c.nodes.keys().find(|id| **id != p).unwrap().clone();
+    c.cut_off.insert(p);
+    let r = c.write(&b, 1, "lost");
+    assert_eq!(r.status, 504, "{}", String::from_utf8_lossy(&r.body));
+    assert!(String::from_utf8_lossy(&r.body).contains("RequestForwardingTimedOut"));
 }

@@ -76,3 +76,7 @@ pub const VALIDATE_CONSTITUTION_HEAP_BYTES: usize = 32 * 1024 * 1024;
 pub const VALIDATE_CONSTITUTION_STACK_BYTES: usize = 1024 * 1024;
 /// Consensus messages queued for one peer before further ones are dropped.
 pub const N2N_QUEUE_MESSAGE_COUNT_MAX: usize = 4_096;
+
+/// How long a backup waits for the primary to answer a forwarded request (CCF's
+/// `forwarding_timeout_ms` default) before answering 504 itself.
+pub const FORWARDING_TIMEOUT_MS_DEFAULT: u64 = 3_000;

@@ -30,6 +30,8 @@ pub struct Options {
     /// `consensus.election_timeout` in milliseconds (CCF's default 5000 makes failover tests
     /// slow).
     pub election_timeout_ms: u64,
+    /// `redirections` of a joining node's RPC interface (CCF's shape).
+    pub redirections: Option<serde_json::Value>,
 }
 
 impl Default for Options {
@@ -45,6 +47,7 @@ impl Default for Options {
             max_body_size: None,
             max_uncommitted: None,
             election_timeout_ms: 1000,
+            redirections: None,
         }
     }
 }
@@ -191,9 +194,13 @@ impl TestNode {
                 std::fs::copy(e.path(), d.join(e.file_name())).unwrap();
             }
         }
+        let mut iface = serde_json::json!({"bind_address": "127.0.0.1:0"});
+        if let Some(r) = &opts.redirections {
+            iface["redirections"] = r.clone();
+        }
         let config = serde_json::json!({
             "network": {
-                "rpc_interfaces": {"primary_rpc_interface": {"bind_address": "127.0.0.1:0"}},
+                "rpc_interfaces": {"primary_rpc_interface": iface},
                 "node_to_node_interface": {"bind_address": "127.0.0.1:0"}
             },
             "command": {

@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use coco_consensus::Message;
 use coco_crypto::{Curve, EcKeyPair, RsaKeyPair, SubjectAltName, Validity};
+use coco_node::PeerMessage;
 use coco_node::identity::NodeIdentity;
 use tokio::sync::mpsc;
 
@@ -50,15 +51,15 @@ fn service(n: usize) -> Vec<ChannelIdentity> {
 fn network(
     id: &ChannelIdentity,
     rt: &tokio::runtime::Runtime,
-) -> (Network, mpsc::Receiver<(String, Message)>) {
+) -> (Network, mpsc::Receiver<(String, PeerMessage)>) {
     let (tx, rx) = mpsc::channel(16);
     (Network::new(id.clone(), rt.handle().clone(), tx), rx)
 }
 
 fn recv(
     rt: &tokio::runtime::Runtime,
-    rx: &mut mpsc::Receiver<(String, Message)>,
-) -> Result<Option<(String, Message)>, tokio::time::error::Elapsed> {
+    rx: &mut mpsc::Receiver<(String, PeerMessage)>,
+) -> Result<Option<(String, PeerMessage)>, tokio::time::error::Elapsed> {
     rt.block_on(async { tokio::time::timeout(Duration::from_secs(1), rx.recv()).await })
 }
 
@@ -78,12 +79,12 @@ fn endorsed_nodes_talk_and_others_are_refused() {
     let address = addr.to_string();
     let (mut net_b, mut rx) = network(&b, &rt);
     net_b.listen(listener).unwrap();
-    let m = Message::RequestVote {
+    let m = PeerMessage::Consensus(Message::RequestVote {
         term: 3,
         last_committable_idx: 10,
         term_of_last_committable_idx: 2,
         election_type: coco_consensus::ElectionType::Regular,
-    };
+    });
 
     // a → b: delivered, attributed to a's node id, in order.
     let (mut net_a, mut rx_a) = network(&a, &rt);
@@ -91,7 +92,7 @@ fn endorsed_nodes_talk_and_others_are_refused() {
     assert!(net_a.send(
         &b.node_id,
         Some(&address),
-        &Message::ProposeRequestVote { term: 4 }
+        &PeerMessage::Consensus(Message::ProposeRequestVote { term: 4 })
     ));
     assert_eq!(
         recv(&rt, &mut rx).unwrap(),
@@ -99,13 +100,23 @@ fn endorsed_nodes_talk_and_others_are_refused() {
     );
     assert_eq!(
         recv(&rt, &mut rx).unwrap(),
-        Some((a.node_id.clone(), Message::ProposeRequestVote { term: 4 }))
+        Some((
+            a.node_id.clone(),
+            PeerMessage::Consensus(Message::ProposeRequestVote { term: 4 })
+        ))
     );
     // b answers a without knowing a's address, over the connection a opened.
-    assert!(net_b.send(&a.node_id, None, &Message::ProposeRequestVote { term: 6 }));
+    assert!(net_b.send(
+        &a.node_id,
+        None,
+        &PeerMessage::Consensus(Message::ProposeRequestVote { term: 6 })
+    ));
     assert_eq!(
         recv(&rt, &mut rx_a).unwrap(),
-        Some((b.node_id.clone(), Message::ProposeRequestVote { term: 6 }))
+        Some((
+            b.node_id.clone(),
+            PeerMessage::Consensus(Message::ProposeRequestVote { term: 6 })
+        ))
     );
     // Without an address or a connection from the peer there is no route.
     assert!(!net_b.send(&c.node_id, None, &m));
@@ -139,10 +150,13 @@ fn endorsed_nodes_talk_and_others_are_refused() {
     net_c.send(
         &b.node_id,
         Some(&address),
-        &Message::ProposeRequestVote { term: 5 },
+        &PeerMessage::Consensus(Message::ProposeRequestVote { term: 5 }),
     );
     assert_eq!(
         recv(&rt, &mut rx).unwrap(),
-        Some((c.node_id.clone(), Message::ProposeRequestVote { term: 5 }))
+        Some((
+            c.node_id.clone(),
+            PeerMessage::Consensus(Message::ProposeRequestVote { term: 5 })
+        ))
     );
 }
