@@ -154,9 +154,15 @@ fn five_nodes_survive_a_kill9_of_the_primary_and_a_backup() {
 
 #[test]
 fn a_node_joining_an_open_service_waits_for_members_to_trust_it() {
-    let primary = TestNode::start(options());
+    // Trusting a node adds it to the configuration before it has started: it must answer
+    // within an election timeout, which a loaded CI machine needs some slack for.
+    let opts = Options {
+        election_timeout_ms: 3000,
+        ..options()
+    };
+    let primary = TestNode::start(opts.clone());
     write(&primary, 1, "before the join");
-    let mut joiner = primary.spawn_joiner(&options());
+    let mut joiner = primary.spawn_joiner(&opts);
     let deadline = Instant::now() + Duration::from_secs(30);
     let pending = loop {
         let nodes = primary
@@ -234,4 +240,85 @@ fn backups_forward_writes_or_redirect_them_when_configured() {
     // Reads are served locally either way.
     redirecting.wait_committed_here(&txid);
     assert_eq!(read(&redirecting, 7).as_deref(), Some("via a backup"));
+}
+
+fn removable(node: &TestNode) -> Vec<String> {
+    node.anonymous()
+        .get("/node/network/removable_nodes")
+        .unwrap()
+        .json()["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["node_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn retired_nodes_leave_the_service_and_can_be_removed() {
+    let nodes = TestNode::cluster(4, options());
+    let ids: Vec<String> = nodes.iter().map(TestNode::node_id).collect();
+    // A backup is retired by governance; once that commits it is removable, and removed.
+    let ballot = propose_and_vote(
+        &nodes[0],
+        &json!({"actions": [{"name": "remove_node", "args": {"node_id": ids[3]}}]}),
+    );
+    assert_eq!(ballot["proposalState"], "Accepted", "{ballot}");
+    wait_until("node3 is removable", || {
+        removable(&nodes[0]) == vec![ids[3].clone()]
+    });
+    let r = nodes[0]
+        .anonymous()
+        .request(
+            coco_client::Method::DELETE,
+            &format!("/node/network/nodes/{}", ids[1]),
+            &[],
+            Vec::new(),
+        )
+        .unwrap();
+    assert_eq!(
+        r.status,
+        400,
+        "a trusted node is not removable: {}",
+        r.text()
+    );
+    assert!(r.text().contains("NodeNotRetiredCommitted"), "{}", r.text());
+    let r = nodes[0]
+        .anonymous()
+        .request(
+            coco_client::Method::DELETE,
+            &format!("/node/network/nodes/{}", ids[3]),
+            &[],
+            Vec::new(),
+        )
+        .unwrap();
+    assert_eq!(r.status, 204, "{}", r.text());
+    let r = nodes[0]
+        .anonymous()
+        .get(&format!("/node/network/nodes/{}", ids[3]))
+        .unwrap();
+    assert_eq!(r.status, 404, "{}", r.text());
+    // The primary itself is retired: it hands over to one of the remaining nodes.
+    let ballot = propose_and_vote(
+        &nodes[0],
+        &json!({"actions": [{"name": "remove_node", "args": {"node_id": ids[0]}}]}),
+    );
+    assert_eq!(ballot["proposalState"], "Accepted", "{ballot}");
+    let p = wait_for_primary(&nodes, &[1, 2]);
+    wait_until("the old primary is removable", || {
+        removable(&nodes[p]).contains(&ids[0])
+    });
+    let txid = write(&nodes[p], 5, "after the retirements");
+    for k in [1, 2] {
+        nodes[k].wait_committed_here(&txid);
+        assert_eq!(read(&nodes[k], 5).as_deref(), Some("after the retirements"));
+    }
 }

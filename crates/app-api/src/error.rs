@@ -58,6 +58,8 @@ pub enum ErrorCode {
     SessionConsistencyLost,
     /// A backup forwarded a request and the primary did not answer in time.
     RequestForwardingTimedOut,
+    /// `DELETE /node/network/nodes/{id}` on a node that is not retired and committed as such.
+    NodeNotRetiredCommitted,
 }
 
 impl ErrorCode {
@@ -104,6 +106,7 @@ impl ErrorCode {
             ErrorCode::NodeAlreadyRetired => "NodeAlreadyRetired",
             ErrorCode::SessionConsistencyLost => "SessionConsistencyLost",
             ErrorCode::RequestForwardingTimedOut => "RequestForwardingTimedOut",
+            ErrorCode::NodeNotRetiredCommitted => "NodeNotRetiredCommitted",
         }
     }
 }

@@ -743,10 +743,13 @@ impl Raft {
         self.peers.retain(|n, _| voters.contains(n));
         for n in voters {
             if n != self.id {
+                // A peer counts as heard from when it joins the leader's view (elected by
+                // it, or just added by a reconfiguration): CheckQuorum gives a new node one
+                // election timeout to start answering before the leader steps down.
                 self.peers.entry(n).or_insert(Peer {
                     next_idx: next,
                     match_idx: 0,
-                    last_ack_ms: None,
+                    last_ack_ms: Some(self.now_ms),
                     probing: true,
                     fetching: None,
                 });

@@ -250,6 +250,26 @@ fn check_quorum_deposes_an_isolated_leader() {
 }
 
 #[test]
+fn check_quorum_gives_a_node_added_by_reconfiguration_one_election_timeout() {
+    let mut r = Raft::new_service("a".into(), cfg(), 5, 0);
+    let mut out = Vec::new();
+    r.propose(false, conf(&["a"]), data("g")).unwrap();
+    r.propose(true, None, data("s")).unwrap();
+    r.step(Input::Persisted { idx: 2 }, &mut out);
+    r.step(Input::Tick { now_ms: 90 }, &mut out);
+    // At 90 ms, b is added (it still has to start and catch up). The check at 150 ms counts it
+    // as heard (since 90 ms); the next one, at 251 ms, does not: b never answered.
+    r.propose(false, conf(&["a", "b"]), data("trust b"))
+        .unwrap();
+    r.step(Input::Tick { now_ms: 150 }, &mut out);
+    assert_eq!(r.role(), Role::Leader);
+    r.step(Input::Tick { now_ms: 240 }, &mut out);
+    assert_eq!(r.role(), Role::Leader);
+    r.step(Input::Tick { now_ms: 251 }, &mut out);
+    assert_eq!(r.role(), Role::Follower, "b never answered");
+}
+
+#[test]
 fn a_removed_leader_retires_after_the_new_configuration_commits() {
     let mut r = Raft::new_service("a".into(), cfg(), 6, 0);
     let mut out = Vec::new();

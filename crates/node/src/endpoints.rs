@@ -86,6 +86,22 @@ pub fn node_registry() -> Registry {
     );
     r.route_fn(
         Method::GET,
+        "/node/network/removable_nodes",
+        NO_AUTH,
+        RO,
+        "Retired nodes whose retirement has committed: safe to stop and remove",
+        removable_nodes,
+    );
+    r.route_fn(
+        Method::DELETE,
+        "/node/network/nodes/{node_id}",
+        NO_AUTH,
+        EndpointMode::ReadWrite,
+        "Remove a node whose retirement has committed from nodes.info",
+        delete_node,
+    );
+    r.route_fn(
+        Method::GET,
         "/node/network/nodes/self",
         NO_AUTH,
         RO,
@@ -332,19 +348,61 @@ fn describe_node(ctx: &EndpointContext<'_>, node_id: &str, info: &Value) -> Valu
 }
 
 fn nodes(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    let out: Vec<Value> = node_records(ctx)?
+        .iter()
+        .map(|(id, info)| describe_node(ctx, id, info))
+        .collect();
+    Ok(Response::ok_json(&json!({ "nodes": out })))
+}
+
+/// `nodes.info` records as (id, parsed record), in key order.
+fn node_records(ctx: &mut EndpointContext<'_>) -> Result<Vec<(String, Value)>, ApiError> {
     let mut raw: Vec<(Bytes, Bytes)> = Vec::new();
     ctx.tx.for_each(tables::NODES_INFO, |k, v| {
         raw.push((k.clone(), v.clone()));
         true
     });
-    let mut out = Vec::with_capacity(raw.len());
-    for (k, v) in raw {
-        let id = String::from_utf8_lossy(&k).into_owned();
-        let info: Value = serde_json::from_slice(&v)
-            .map_err(|e| ApiError::internal(format!("nodes.info of {id} is not JSON: {e}")))?;
-        out.push(describe_node(ctx, &id, &info));
+    raw.into_iter()
+        .map(|(k, v)| {
+            let id = String::from_utf8_lossy(&k).into_owned();
+            serde_json::from_slice(&v)
+                .map(|info| (id.clone(), info))
+                .map_err(|e| ApiError::internal(format!("nodes.info of {id} is not JSON: {e}")))
+        })
+        .collect()
+}
+
+fn is_removable(info: &Value) -> bool {
+    info["status"] == "Retired" && info["retired_committed"] == true
+}
+
+fn removable_nodes(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    let nodes: Vec<Value> = node_records(ctx)?
+        .iter()
+        .filter(|(_, info)| is_removable(info))
+        .map(|(id, info)| describe_node(ctx, id, info))
+        .collect();
+    Ok(Response::ok_json(&json!({ "nodes": nodes })))
+}
+
+/// CCF's `DELETE /node/network/nodes/{node_id}`: only nodes whose retirement has committed can
+/// go; their `nodes.info` record and endorsed certificate are removed.
+fn delete_node(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    let id = ctx.path_params["node_id"].clone();
+    match read_json(ctx, tables::NODES_INFO, id.as_bytes())? {
+        None => Err(ApiError::not_found(format!("Node {id} does not exist."))),
+        Some(info) if !is_removable(&info) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            coco_app_api::ErrorCode::NodeNotRetiredCommitted,
+            format!("Node {id} is not retired, or its retirement has not committed yet."),
+        )),
+        Some(_) => {
+            ctx.tx.remove(tables::NODES_INFO, id.as_bytes());
+            ctx.tx
+                .remove(tables::NODES_ENDORSED_CERTIFICATES, id.as_bytes());
+            Ok(Response::new(StatusCode::NO_CONTENT))
+        }
     }
-    Ok(Response::ok_json(&json!({ "nodes": out })))
 }
 
 fn one_node(ctx: &mut EndpointContext<'_>, node_id: &str) -> Result<Response, ApiError> {

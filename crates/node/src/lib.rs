@@ -242,6 +242,10 @@ pub struct Node {
     /// Sessions that forwarded a request, with the view they forwarded in (session
     /// consistency: a session whose view changes gets `SessionConsistencyLost`).
     forwarded_sessions: BTreeMap<u64, View>,
+    /// Nodes retired by governance, with the seqno that retired them: once that commits, the
+    /// primary records `retired_committed` (CCF's retirement phases), after which the node may
+    /// be removed (`/node/network/removable_nodes`).
+    pending_retirements: Vec<(SeqNo, String)>,
 }
 
 impl Node {
@@ -309,6 +313,7 @@ impl Node {
             pending_forwards: BTreeMap::new(),
             next_forward_id: 0,
             forwarded_sessions: BTreeMap::new(),
+            pending_retirements: Vec::new(),
         }
     }
 
@@ -415,6 +420,7 @@ impl Node {
                 }
             }
         }
+        self.record_committed_retirements(out);
         // A transaction count trigger can fire while executing; the delay trigger on ticks.
         if self.txs_since_signature >= self.config.signature_tx_interval_count {
             self.emit_signature(now, out);
@@ -476,6 +482,14 @@ impl Node {
                     self.send_to_peer(to, PeerMessage::Consensus(message), out)
                 }
                 Action::BecameLeader { term } => {
+                    // Retirements a previous primary did not get to record: they are committed
+                    // once anything this primary appends is.
+                    let last = self.consensus.last_seqno;
+                    for id in self.retired_nodes(false) {
+                        if !self.pending_retirements.iter().any(|(_, n)| *n == id) {
+                            self.pending_retirements.push((last, id));
+                        }
+                    }
                     self.consensus.view = term;
                     self.consensus.primary_id = Some(self.identity.node_id.clone());
                     self.consensus
@@ -865,8 +879,20 @@ impl Node {
     /// Governance changes the node acts on: the service status (opening the app frontend) at
     /// once; renewed node and service certificates once `seqno` commits.
     fn observe_governance_writes(&mut self, write_set: &WriteSet, seqno: SeqNo) {
-        if write_set.maps.contains_key(tables::NODES_INFO) {
+        if let Some(nodes) = write_set.maps.get(tables::NODES_INFO) {
             self.refresh_peer_addresses();
+            for (k, v) in &nodes.writes {
+                let retiring = v
+                    .as_ref()
+                    .and_then(|v| tables::from_ccf_json::<tables::NodeInfo>(v).ok())
+                    .is_some_and(|i| {
+                        i.status == tables::NodeStatus::Retired && !i.retired_committed
+                    });
+                let id = String::from_utf8_lossy(k).into_owned();
+                if retiring && !self.pending_retirements.iter().any(|(_, n)| *n == id) {
+                    self.pending_retirements.push((seqno, id));
+                }
+            }
         }
         let own_cert = write_set
             .maps
@@ -893,6 +919,54 @@ impl Node {
                 tables::ServiceStatus::Open => ServiceStatus::Open,
                 _ => ServiceStatus::Opening,
             };
+        }
+    }
+
+    /// Nodes whose `nodes.info` status is Retired, with `retired_committed` as given.
+    fn retired_nodes(&self, retired_committed: bool) -> Vec<String> {
+        let mut ids = Vec::new();
+        self.store.begin().for_each(tables::NODES_INFO, |k, v| {
+            if tables::from_ccf_json::<tables::NodeInfo>(v).is_ok_and(|i| {
+                i.status == tables::NodeStatus::Retired && i.retired_committed == retired_committed
+            }) {
+                ids.push(String::from_utf8_lossy(k).into_owned());
+            }
+            true
+        });
+        ids
+    }
+
+    /// On the primary: records `retired_committed` for nodes whose retirement has committed
+    /// (one transaction for all of them).
+    fn record_committed_retirements(&mut self, out: &mut Vec<Output>) {
+        if self.raft.role() != coco_consensus::Role::Leader || self.storage_failure.is_some() {
+            return;
+        }
+        let commit = self.consensus.commit.seqno;
+        let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_retirements)
+            .into_iter()
+            .partition(|(seqno, _)| *seqno <= commit);
+        self.pending_retirements = waiting;
+        if due.is_empty() {
+            return;
+        }
+        let mut tx = self.store.begin();
+        for (_, id) in due {
+            let Some(raw) = tx.get(tables::NODES_INFO, id.as_bytes()) else {
+                continue;
+            };
+            let Ok(mut info) = tables::from_ccf_json::<tables::NodeInfo>(&raw) else {
+                continue;
+            };
+            if info.status == tables::NodeStatus::Retired && !info.retired_committed {
+                info.retired_committed = true;
+                tx.put(tables::NODES_INFO, Bytes::from(id), ccf_json(&info));
+            }
+        }
+        let seqno = self.consensus.last_seqno + 1;
+        if let Ok(CommitResult::Committed { write_set }) = self.store.commit(tx, seqno) {
+            self.observe_governance_writes(&write_set, seqno);
+            self.append_entry(&write_set, [0; 32], false, false, out);
         }
     }
 
