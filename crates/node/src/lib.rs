@@ -452,6 +452,12 @@ impl Node {
             "storage reports seqno {seqno} beyond the last appended"
         );
         self.consensus_step(now, coco_consensus::Input::Persisted { idx: seqno }, out);
+        // A storage batch is the natural unit of replication too: the entries it made durable
+        // here go to the backups now, in few messages, rather than at the next signature or
+        // heartbeat (which would cap throughput at a batch per heartbeat).
+        let mut actions = Vec::new();
+        self.raft.replicate(&mut actions);
+        self.on_consensus(now, actions, out);
     }
 
     /// Feeds the consensus core and acts on what it decides.
