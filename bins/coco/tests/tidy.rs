@@ -17,6 +17,7 @@ const LAYERS: &[&str] = &[
     "app-api",
     "app-logging",
     "node",
+    "sim",
     "js",
     "client",
     "host",
@@ -32,6 +33,7 @@ const PURE: &[&str] = &[
     "app-api",
     "app-logging",
     "node",
+    "sim",
 ];
 const FORBIDDEN_DEPS_IN_PURE: &[&str] = &[
     "tokio",
@@ -53,7 +55,15 @@ const FORBIDDEN_CODE_IN_PURE: &[&str] = &[
     "tokio::",
 ];
 /// Crates whose iteration order reaches bytes that are hashed or written: no HashMap/HashSet.
-const ORDERED: &[&str] = &["codec", "kv", "merkle", "node", "ledger", "consensus"];
+const ORDERED: &[&str] = &[
+    "codec",
+    "kv",
+    "merkle",
+    "node",
+    "ledger",
+    "consensus",
+    "sim",
+];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -400,6 +400,11 @@ impl Raft {
         }
     }
 
+    /// The configurations a quorum is needed in: the last committed one and any after it.
+    pub fn active_configurations(&self) -> impl Iterator<Item = &Configuration> {
+        self.configurations.iter().map(|(_, c)| c)
+    }
+
     fn voters(&self) -> BTreeSet<NodeId> {
         self.configurations
             .iter()
@@ -580,7 +585,11 @@ impl Raft {
     }
 
     fn receive(&mut self, from: NodeId, message: Message, out: &mut Vec<Action>) {
-        if self.role == Role::Retired || from == self.id {
+        if from == self.id {
+            return;
+        }
+        if self.role == Role::Retired && !matches!(message, Message::AppendEntries { .. }) {
+            self.receive_retired(from, message, out);
             return;
         }
         // Pre-votes are answered without adopting their (hypothetical) term.
@@ -662,6 +671,46 @@ impl Raft {
                 }
             }
         }
+    }
+
+    /// A retired node still takes part as the older configuration needs it (CCF's retirement
+    /// phases): until the configuration without it commits everywhere, the others may need its
+    /// vote, or its acknowledgements, for a quorum of the older configuration. It answers vote
+    /// requests by the usual rule, and an AppendEntries makes it a follower that never stands
+    /// (it is in no configuration it could lead).
+    fn receive_retired(&mut self, from: NodeId, message: Message, out: &mut Vec<Action>) {
+        let Message::RequestVote {
+            term,
+            last_committable_idx,
+            term_of_last_committable_idx,
+            election_type,
+        } = message
+        else {
+            return;
+        };
+        let pre_vote = election_type == ElectionType::PreVote;
+        if !pre_vote && term > self.term {
+            self.term = term;
+            self.voted_for = None;
+        }
+        let up_to_date =
+            (term_of_last_committable_idx, last_committable_idx) >= self.last_committable_swapped();
+        let granted = if pre_vote {
+            term >= self.term && up_to_date
+        } else {
+            term == self.term && self.voted_for.as_ref().is_none_or(|v| *v == from) && up_to_date
+        };
+        if granted && !pre_vote {
+            self.voted_for = Some(from.clone());
+        }
+        out.push(Action::Send {
+            to: from,
+            message: Message::RequestVoteResponse {
+                term: self.term,
+                vote_granted: granted,
+                election_type,
+            },
+        });
     }
 
     /// (term, index) of the last committable entry, for lexicographic comparison.
@@ -1095,7 +1144,13 @@ impl Raft {
                 });
             }
         }
+        // What this node holds beyond the commit is not its to keep: the remaining nodes decide
+        // it. Dropping it also keeps this node's vote from blocking a successor that lacks it.
+        if self.last_idx > self.commit_idx {
+            self.truncate(self.commit_idx, out);
+        }
         self.role = Role::Retired;
+        self.was_voter = false;
         self.leader = None;
         self.peers.clear();
         out.push(Action::Retired);

@@ -236,6 +236,8 @@ pub struct Node {
     /// Node id → published node-to-node address of every node in `nodes.info` that takes part
     /// in consensus (not retired, or retired but not yet committed as such).
     peer_addresses: BTreeMap<String, String>,
+    /// Nodes retired and committed as such: their messages are dropped.
+    departed_peers: std::collections::BTreeSet<String>,
     /// Writes forwarded to the primary and not yet answered: forward id → (request id, sent at).
     pending_forwards: BTreeMap<u64, (RequestId, u64)>,
     next_forward_id: u64,
@@ -310,6 +312,7 @@ impl Node {
             service_data: serde_json::Value::Null,
             service_create_txid: None,
             peer_addresses: BTreeMap::new(),
+            departed_peers: Default::default(),
             pending_forwards: BTreeMap::new(),
             next_forward_id: 0,
             forwarded_sessions: BTreeMap::new(),
@@ -365,6 +368,34 @@ impl Node {
         self.store.snapshot()
     }
 
+    /// This node's consensus role.
+    pub fn role(&self) -> coco_consensus::Role {
+        self.raft.role()
+    }
+
+    /// The configurations this node needs a quorum in (the committed one and any pending).
+    pub fn active_configurations(&self) -> Vec<coco_consensus::Configuration> {
+        self.raft.active_configurations().cloned().collect()
+    }
+
+    /// Why this node stopped accepting writes and advancing commit, if it did (a storage
+    /// failure, or a replicated entry it could not apply).
+    pub fn failure(&self) -> Option<&str> {
+        self.storage_failure.as_deref()
+    }
+
+    /// Every node in this node's `nodes.info`, with its status (tools, the simulator).
+    pub fn node_statuses(&self) -> BTreeMap<String, tables::NodeStatus> {
+        let mut statuses = BTreeMap::new();
+        self.store.begin().for_each(tables::NODES_INFO, |k, v| {
+            if let Ok(info) = tables::from_ccf_json::<tables::NodeInfo>(v) {
+                statuses.insert(String::from_utf8_lossy(k).into_owned(), info.status);
+            }
+            true
+        });
+        statuses
+    }
+
     pub fn service_status(&self) -> ServiceStatus {
         self.service_status
     }
@@ -408,9 +439,11 @@ impl Node {
                 out,
             ),
             Input::Peer { from, message } => {
-                // The channel authenticated a service-endorsed node; once this node knows the
-                // service's nodes, only those taking part in consensus are heard.
-                if self.peer_addresses.is_empty() || self.peer_addresses.contains_key(&from) {
+                // The channel authenticated a service-endorsed node. Nodes whose retirement is
+                // committed are no longer heard. (A node this one has not replicated the record
+                // of yet is heard: a joiner catching up learns of later members only by
+                // replaying, and the current primary may be one of them.)
+                if !self.departed_peers.contains(&from) {
                     self.on_peer_message(now, from, message, out);
                 }
             }
@@ -980,18 +1013,20 @@ impl Node {
     /// was rolled back).
     fn refresh_peer_addresses(&mut self) {
         let mut peers = BTreeMap::new();
+        let mut departed = std::collections::BTreeSet::new();
         self.store.begin().for_each(tables::NODES_INFO, |k, v| {
-            if let Ok(info) = tables::from_ccf_json::<tables::NodeInfo>(v)
-                && (info.status != tables::NodeStatus::Retired || !info.retired_committed)
-            {
-                peers.insert(
-                    String::from_utf8_lossy(k).into_owned(),
-                    join::published(&info.node_to_node_interface).to_owned(),
-                );
+            if let Ok(info) = tables::from_ccf_json::<tables::NodeInfo>(v) {
+                let id = String::from_utf8_lossy(k).into_owned();
+                if info.status == tables::NodeStatus::Retired && info.retired_committed {
+                    departed.insert(id);
+                } else {
+                    peers.insert(id, join::published(&info.node_to_node_interface).to_owned());
+                }
             }
             true
         });
         self.peer_addresses = peers;
+        self.departed_peers = departed;
     }
 
     fn view_of_last(&self) -> View {
@@ -1242,6 +1277,12 @@ impl Node {
 
     /// Writes a signature transaction over the current Merkle root (ccf-reference §1.9).
     fn emit_signature(&mut self, now: Now, out: &mut Vec<Output>) {
+        if self.raft.role() != coco_consensus::Role::Leader {
+            // Leadership was lost in this very step (CheckQuorum, a higher term): the unsigned
+            // suffix is the next primary's to keep or discard.
+            self.txs_since_signature = 0;
+            return;
+        }
         let seqno = self.consensus.last_seqno + 1;
         let txid = TxId::new(self.consensus.view, seqno);
         let root = self.tree.root();
