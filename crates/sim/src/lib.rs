@@ -40,6 +40,7 @@ use coco_node::{
 use coco_types::{SeqNo, TxId};
 
 mod keys;
+pub mod scenario;
 
 /// What to simulate.
 #[derive(Clone, Debug)]
@@ -337,6 +338,8 @@ struct Sim {
     /// Directed links that drop everything.
     blocked: BTreeSet<(String, String)>,
     faults: bool,
+    /// Random client traffic and member activation (off in scripted scenarios).
+    autopilot: bool,
     /// Requests in flight: (node, request id) → purpose.
     requests: BTreeMap<(String, u64), Purpose>,
     next_request: u64,
@@ -348,6 +351,8 @@ struct Sim {
     state_digest: Option<String>,
     user: PeerCert,
     acked: Vec<(u64, TxId)>,
+    /// Status of the last client write answered (scripted scenarios).
+    last_response_status: Option<u16>,
     joining: Option<Joining>,
     /// Node ids retired by governance (never picked again for faults or requests).
     retiring: BTreeSet<String>,
@@ -443,6 +448,7 @@ impl Sim {
             network: Vec::new(),
             blocked: BTreeSet::new(),
             faults: true,
+            autopilot: true,
             requests: BTreeMap::new(),
             next_request: 0,
             next_write: 0,
@@ -453,6 +459,7 @@ impl Sim {
             state_digest: None,
             user: peer_cert(&pool.user_cert),
             acked: Vec::new(),
+            last_response_status: None,
             joining: None,
             retiring: BTreeSet::new(),
             leaders: BTreeMap::new(),
@@ -731,6 +738,7 @@ impl Sim {
             .and_then(|(_, v)| v.parse::<TxId>().ok());
         match purpose {
             Purpose::Write { id } => {
+                self.last_response_status = Some(r.status.as_u16());
                 if ok && let Some(txid) = txid {
                     self.acked.push((id, txid));
                     self.report.writes_acknowledged += 1;
@@ -881,6 +889,9 @@ impl Sim {
 
     /// Clients: member activation, writes through random nodes, join polling.
     fn clients(&mut self) -> Result<(), String> {
+        if !self.autopilot {
+            return Ok(());
+        }
         let live = self.live();
         if !self.member_active
             && self.now_ms.is_multiple_of(50)
