@@ -495,6 +495,12 @@ impl Node {
 
     /// Feeds the consensus core and acts on what it decides.
     fn consensus_step(&mut self, now: Now, input: coco_consensus::Input, out: &mut Vec<Output>) {
+        if self.storage_failure.is_some() {
+            // Fail-stop: a node whose ledger cannot be trusted takes no further part in
+            // consensus (as a crashed CCF node), so a failed primary stops heartbeating and the
+            // others elect a new one instead of waiting on a commit that cannot come.
+            return;
+        }
         let mut actions = Vec::new();
         self.raft.step(input, &mut actions);
         self.on_consensus(now, actions, out);
@@ -1277,7 +1283,7 @@ impl Node {
 
     /// Writes a signature transaction over the current Merkle root (ccf-reference §1.9).
     fn emit_signature(&mut self, now: Now, out: &mut Vec<Output>) {
-        if self.raft.role() != coco_consensus::Role::Leader {
+        if self.raft.role() != coco_consensus::Role::Leader || self.storage_failure.is_some() {
             // Leadership was lost in this very step (CheckQuorum, a higher term): the unsigned
             // suffix is the next primary's to keep or discard.
             self.txs_since_signature = 0;

@@ -296,6 +296,15 @@ struct SimNode {
     durable: SeqNo,
     commit: SeqNo,
     crashed: bool,
+    /// Its storage failed: it keeps running but takes no part in consensus.
+    fail_stopped: bool,
+}
+
+impl SimNode {
+    /// Unavailable to the service: crashed or fail-stopped.
+    fn down(&self) -> bool {
+        self.crashed || self.fail_stopped
+    }
 }
 
 /// What a client request is for.
@@ -497,6 +506,7 @@ impl Sim {
                     durable: 0,
                     commit: 0,
                     crashed: false,
+                    fail_stopped: false,
                 },
             );
         }
@@ -520,7 +530,7 @@ impl Sim {
     fn live(&self) -> Vec<String> {
         self.nodes
             .iter()
-            .filter(|(id, n)| !n.crashed && !self.retiring.contains(*id))
+            .filter(|(id, n)| !n.down() && !self.retiring.contains(*id))
             .map(|(id, _)| id.clone())
             .collect()
     }
@@ -530,7 +540,7 @@ impl Sim {
         let newest = self
             .nodes
             .values()
-            .filter(|n| !n.crashed)
+            .filter(|n| !n.down())
             .max_by_key(|n| n.node.consensus().last_seqno);
         newest
             .map(|n| {
@@ -548,7 +558,7 @@ impl Sim {
     fn active_configurations(&self) -> Vec<coco_consensus::Configuration> {
         self.nodes
             .values()
-            .filter(|n| !n.crashed)
+            .filter(|n| !n.down())
             .max_by_key(|n| n.node.consensus().last_seqno)
             .map(|n| n.node.active_configurations())
             .unwrap_or_default()
@@ -793,6 +803,7 @@ impl Sim {
                             durable: 0,
                             commit: 0,
                             crashed: false,
+                            fail_stopped: false,
                         },
                     );
                     self.report.joins += 1;
@@ -869,7 +880,7 @@ impl Sim {
         for id in &ids {
             let catch_up = self.rng.chance(300);
             let n = &self.nodes[id];
-            if catch_up && !n.crashed && (n.durable as usize) < n.ledger.len() {
+            if catch_up && !n.down() && (n.durable as usize) < n.ledger.len() {
                 let seqno = n.ledger.len() as SeqNo;
                 self.nodes.get_mut(id).expect("listed").durable = seqno;
                 self.step_node(id, Input::Persisted { seqno })?;
@@ -1011,7 +1022,7 @@ impl Sim {
         let trusted = self.trusted();
         let crashed_in_config = trusted
             .iter()
-            .filter(|id| self.nodes.get(*id).is_some_and(|n| n.crashed))
+            .filter(|id| self.nodes.get(*id).is_some_and(SimNode::down))
             .count();
         let quiet = self.joining.is_none();
         // Crash a node while the crashed (and the not yet caught up) stay a minority of every
@@ -1023,7 +1034,7 @@ impl Sim {
                 .filter(|id| {
                     self.nodes
                         .get(*id)
-                        .is_none_or(|n| n.crashed || n.commit == 0)
+                        .is_none_or(|n| n.down() || n.commit == 0)
                 })
                 .count();
             (unavailable + 1) * 2 < c.len()
@@ -1035,7 +1046,7 @@ impl Sim {
         {
             let candidates: Vec<String> = trusted
                 .iter()
-                .filter(|id| self.nodes.get(*id).is_some_and(|n| !n.crashed))
+                .filter(|id| self.nodes.get(*id).is_some_and(|n| !n.down()))
                 .cloned()
                 .collect();
             if let Some(victim) = self.rng.pick(&candidates).cloned() {
@@ -1045,18 +1056,31 @@ impl Sim {
                         "crash {}{}",
                         Self::short(&victim),
                         if torn {
-                            " (torn ledger write: storage fails, the node stops)"
+                            " (torn ledger write: storage fails, the node fail-stops)"
                         } else {
                             ""
                         }
                     )
                 });
-                let n = self.nodes.get_mut(&victim).expect("listed");
-                n.crashed = true;
-                // Whatever was not durable is lost with the process (a torn tail included).
-                let durable = n.durable as usize;
-                n.ledger.truncate(durable);
-                n.is_signature.truncate(durable);
+                if torn {
+                    // The real path: the host reports the failure and the node stops taking
+                    // part in consensus (it keeps running and answering reads).
+                    self.step_node(
+                        &victim,
+                        Input::StorageFailed {
+                            reason: "simulated torn write".into(),
+                        },
+                    )?;
+                    let n = self.nodes.get_mut(&victim).expect("listed");
+                    n.fail_stopped = true;
+                } else {
+                    let n = self.nodes.get_mut(&victim).expect("listed");
+                    n.crashed = true;
+                    // Whatever was not durable is lost with the process.
+                    let durable = n.durable as usize;
+                    n.ledger.truncate(durable);
+                    n.is_signature.truncate(durable);
+                }
                 self.report.crashes += 1;
             }
         }
@@ -1065,7 +1089,7 @@ impl Sim {
             let crashed: Vec<String> = trusted
                 .iter()
                 .filter(|id| {
-                    self.nodes.get(*id).is_some_and(|n| n.crashed) && !self.retiring.contains(*id)
+                    self.nodes.get(*id).is_some_and(SimNode::down) && !self.retiring.contains(*id)
                 })
                 .cloned()
                 .collect();
@@ -1090,7 +1114,7 @@ impl Sim {
         if quiet && self.member_active && self.rng.chance(1) && trusted.len() > 3 {
             let live: Vec<String> = trusted
                 .iter()
-                .filter(|id| self.nodes.get(*id).is_some_and(|n| !n.crashed))
+                .filter(|id| self.nodes.get(*id).is_some_and(|n| !n.down()))
                 .cloned()
                 .collect();
             if crashed_in_config * 2 < trusted.len() - 1
@@ -1231,7 +1255,7 @@ impl Sim {
     fn max_commit_txid(&self) -> TxId {
         self.nodes
             .values()
-            .filter(|n| !n.crashed)
+            .filter(|n| !n.down())
             .map(|n| n.node.consensus().commit)
             .max()
             .unwrap_or_default()
@@ -1251,7 +1275,7 @@ impl Sim {
                 .trusted()
                 .iter()
                 .filter_map(|id| self.nodes.get(id))
-                .filter(|n| !n.crashed)
+                .filter(|n| !n.down())
                 .collect();
             let commits: BTreeSet<SeqNo> = live.iter().map(|n| n.commit).collect();
             let settled = commits.len() == 1
@@ -1270,7 +1294,13 @@ impl Sim {
                     "{}: {:?} {}{}view {} commit {} last {} primary {:?}",
                     Self::short(id),
                     n.node.role(),
-                    if n.crashed { "crashed, " } else { "" },
+                    if n.crashed {
+                        "crashed, "
+                    } else if n.fail_stopped {
+                        "fail-stopped, "
+                    } else {
+                        ""
+                    },
                     n.node
                         .failure()
                         .map(|f| format!("failed ({f}), "))
