@@ -132,21 +132,26 @@ impl Cluster {
                 .insert(id.clone(), Node::join(cfg, b, secret, plugins(), now(0)));
             cluster.ledgers.insert(id, Vec::new());
         }
+        cluster.start(primary, &genesis, secret);
+        cluster
+    }
+
+    /// Runs genesis on `primary` and routes its outputs.
+    fn start(&mut self, primary: NodeIdentity, genesis: &GenesisConfig, secret: [u8; 32]) {
         let mut out = Vec::new();
         let pid = primary.node_id.clone();
         let node = Node::start_genesis(
             config(),
             primary,
-            &genesis,
+            genesis,
             secret,
             plugins(),
             now(0),
             &mut out,
         );
-        cluster.nodes.insert(pid.clone(), node);
-        cluster.ledgers.insert(pid.clone(), Vec::new());
-        cluster.route(&pid, out);
-        cluster
+        self.nodes.insert(pid.clone(), node);
+        self.ledgers.insert(pid.clone(), Vec::new());
+        self.route(&pid, out);
     }
 
     /// A service still Opening, with only its genesis node: nodes join it by `/node/join`.
@@ -162,20 +167,7 @@ impl Cluster {
             ..open_genesis(&member_pem, &user_pem)
         };
         let mut cluster = Cluster::empty(&user_pem);
-        let mut out = Vec::new();
-        let pid = primary.node_id.clone();
-        let node = Node::start_genesis(
-            config(),
-            primary,
-            &genesis,
-            [9; 32],
-            plugins(),
-            now(0),
-            &mut out,
-        );
-        cluster.nodes.insert(pid.clone(), node);
-        cluster.ledgers.insert(pid.clone(), Vec::new());
-        cluster.route(&pid, out);
+        cluster.start(primary, &genesis, [9; 32]);
         cluster
     }
 

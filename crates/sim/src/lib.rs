@@ -301,6 +301,18 @@ struct SimNode {
 }
 
 impl SimNode {
+    fn new(node: Node) -> SimNode {
+        SimNode {
+            node,
+            ledger: Vec::new(),
+            is_signature: Vec::new(),
+            durable: 0,
+            commit: 0,
+            crashed: false,
+            fail_stopped: false,
+        }
+    }
+
     /// Unavailable to the service: crashed or fail-stopped.
     fn down(&self) -> bool {
         self.crashed || self.fail_stopped
@@ -497,18 +509,7 @@ impl Sim {
             } else {
                 Node::join(cfg, identity, secret, plugins(), now(0))
             };
-            sim.nodes.insert(
-                id,
-                SimNode {
-                    node,
-                    ledger: Vec::new(),
-                    is_signature: Vec::new(),
-                    durable: 0,
-                    commit: 0,
-                    crashed: false,
-                    fail_stopped: false,
-                },
-            );
+            sim.nodes.insert(id, SimNode::new(node));
         }
         let first = sim.pool_ids[&0].clone();
         sim.route(&first, genesis_out)
@@ -794,18 +795,7 @@ impl Sim {
                     self.log(|| format!("{} joined", Self::short(&id)));
                     let cfg = config(self.opts.seed.wrapping_add(pool as u64));
                     let node = Node::join(cfg, identity, secret, plugins(), now(self.now_ms));
-                    self.nodes.insert(
-                        id,
-                        SimNode {
-                            node,
-                            ledger: Vec::new(),
-                            is_signature: Vec::new(),
-                            durable: 0,
-                            commit: 0,
-                            crashed: false,
-                            fail_stopped: false,
-                        },
-                    );
+                    self.nodes.insert(id, SimNode::new(node));
                     self.report.joins += 1;
                 } else if j
                     .last_proposal_ms
@@ -934,15 +924,7 @@ impl Sim {
         {
             let id = self.next_write;
             self.next_write += 1;
-            let body = serde_json::json!({"id": id, "msg": format!("m{id}")}).to_string();
-            let req = request(
-                Method::POST,
-                "/app/log/private",
-                body.into_bytes(),
-                Some(self.user.clone()),
-                false,
-            );
-            self.submit(&node, Purpose::Write { id }, req)?;
+            self.write(&node, id, &format!("m{id}"))?;
         }
         if self.member_active
             && let Some(j) = self.joining.as_mut()
@@ -1343,41 +1325,59 @@ impl Sim {
                 continue;
             }
             self.report.writes_committed += 1;
-            let req = request(
-                Method::GET,
-                &format!("/app/log/private?id={id}"),
-                Vec::new(),
-                Some(self.user.clone()),
-                false,
-            );
-            let mut out = Vec::new();
-            let now = now(self.now_ms);
-            self.nodes.get_mut(&reader).expect("listed").node.step(
-                now,
-                Input::Request {
-                    id: u64::MAX,
-                    request: req,
-                    session: Session::default(),
-                },
-                &mut out,
-            );
-            let response = out.into_iter().find_map(|o| match o {
-                Output::Respond { response, .. } => Some(response),
-                _ => None,
-            });
-            let body: serde_json::Value = response
-                .as_ref()
-                .and_then(|r| serde_json::from_slice(&r.body).ok())
-                .unwrap_or_default();
-            // A later write may have reused the id (ids are unique here, so it may not).
-            if body["msg"] != format!("m{id}") {
+            let value = self.read_on(&reader, id);
+            // Write ids are never reused, so the value is the one written.
+            if value.as_deref() != Some(format!("m{id}").as_str()) {
                 return Err(format!(
-                    "committed write {id} ({txid}) reads back as {body} on {}",
+                    "committed write {id} ({txid}) reads back as {value:?} on {}",
                     Self::short(&reader)
                 ));
             }
         }
         Ok(())
+    }
+
+    /// A user's `POST /app/log/private` of `{id, msg}` through `node`.
+    pub(crate) fn write(&mut self, node: &str, id: u64, msg: &str) -> Result<(), String> {
+        let body = serde_json::json!({"id": id, "msg": msg}).to_string();
+        let req = request(
+            Method::POST,
+            "/app/log/private",
+            body.into_bytes(),
+            Some(self.user.clone()),
+            false,
+        );
+        self.submit(node, Purpose::Write { id }, req)
+    }
+
+    /// `GET /app/log/private?id=key` on `id`, answered locally.
+    pub(crate) fn read_on(&mut self, id: &str, key: u64) -> Option<String> {
+        let req = request(
+            Method::GET,
+            &format!("/app/log/private?id={key}"),
+            Vec::new(),
+            Some(self.user.clone()),
+            false,
+        );
+        let mut out = Vec::new();
+        let now = crate::now(self.now_ms);
+        self.nodes.get_mut(id)?.node.step(
+            now,
+            Input::Request {
+                id: u64::MAX,
+                request: req,
+                session: Session::default(),
+            },
+            &mut out,
+        );
+        out.into_iter().find_map(|o| match o {
+            Output::Respond { response, .. } if response.status == 200 => {
+                serde_json::from_slice::<serde_json::Value>(&response.body)
+                    .ok()
+                    .and_then(|v| v["msg"].as_str().map(str::to_owned))
+            }
+            _ => None,
+        })
     }
 }
 

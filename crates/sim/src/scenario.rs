@@ -22,10 +22,9 @@
 //!
 //! The safety checker runs after every simulated millisecond, as in randomized runs.
 
-use coco_app_api::{Method, TxStatus};
-use coco_node::{Input, Output, Session};
+use coco_app_api::TxStatus;
 
-use crate::{Options, Purpose, Sim, request};
+use crate::{Options, Sim};
 
 /// Runs `script`; `Err` names the line that failed and why.
 pub fn run_scenario(script: &str) -> Result<(), String> {
@@ -64,6 +63,14 @@ pub fn run_scenario(script: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The `i`th word of a line, or an error naming what is missing.
+fn word<'a>(words: &[&'a str], i: usize) -> Result<&'a str, String> {
+    words
+        .get(i)
+        .copied()
+        .ok_or_else(|| format!("missing argument {i}"))
+}
+
 impl Sim {
     fn node_named(&self, name: &str) -> Result<String, String> {
         let k: usize = name
@@ -82,12 +89,7 @@ impl Sim {
         last_write: &mut Option<(u64, coco_types::TxId)>,
         last_status: &mut Option<u16>,
     ) -> Result<(), String> {
-        let arg = |i: usize| {
-            words
-                .get(i)
-                .copied()
-                .ok_or_else(|| format!("missing argument {i}"))
-        };
+        let arg = |i: usize| word(words, i);
         match words[0] {
             "run" => {
                 let ms: u64 = arg(1)?.parse().map_err(|_| "expected milliseconds")?;
@@ -98,18 +100,9 @@ impl Sim {
             "write" => {
                 let node = self.node_named(arg(1)?)?;
                 let id: u64 = arg(2)?.parse().map_err(|_| "expected an id")?;
-                let msg = arg(3)?;
-                let body = serde_json::json!({"id": id, "msg": msg}).to_string();
-                let req = request(
-                    Method::POST,
-                    "/app/log/private",
-                    body.into_bytes(),
-                    Some(self.user.clone()),
-                    false,
-                );
                 let before = self.acked.len();
                 let request_id = self.next_request;
-                self.submit(&node, Purpose::Write { id }, req)?;
+                self.write(&node, id, arg(3)?)?;
                 // Forwarded writes are answered later: run until the answer (or give up).
                 for _ in 0..10_000 {
                     if !self.requests.contains_key(&(node.clone(), request_id)) {
@@ -156,12 +149,7 @@ impl Sim {
         last_write: &Option<(u64, coco_types::TxId)>,
         last_status: &Option<u16>,
     ) -> Result<(), String> {
-        let arg = |i: usize| {
-            words
-                .get(i)
-                .copied()
-                .ok_or_else(|| format!("missing argument {i}"))
-        };
+        let arg = |i: usize| word(words, i);
         match arg(0)? {
             "primary" => {
                 let allowed: Vec<String> = arg(1)?
@@ -268,35 +256,5 @@ impl Sim {
             .find(|(_, v)| *v == id)
             .map(|(k, _)| format!("n{k}"))
             .unwrap_or_else(|| id.to_owned())
-    }
-
-    /// `GET /app/log/private?id=key` on `id`, answered locally.
-    fn read_on(&mut self, id: &str, key: u64) -> Option<String> {
-        let req = request(
-            Method::GET,
-            &format!("/app/log/private?id={key}"),
-            Vec::new(),
-            Some(self.user.clone()),
-            false,
-        );
-        let mut out = Vec::new();
-        let now = crate::now(self.now_ms);
-        self.nodes.get_mut(id)?.node.step(
-            now,
-            Input::Request {
-                id: u64::MAX,
-                request: req,
-                session: Session::default(),
-            },
-            &mut out,
-        );
-        out.into_iter().find_map(|o| match o {
-            Output::Respond { response, .. } if response.status == 200 => {
-                serde_json::from_slice::<serde_json::Value>(&response.body)
-                    .ok()
-                    .and_then(|v| v["msg"].as_str().map(str::to_owned))
-            }
-            _ => None,
-        })
     }
 }
