@@ -389,6 +389,11 @@ impl Raft {
         }
     }
 
+    /// The first committable index at or after `idx` (the signature that proves `idx`).
+    pub fn next_committable_from(&self, idx: SeqNo) -> Option<SeqNo> {
+        self.committable.range(idx..).next().copied()
+    }
+
     /// The last committable index and its term ((0, 0) if none).
     pub fn last_committable(&self) -> (SeqNo, View) {
         match self.committable.last() {

@@ -40,6 +40,11 @@ pub enum CoreMsg {
         from_idx: SeqNo,
         entries: Vec<Bytes>,
     },
+    /// Entries read back for historical queries and receipts.
+    LedgerRead {
+        from_idx: SeqNo,
+        entries: Vec<Bytes>,
+    },
     /// A message from a peer, authenticated by its node-to-node channel.
     Peer {
         from: String,
@@ -61,9 +66,10 @@ pub enum StorageOp {
     Commit(SeqNo),
     /// Drop every entry after this seqno (a rolled-back, never committed suffix).
     Truncate(SeqNo),
-    /// Read entries back for a peer (answered with `CoreMsg::Fetched`).
+    /// Read entries back (answered with `CoreMsg::Fetched` for a peer, `CoreMsg::LedgerRead`
+    /// for historical queries).
     Read {
-        peer: String,
+        peer: Option<String>,
         from_idx: SeqNo,
         to_idx: SeqNo,
     },
@@ -311,6 +317,10 @@ fn core_loop(
                 node.step(now, Input::Peer { from, message }, out);
                 false
             }
+            CoreMsg::LedgerRead { from_idx, entries } => {
+                node.step(now, Input::LedgerRead { from_idx, entries }, out);
+                false
+            }
             CoreMsg::StorageFailed(reason) => {
                 tracing::error!(%reason, "ledger storage failed: refusing writes, commit frozen");
                 node.step(now, Input::StorageFailed { reason }, out);
@@ -385,7 +395,12 @@ impl Router {
                     from_idx,
                     to_idx,
                 } => ops.push(StorageOp::Read {
-                    peer,
+                    peer: Some(peer),
+                    from_idx,
+                    to_idx,
+                }),
+                Output::ReadLedger { from_idx, to_idx } => ops.push(StorageOp::Read {
+                    peer: None,
                     from_idx,
                     to_idx,
                 }),
@@ -446,17 +461,22 @@ fn storage_loop<D: Disk>(
                     peer,
                     from_idx,
                     to_idx,
-                } => match writer.read_entries(from_idx, to_idx) {
-                    Ok(entries) => {
+                } => match (writer.read_entries(from_idx, to_idx), peer) {
+                    (Ok(entries), Some(peer)) => {
                         let _ = core.send(CoreMsg::Fetched {
                             peer,
                             from_idx,
                             entries,
                         });
                     }
-                    // The peer asks again on its next probe; a read failure is not a reason
-                    // to stop this node's own storage.
-                    Err(e) => tracing::warn!(%peer, error = %e, "cannot read entries for a peer"),
+                    (Ok(entries), None) => {
+                        let _ = core.send(CoreMsg::LedgerRead { from_idx, entries });
+                    }
+                    // The reader asks again (a peer on its next probe, a historical query after
+                    // a while); a read failure is not a reason to stop this node's own storage.
+                    (Err(e), peer) => {
+                        tracing::warn!(?peer, error = %e, "cannot read ledger entries back")
+                    }
                 },
             }
             if result.is_err() {

@@ -19,10 +19,18 @@ const RO: EndpointMode = EndpointMode::ReadOnly;
 /// Paths under `/app` that are node-provided rather than application endpoints: they work
 /// before the service opens.
 pub fn is_common_app_path(template: &str) -> bool {
-    matches!(template, "/app/commit" | "/app/tx" | "/app/api")
+    matches!(
+        template,
+        "/app/commit" | "/app/tx" | "/app/api" | "/app/receipt"
+    )
 }
 
-/// `GET {prefix}/commit`, `{prefix}/tx`, `{prefix}/api` for a frontend prefix.
+/// `{prefix}/receipt`, served by the node (it needs the ledger secret and old entries).
+pub fn is_receipt_path(template: &str) -> bool {
+    matches!(template, "/app/receipt" | "/gov/receipt" | "/node/receipt")
+}
+
+/// `GET {prefix}/commit`, `{prefix}/tx`, `{prefix}/api`, `{prefix}/receipt` for a frontend prefix.
 pub fn common_registry(prefix: &'static str) -> Registry {
     let mut r = Registry::new();
     r.route_fn(
@@ -40,6 +48,18 @@ pub fn common_registry(prefix: &'static str) -> Registry {
         RO,
         "Status of a transaction id",
         tx_status,
+    );
+    r.route_fn(
+        Method::GET,
+        &format!("{prefix}/receipt"),
+        NO_AUTH,
+        RO,
+        "Receipt of a committed transaction (CCF's JSON receipt)",
+        move |_ctx| {
+            Err(ApiError::internal(format!(
+                "{prefix}/receipt must be served by the node"
+            )))
+        },
     );
     r.route_fn(
         Method::GET,

@@ -14,11 +14,13 @@ pub mod config;
 pub mod endpoints;
 mod forwarding;
 pub mod gov;
+mod historical;
 pub mod identity;
 pub mod join;
 pub mod jwt;
 pub mod peer;
 pub mod proposals;
+pub mod receipt;
 mod replica;
 pub mod secrets;
 
@@ -90,6 +92,11 @@ pub enum Input {
     },
     /// A message from another node (node-to-node channel, peer authenticated).
     Peer { from: String, message: PeerMessage },
+    /// Entries read from the ledger after `Output::ReadLedger` (historical queries, receipts).
+    LedgerRead {
+        from_idx: SeqNo,
+        entries: Vec<Bytes>,
+    },
     /// Storage failed (a write or fsync error). The core stops accepting writes and never again
     /// advances commit: data whose fsync did not complete must never be reported committed.
     StorageFailed { reason: String },
@@ -119,6 +126,12 @@ pub enum Output {
     /// consensus core no longer holds their bytes; a lagging peer needs them).
     FetchEntries {
         peer: String,
+        from_idx: SeqNo,
+        to_idx: SeqNo,
+    },
+    /// Read ledger entries `from_idx..=to_idx` and hand them back with `Input::LedgerRead`
+    /// (historical queries and receipts need entries the core no longer holds).
+    ReadLedger {
         from_idx: SeqNo,
         to_idx: SeqNo,
     },
@@ -248,6 +261,8 @@ pub struct Node {
     /// primary records `retired_committed` (CCF's retirement phases), after which the node may
     /// be removed (`/node/network/removable_nodes`).
     pending_retirements: Vec<(SeqNo, String)>,
+    /// Old entries read back for receipts and historical queries.
+    historical: historical::HistoricalCache,
 }
 
 impl Node {
@@ -317,6 +332,9 @@ impl Node {
             next_forward_id: 0,
             forwarded_sessions: BTreeMap::new(),
             pending_retirements: Vec::new(),
+            historical: historical::HistoricalCache::new(
+                limits::HISTORICAL_CACHE_BYTES_MAX_DEFAULT,
+            ),
         }
     }
 
@@ -357,6 +375,11 @@ impl Node {
 
     pub fn node_id(&self) -> &str {
         &self.identity.node_id
+    }
+
+    /// The service certificate this node serves.
+    pub fn service_cert_pem(&self) -> &str {
+        &self.service.service_cert_pem
     }
 
     pub fn consensus(&self) -> &ConsensusView {
@@ -445,6 +468,11 @@ impl Node {
                 // replaying, and the current primary may be one of them.)
                 if !self.departed_peers.contains(&from) {
                     self.on_peer_message(now, from, message, out);
+                }
+            }
+            Input::LedgerRead { from_idx, entries } => {
+                if !entries.is_empty() {
+                    self.historical.insert(from_idx, entries);
                 }
             }
             Input::StorageFailed { reason } => {
@@ -743,6 +771,8 @@ impl Node {
             let read_txid = TxId::new(self.view_of_last(), self.consensus.last_seqno);
             let (result, claims_digest) = if endpoint.template == "/node/join" {
                 (self.join_endpoint(&mut tx, request, &caller), None)
+            } else if endpoints::is_receipt_path(&endpoint.template) {
+                (self.receipt_endpoint(now, request, out), None)
             } else if endpoint.template.starts_with("/gov/members/proposals") {
                 (
                     self.proposal_endpoint(

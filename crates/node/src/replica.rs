@@ -168,6 +168,7 @@ impl Node {
             .retain(|(_, first)| *first <= to);
         self.pending_certificates.retain(|(seqno, _)| *seqno <= to);
         self.refresh_peer_addresses();
+        self.historical.truncate(to);
         self.pending_retirements.retain(|(seqno, _)| *seqno <= to);
         out.push(Output::Truncate { seqno: to });
     }

@@ -266,6 +266,18 @@ impl Cluster {
                     );
                     self.route(from, out);
                 }
+                Output::ReadLedger { from_idx, to_idx } => {
+                    let entries =
+                        self.ledgers[from][from_idx as usize - 1..to_idx as usize].to_vec();
+                    let mut out = Vec::new();
+                    let now = now(self.now_ms);
+                    self.nodes.get_mut(from).unwrap().step(
+                        now,
+                        Input::LedgerRead { from_idx, entries },
+                        &mut out,
+                    );
+                    self.route(from, out);
+                }
                 Output::GlobalCommit { .. }
                 | Output::NodeCertificate { .. }
                 | Output::ServiceCertificate { .. } => {}
@@ -703,4 +715,109 @@ fn a_forwarded_request_the_primary_never_answers_times_out() {
     let r = c.write(&b, 1, "lost");
     assert_eq!(r.status, 504, "{}", String::from_utf8_lossy(&r.body));
     assert!(String::from_utf8_lossy(&r.body).contains("RequestForwardingTimedOut"));
+}
+
+/// The JSON receipt of a committed write and of a signature transaction, from a backup as well
+/// as the primary, verify offline against the service certificate; an uncommitted or unknown
+/// transaction has none; a tampered receipt fails verification.
+#[test]
+fn receipts_of_committed_transactions_verify_offline() {
+    let mut c = Cluster::new(2);
+    let p = c.primary();
+    c.run(50);
+    let r = c.write(&p, 1, "proven");
+    let txid: coco_types::TxId = r
+        .headers
+        .iter()
+        .find(|(h, _)| h == coco_app_api::TX_ID_HEADER)
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    // Not committed yet: no receipt.
+    let r = c.call(
+        &p,
+        Method::GET,
+        &format!("/node/receipt?transaction_id={txid}"),
+        "",
+    );
+    assert_eq!(r.status, 404, "{}", String::from_utf8_lossy(&r.body));
+    assert!(String::from_utf8_lossy(&r.body).contains("TransactionPendingOrUnknown"));
+    for i in 2..40 {
+        c.write(&p, i, "more");
+    }
+    c.run(200);
+    let service_cert = c.nodes[&p].service_cert_pem().to_owned();
+    let backup = c.nodes.keys().find(|id| **id != p).unwrap().clone();
+    for node in [&p, &backup] {
+        for prefix in ["/node", "/app"] {
+            // The entries may need reading back from the ledger first: 202, then the receipt.
+            let mut receipt = None;
+            for _ in 0..20 {
+                let r = c.call(
+                    node,
+                    Method::GET,
+                    &format!("{prefix}/receipt?transaction_id={txid}"),
+                    "",
+                );
+                if r.status == 202 {
+                    assert!(
+                        r.headers
+                            .iter()
+                            .any(|(h, v)| h == "retry-after" && v == "3")
+                    );
+                    c.run(5);
+                    continue;
+                }
+                assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+                receipt = Some(serde_json::from_slice::<serde_json::Value>(&r.body).unwrap());
+                break;
+            }
+            let receipt = receipt.expect("a receipt");
+            assert!(
+                receipt["leaf_components"]["commit_evidence"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("ce:{txid}:"))
+            );
+            assert!(!receipt["proof"].as_array().unwrap().is_empty());
+            coco_node::receipt::verify_json_receipt(&receipt, &service_cert).unwrap();
+            // Tampering with any part breaks it.
+            let mut bad = receipt.clone();
+            bad["leaf_components"]["claims_digest"] = serde_json::json!("11".repeat(32));
+            assert!(coco_node::receipt::verify_json_receipt(&bad, &service_cert).is_err());
+            let mut bad = receipt.clone();
+            bad["proof"][0] = serde_json::json!({"left": "00".repeat(32)});
+            assert!(coco_node::receipt::verify_json_receipt(&bad, &service_cert).is_err());
+        }
+    }
+    // A signature transaction's receipt: its own signature over the root it signed.
+    let sig = c.nodes[&p].consensus().commit;
+    let mut receipt = None;
+    for _ in 0..20 {
+        let r = c.call(
+            &p,
+            Method::GET,
+            &format!("/node/receipt?transaction_id={sig}"),
+            "",
+        );
+        if r.status == 202 {
+            c.run(5);
+            continue;
+        }
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        receipt = Some(serde_json::from_slice::<serde_json::Value>(&r.body).unwrap());
+        break;
+    }
+    let receipt = receipt.expect("a receipt");
+    assert_eq!(receipt["proof"], serde_json::json!([]));
+    assert!(receipt.get("leaf").is_some());
+    coco_node::receipt::verify_json_receipt(&receipt, &service_cert).unwrap();
+    // Unknown and malformed transaction ids.
+    let r = c.call(&p, Method::GET, "/node/receipt?transaction_id=2.99999", "");
+    assert_eq!(r.status, 404);
+    let r = c.call(&p, Method::GET, "/node/receipt?transaction_id=banana", "");
+    assert_eq!(r.status, 400);
+    let r = c.call(&p, Method::GET, "/node/receipt", "");
+    assert_eq!(r.status, 400);
 }

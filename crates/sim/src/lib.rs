@@ -691,6 +691,15 @@ impl Sim {
                         },
                     )?;
                 }
+                Output::ReadLedger { from_idx, to_idx } => {
+                    let n = &self.nodes[from];
+                    let entries = n
+                        .ledger
+                        .get(from_idx as usize - 1..to_idx as usize)
+                        .map(<[Bytes]>::to_vec)
+                        .unwrap_or_default();
+                    self.step_node(from, Input::LedgerRead { from_idx, entries })?;
+                }
                 Output::Peer { to, message, .. } => {
                     self.report.messages += 1;
                     self.send(from, to, message);

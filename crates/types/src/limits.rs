@@ -80,3 +80,11 @@ pub const N2N_QUEUE_MESSAGE_COUNT_MAX: usize = 4_096;
 /// How long a backup waits for the primary to answer a forwarded request (CCF's
 /// `forwarding_timeout_ms` default) before answering 504 itself.
 pub const FORWARDING_TIMEOUT_MS_DEFAULT: u64 = 3_000;
+
+/// Ledger entries a node keeps in memory for historical queries and receipts
+/// (`historical_cache_soft_limit`, CCF's default "512MB"); least recently used go first.
+pub const HISTORICAL_CACHE_BYTES_MAX_DEFAULT: usize = 512 * 1024 * 1024;
+/// A ledger read for historical queries not answered after this long is asked for again.
+pub const HISTORICAL_READ_RETRY_MS: u64 = 5_000;
+/// `Retry-After` (seconds) of a 202 answered while historical entries load (CCF's value).
+pub const HISTORICAL_RETRY_AFTER_S: u64 = 3;

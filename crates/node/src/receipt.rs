@@ -1,0 +1,261 @@
+//! CCF's JSON receipts (ccf-reference §2.2): offline proof that a transaction was committed.
+//!
+//! A receipt for the transaction at seqno `s` is built from two ledger entries: the entry itself
+//! (its hash is the write-set digest; its public prefix holds the claims digest) and the first
+//! signature transaction at or after it, seqno `S`, which holds the node's signature over the
+//! Merkle root of leaves `0..S` and the tree segment from which `s`'s inclusion path is computed.
+//! The commit evidence is derived from the ledger secret. A signature transaction's own receipt
+//! is its signature over the root it signed (`leaf` = root, empty proof), as in CCF.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use bytes::Bytes;
+use coco_codec::domain::parse_public_domain_shared;
+use coco_codec::entry::parse_entry;
+use coco_codec::tables;
+use coco_crypto::sha256;
+use coco_merkle::MerkleTree;
+use coco_types::TxId;
+use serde_json::{Value, json};
+
+/// The public domain of an entry, parsed.
+fn public_domain(entry: &Bytes) -> Result<coco_codec::domain::PublicDomain, String> {
+    let view = parse_entry(entry).map_err(|e| format!("ledger entry: {e}"))?;
+    let start = entry.len() - view.public.len() - view.private.len();
+    parse_public_domain_shared(&entry.slice(start..start + view.public.len()))
+        .map_err(|e| format!("public domain: {e}"))
+}
+
+/// A singleton value written by `domain`.
+fn singleton<'a>(
+    domain: &'a coco_codec::domain::PublicDomain,
+    map: &str,
+) -> Result<&'a Bytes, String> {
+    domain
+        .maps
+        .get(map)
+        .and_then(|m| m.writes.get(&tables::SINGLETON_KEY[..]))
+        .and_then(|v| v.as_ref())
+        .ok_or_else(|| format!("the signature transaction has no {map}"))
+}
+
+/// The JSON receipt (CCF's v1 form) of `txid`, whose entry is `entry`, proven by the signature
+/// transaction `signature_entry` (the first at or after it; the same entry for a signature
+/// transaction). `commit_evidence` is the transaction's commit evidence string.
+pub fn json_receipt(
+    txid: TxId,
+    entry: &Bytes,
+    signature_entry: &Bytes,
+    commit_evidence: &str,
+) -> Result<Value, String> {
+    let sig_domain = public_domain(signature_entry)?;
+    let signature: tables::SignatureValue =
+        tables::from_ccf_json(singleton(&sig_domain, tables::SIGNATURES)?)
+            .map_err(|e| format!("signature: {e}"))?;
+    let mut receipt = json!({
+        "signature": B64.encode(&signature.sig),
+        "node_id": signature.node.as_str(),
+        "cert": signature.cert,
+    });
+    if signature.seqno == txid.seqno {
+        receipt["proof"] = json!([]);
+        receipt["leaf"] = json!(hex::encode(signature.root));
+        return Ok(receipt);
+    }
+    if signature.seqno < txid.seqno {
+        return Err(format!(
+            "signature at {} cannot prove {txid}",
+            signature.seqno
+        ));
+    }
+    let tree = MerkleTree::deserialise(singleton(&sig_domain, tables::TREE)?)
+        .map_err(|e| format!("signed tree: {e}"))?;
+    let path = tree
+        .path(txid.seqno, signature.seqno)
+        .map_err(|e| format!("inclusion path of {txid}: {e}"))?;
+    let domain = public_domain(entry)?;
+    let claims_digest = domain.prefix.claims_digest.unwrap_or([0; 32]);
+    let write_set_digest = sha256(entry);
+    let ce_digest = sha256(commit_evidence.as_bytes());
+    if domain.prefix.commit_evidence_digest != Some(ce_digest) {
+        return Err(format!("commit evidence does not match entry {txid}"));
+    }
+    let mut leaf_input = [0u8; 96];
+    leaf_input[..32].copy_from_slice(&write_set_digest);
+    leaf_input[32..64].copy_from_slice(&ce_digest);
+    leaf_input[64..].copy_from_slice(&claims_digest);
+    let leaf = sha256(&leaf_input);
+    if coco_merkle::fold_path(&leaf, &path) != signature.root {
+        return Err(format!(
+            "the inclusion path of {txid} does not lead to the signed root"
+        ));
+    }
+    receipt["proof"] = Value::Array(
+        path.iter()
+            .map(|p| {
+                let side = if p.sibling_is_left { "left" } else { "right" };
+                json!({ side: hex::encode(p.hash) })
+            })
+            .collect(),
+    );
+    receipt["leaf_components"] = json!({
+        "write_set_digest": hex::encode(write_set_digest),
+        "commit_evidence": commit_evidence,
+        "claims_digest": hex::encode(claims_digest),
+    });
+    Ok(receipt)
+}
+
+/// Checks a JSON receipt offline against the service certificate: the leaf (from its
+/// components, or given), the path to the root, the node's signature over the root, and the
+/// node certificate's endorsement by the service key. Returns the root.
+pub fn verify_json_receipt(receipt: &Value, service_cert_pem: &str) -> Result<[u8; 32], String> {
+    let hex32 = |v: &Value, what: &str| -> Result<[u8; 32], String> {
+        let s = v
+            .as_str()
+            .ok_or_else(|| format!("{what} is not a string"))?;
+        hex::decode(s)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| format!("{what} is not 32 hex bytes"))
+    };
+    let leaf = if let Some(c) = receipt.get("leaf_components") {
+        let ce = c["commit_evidence"]
+            .as_str()
+            .ok_or("commit_evidence is not a string")?;
+        let mut input = [0u8; 96];
+        input[..32].copy_from_slice(&hex32(&c["write_set_digest"], "write_set_digest")?);
+        input[32..64].copy_from_slice(&sha256(ce.as_bytes()));
+        input[64..].copy_from_slice(&hex32(&c["claims_digest"], "claims_digest")?);
+        sha256(&input)
+    } else {
+        hex32(&receipt["leaf"], "leaf")?
+    };
+    let mut path = Vec::new();
+    for step in receipt["proof"].as_array().ok_or("proof is not a list")? {
+        let (left, hash) = match (step.get("left"), step.get("right")) {
+            (Some(h), None) => (true, h),
+            (None, Some(h)) => (false, h),
+            _ => return Err(format!("proof step {step} is neither left nor right")),
+        };
+        path.push(coco_merkle::PathElem {
+            sibling_is_left: left,
+            hash: hex32(hash, "proof hash")?,
+        });
+    }
+    let root = coco_merkle::fold_path(&leaf, &path);
+    let cert_pem = receipt["cert"].as_str().ok_or("cert is not a string")?;
+    let cert_der = coco_crypto::pem_to_der_certs(cert_pem)
+        .ok()
+        .and_then(|v| v.into_iter().next())
+        .ok_or("cert does not parse")?;
+    let node_spki = coco_crypto::cert_public_key_spki_der(&cert_der).map_err(|e| e.to_string())?;
+    if receipt["node_id"].as_str() != Some(coco_crypto::spki_fingerprint_hex(&node_spki).as_str()) {
+        return Err("node_id is not the certificate's key".into());
+    }
+    let signature = B64
+        .decode(
+            receipt["signature"]
+                .as_str()
+                .ok_or("signature is not a string")?,
+        )
+        .map_err(|e| format!("signature is not base64: {e}"))?;
+    coco_crypto::verify_prehashed_sha256_der(&node_spki, &root, &signature)
+        .map_err(|_| "the node signature over the root does not verify".to_owned())?;
+    let service_der = coco_crypto::pem_to_der_certs(service_cert_pem)
+        .ok()
+        .and_then(|v| v.into_iter().next())
+        .ok_or("service certificate does not parse")?;
+    let service_spki =
+        coco_crypto::cert_public_key_spki_der(&service_der).map_err(|e| e.to_string())?;
+    coco_crypto::verify_cert_signed_by(&cert_der, &service_spki)
+        .map_err(|_| "the node certificate is not endorsed by the service".to_owned())?;
+    Ok(root)
+}
+
+impl crate::Node {
+    /// An entry for a historical read: from the consensus core if it still holds it, else from
+    /// the cache; if neither, the host is asked to read it (`None` until it arrives).
+    pub(crate) fn historical_entry(
+        &mut self,
+        seqno: coco_types::SeqNo,
+        now: crate::Now,
+        out: &mut Vec<crate::Output>,
+    ) -> Option<Bytes> {
+        if let Some(e) = self.raft.entry(seqno) {
+            return Some(e.data);
+        }
+        if let Some(b) = self.historical.get(seqno) {
+            return Some(b);
+        }
+        if self
+            .historical
+            .should_request(seqno, seqno, now.monotonic_ms)
+        {
+            out.push(crate::Output::ReadLedger {
+                from_idx: seqno,
+                to_idx: seqno,
+            });
+        }
+        None
+    }
+
+    /// `GET /{node,app,gov}/receipt?transaction_id=V.S` (CCF's JSON receipt, v1).
+    pub(crate) fn receipt_endpoint(
+        &mut self,
+        now: crate::Now,
+        request: &coco_app_api::Request,
+        out: &mut Vec<crate::Output>,
+    ) -> Result<coco_app_api::Response, coco_app_api::ApiError> {
+        use coco_app_api::{ApiError, ErrorCode, Response, StatusCode, TxStatus};
+        let q = request.query_params();
+        let raw = q
+            .get("transaction_id")
+            .ok_or_else(|| ApiError::bad_query("Missing query parameter 'transaction_id'."))?;
+        let txid: TxId = raw
+            .parse()
+            .map_err(|e: coco_types::TxIdParseError| ApiError::bad_query(e.to_string()))?;
+        match self.consensus.tx_status(txid) {
+            TxStatus::Committed => {}
+            TxStatus::Invalid => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    ErrorCode::TransactionInvalid,
+                    format!("Transaction {txid} is invalid."),
+                ));
+            }
+            TxStatus::Pending | TxStatus::Unknown => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    ErrorCode::TransactionPendingOrUnknown,
+                    format!("Transaction {txid} is not committed yet, or unknown."),
+                ));
+            }
+        }
+        let signature_seqno = self
+            .raft
+            .next_committable_from(txid.seqno)
+            .ok_or_else(|| ApiError::internal(format!("No signature covers {txid}.")))?;
+        let entry = self.historical_entry(txid.seqno, now, out);
+        let signature = self.historical_entry(signature_seqno, now, out);
+        let (Some(entry), Some(signature)) = (entry, signature) else {
+            return Ok(Response {
+                status: StatusCode::ACCEPTED,
+                headers: vec![
+                    (
+                        "retry-after".into(),
+                        coco_types::limits::HISTORICAL_RETRY_AFTER_S.to_string(),
+                    ),
+                    ("content-type".into(), "text/plain".into()),
+                ],
+                body: Bytes::from_static(
+                    b"Historical transaction is not currently available. Please retry.",
+                ),
+            });
+        };
+        let evidence = self.secret.commit_evidence(txid);
+        let receipt = json_receipt(txid, &entry, &signature, &evidence)
+            .map_err(|e| ApiError::internal(format!("Cannot build the receipt of {txid}: {e}")))?;
+        Ok(Response::ok_json(&receipt))
+    }
+}
