@@ -4,6 +4,7 @@ mod bench;
 mod keygen;
 mod ledger;
 mod member;
+mod receipt;
 mod sandbox;
 
 use std::path::PathBuf;
@@ -41,6 +42,9 @@ enum Command {
     Member(member::Args),
     /// Drive load at a node and report throughput and latency percentiles as JSON.
     Bench(bench::Args),
+    /// Check receipts offline.
+    #[command(subcommand)]
+    Receipt(receipt::Command),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Ledger(c) => ledger::run(c),
         Command::Member(args) => member::run(args),
+        Command::Receipt(c) => receipt::run(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

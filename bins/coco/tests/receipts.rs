@@ -122,6 +122,36 @@ fn ccf_verifies_receipts_from_every_node() {
         _ => panic!("{step}"),
     };
     assert!(ccf_verifies(dir, &nodes[0].ca_pem, &[bad]).is_err());
+    // `coco receipt verify` agrees, offline.
+    let good = dir.join("good-receipt.json");
+    std::fs::write(&good, receipts[0].to_string()).unwrap();
+    let out = support::run_coco(
+        &[
+            "receipt",
+            "verify",
+            "--service-cert",
+            "service_cert.pem",
+            good.to_str().unwrap(),
+        ],
+        dir,
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("receipt verifies"));
+    let mut bad = receipts[2].clone();
+    bad["leaf"] = json!("00".repeat(32));
+    std::fs::write(dir.join("bad-receipt.json"), bad.to_string()).unwrap();
+    let out = Command::new(support::COCO)
+        .args([
+            "receipt",
+            "verify",
+            "--service-cert",
+            "service_cert.pem",
+            "bad-receipt.json",
+        ])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not verify"));
     // An uncommitted transaction id has no receipt.
     let r = nodes[0]
         .anonymous()
