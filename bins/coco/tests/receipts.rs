@@ -159,3 +159,159 @@ fn ccf_verifies_receipts_from_every_node() {
         .unwrap();
     assert_eq!(r.status, 404, "{}", r.text());
 }
+
+/// Runs one of the oracle scripts on `bundle`; returns its JSON answer or its complaint.
+fn oracle(dir: &std::path::Path, script: &str, bundle: &Value) -> Result<Value, String> {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let file = dir.join(format!(
+        "bundle-{}.json",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::write(&file, bundle.to_string()).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/oracle")
+        .join(script);
+    let out = Command::new(ccf_python())
+        .arg(script)
+        .arg(&file)
+        .output()
+        .expect("running an oracle script");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() {
+        Ok(serde_json::from_str(stdout.trim()).unwrap())
+    } else {
+        Err(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+/// A historical endpoint, retried while the node loads the transaction (202).
+fn historical(node: &TestNode, path: &str, txid: &str) -> coco_client::Reply {
+    let mut user = node.user();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = user
+            .request(
+                coco_client::Method::GET,
+                path,
+                &[("x-ms-ccf-transaction-id", txid)],
+                Vec::new(),
+            )
+            .unwrap();
+        if r.status != 202 {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "{path} at {txid} never loaded");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn historical_queries_and_cose_receipts_verify_with_ccf() {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let nodes = TestNode::cluster(
+        3,
+        Options {
+            sig_tx_count: 10,
+            ..Options::default()
+        },
+    );
+    let mut user = nodes[0].user();
+    // A public write with an application claim, and a private one without.
+    let r = user
+        .post_json(
+            "/app/log/public",
+            &json!({"id": 5, "msg": "claimed", "record_claim": true}),
+        )
+        .unwrap();
+    let claimed = txid_of(&r);
+    let r = user
+        .post_json("/app/log/private", &json!({"id": 6, "msg": "secret"}))
+        .unwrap();
+    let private = txid_of(&r);
+    for _ in 0..12 {
+        user.post_json("/app/log/public", &json!({"id": 7, "msg": "filler"}))
+            .unwrap();
+    }
+    for n in &nodes {
+        n.wait_committed_here(&private);
+    }
+    let dir = nodes[1].dir.path();
+    // Historical reads from a backup: the record as that transaction wrote it, with a receipt.
+    let r = historical(&nodes[1], "/app/log/private/historical?id=6", &private);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json(), json!({"msg": "secret"}));
+    let r = historical(
+        &nodes[2],
+        "/app/log/private/historical_receipt?id=6",
+        &private,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let answer = r.json();
+    assert_eq!(answer["msg"], "secret");
+    assert_eq!(answer["receipt"]["is_signature_transaction"], false);
+    let verified = oracle(
+        dir,
+        "verify_receipts.py",
+        &json!({"service_cert": nodes[0].ca_pem, "receipts": [answer["receipt"]]}),
+    )
+    .expect("CCF verifies the historical receipt");
+    assert_eq!(verified["verified"], 1);
+    // The transaction did not write id 5: not found in its historical state.
+    let r = historical(&nodes[1], "/app/log/private/historical?id=5", &private);
+    assert_eq!(r.status, 404, "{}", r.text());
+    // COSE receipts verify against the service key with the claims digest bound to them.
+    let claim = hex::encode(coco_crypto::sha256(b"claimed"));
+    let mut cose = Vec::new();
+    for n in &nodes {
+        let r = historical(n, "/app/log/public/cose_receipt", &claimed);
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("content-type"), Some("application/cose"));
+        cose.push(json!({"cose": b64.encode(&r.body), "claims_digest": claim}));
+    }
+    let r = historical(&nodes[0], "/app/log/public/cose_receipt", &private);
+    cose.push(json!({"cose": b64.encode(&r.body), "claims_digest": "00".repeat(32)}));
+    let verified = oracle(
+        dir,
+        "verify_cose_receipts.py",
+        &json!({"service_cert": nodes[0].ca_pem, "receipts": cose}),
+    )
+    .expect("CCF verifies coco's COSE receipts");
+    assert_eq!(verified["verified"], 4);
+    // The wrong claims digest, or another service's key, is refused.
+    let wrong = json!([{"cose": cose[0]["cose"], "claims_digest": "00".repeat(32)}]);
+    assert!(
+        oracle(
+            dir,
+            "verify_cose_receipts.py",
+            &json!({"service_cert": nodes[0].ca_pem, "receipts": wrong})
+        )
+        .is_err()
+    );
+    // The bare proof and the signature are served too.
+    let r = historical(&nodes[1], "/app/log/public/cbor_merkle_proof", &claimed);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/cbor"));
+    let r = historical(&nodes[1], "/app/log/public/cose_signature", &claimed);
+    assert!(r.json()["cose_signature"].is_string(), "{}", r.text());
+    // Requests that cannot be served: no header, a bad header, an uncommitted id, no caller.
+    let mut user1 = nodes[1].user();
+    let r = user1.get("/app/log/private/historical?id=6").unwrap();
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("MissingRequiredHeader"), "{}", r.text());
+    let r = historical(&nodes[1], "/app/log/private/historical?id=6", "two.three");
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("InvalidHeaderValue"), "{}", r.text());
+    let r = historical(&nodes[1], "/app/log/private/historical?id=6", "2.1000000");
+    assert_eq!(r.status, 404);
+    let r = nodes[1]
+        .anonymous()
+        .request(
+            coco_client::Method::GET,
+            "/app/log/private/historical?id=6",
+            &[("x-ms-ccf-transaction-id", private.as_str())],
+            Vec::new(),
+        )
+        .unwrap();
+    assert_eq!(r.status, 401, "{}", r.text());
+}

@@ -365,6 +365,32 @@ pub struct EndpointContext<'a> {
     pub service: &'a ServiceFacts,
     /// Per-endpoint call counters (`/node/metrics`).
     pub metrics: &'a EndpointMetrics,
+    /// For [`EndpointMode::Historical`] endpoints: the transaction the request names.
+    pub historical: Option<&'a HistoricalState>,
+}
+
+/// A committed past transaction, as historical endpoints see it (ccf-reference §2.1).
+#[derive(Clone, Debug)]
+pub struct HistoricalState {
+    pub txid: coco_types::TxId,
+    /// A store holding exactly that transaction's writes (private maps decrypted), as CCF's
+    /// historical store does: read it with `store.begin()`.
+    pub store: coco_kv::Store,
+    /// CCF's JSON receipt (v2: v1 plus `is_signature_transaction`).
+    pub receipt: serde_json::Value,
+    /// The COSE receipt and the bare CBOR inclusion proof; `None` for signature transactions.
+    pub cose_receipt: Option<Bytes>,
+    pub cbor_merkle_proof: Option<Bytes>,
+    /// The COSE_Sign1 root signature of the signature transaction that proves it.
+    pub cose_signature: Bytes,
+}
+
+impl EndpointContext<'_> {
+    /// The historical state of a [`EndpointMode::Historical`] endpoint.
+    pub fn historical(&self) -> Result<&HistoricalState, ApiError> {
+        self.historical
+            .ok_or_else(|| ApiError::internal("this endpoint is not registered as historical"))
+    }
 }
 
 impl EndpointContext<'_> {

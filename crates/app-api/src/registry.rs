@@ -21,6 +21,11 @@ pub type Handler =
 pub enum EndpointMode {
     ReadWrite,
     ReadOnly,
+    /// Reads the state of a past transaction named by the `x-ms-ccf-transaction-id` request
+    /// header (CCF's historical endpoints): the node checks it is committed, loads it (answering
+    /// 202 meanwhile) and hands it over as [`crate::HistoricalState`]. Served by the node
+    /// contacted, never forwarded.
+    Historical,
 }
 
 /// One endpoint: what it matches, who may call it, and what it does.

@@ -102,8 +102,117 @@ pub fn registry() -> Registry {
             "Delete all records",
             move |ctx| delete_all(ctx, vis),
         );
+        r.route_fn(
+            Method::GET,
+            &format!("{p}/historical"),
+            USER_AUTH,
+            EndpointMode::Historical,
+            "The message recorded under an id by the transaction in x-ms-ccf-transaction-id",
+            move |ctx| historical(ctx, vis, false),
+        );
+        r.route_fn(
+            Method::GET,
+            &format!("{p}/historical_receipt"),
+            USER_AUTH,
+            EndpointMode::Historical,
+            "The message recorded under an id by that transaction, with its receipt",
+            move |ctx| historical(ctx, vis, true),
+        );
     }
+    r.route_fn(
+        Method::GET,
+        "/app/log/public/cose_receipt",
+        USER_AUTH,
+        EndpointMode::Historical,
+        "COSE receipt of the transaction in x-ms-ccf-transaction-id",
+        |ctx| {
+            let h = ctx.historical()?;
+            let receipt = h.cose_receipt.clone().ok_or_else(|| no_cose(h.txid))?;
+            Ok(binary(receipt, "application/cose"))
+        },
+    );
+    r.route_fn(
+        Method::GET,
+        "/app/log/public/cbor_merkle_proof",
+        USER_AUTH,
+        EndpointMode::Historical,
+        "CBOR inclusion proof of the transaction in x-ms-ccf-transaction-id",
+        |ctx| {
+            let h = ctx.historical()?;
+            let proof = h.cbor_merkle_proof.clone().ok_or_else(|| no_cose(h.txid))?;
+            Ok(binary(proof, "application/cbor"))
+        },
+    );
+    r.route_fn(
+        Method::GET,
+        "/app/log/public/cose_signature",
+        USER_AUTH,
+        EndpointMode::Historical,
+        "COSE root signature covering the transaction in x-ms-ccf-transaction-id",
+        |ctx| {
+            use base64::Engine as _;
+            let h = ctx.historical()?;
+            Ok(Response::ok_json(&serde_json::json!({
+                "cose_signature": base64::engine::general_purpose::STANDARD.encode(&h.cose_signature),
+            })))
+        },
+    );
+    r.route_fn(
+        Method::GET,
+        "/app/log/public/cose_endorsements",
+        USER_AUTH,
+        EndpointMode::Historical,
+        "Endorsements of earlier service identities (none until the service is recovered)",
+        |ctx| {
+            ctx.historical()?;
+            Ok(Response::ok_json(
+                &serde_json::json!({ "endorsements": [] }),
+            ))
+        },
+    );
     r
+}
+
+fn no_cose(txid: coco_types::TxId) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::ResourceNotFound,
+        format!("{txid} is a signature transaction: it has a JSON receipt only."),
+    )
+}
+
+fn binary(body: Bytes, content_type: &str) -> Response {
+    Response {
+        status: StatusCode::OK,
+        headers: vec![("content-type".into(), content_type.into())],
+        body,
+    }
+}
+
+/// CCF's `historical` and `historical_receipt`: the record as written by that transaction
+/// (404 if it did not write the id).
+fn historical(
+    ctx: &mut EndpointContext<'_>,
+    vis: Visibility,
+    with_receipt: bool,
+) -> Result<Response, ApiError> {
+    let id = id_param(ctx)?;
+    let map = vis.map_name(scope(ctx)?.as_deref());
+    let h = ctx.historical()?;
+    let value = h.store.begin().get(&map, &key(id));
+    let Some(v) = value else {
+        return Err(ApiError::not_found(format!(
+            "Transaction {} did not write record {id}.",
+            h.txid
+        )));
+    };
+    let msg: String = serde_json::from_slice(&v)
+        .map_err(|e| ApiError::internal(format!("Stored record {id} is not a JSON string: {e}")))?;
+    Ok(Response::ok_json(&if with_receipt {
+        serde_json::json!({ "msg": msg, "receipt": h.receipt })
+    } else {
+        serde_json::json!({ "msg": msg })
+    }))
 }
 
 fn scope(ctx: &EndpointContext<'_>) -> Result<Option<String>, ApiError> {

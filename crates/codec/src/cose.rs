@@ -163,6 +163,55 @@ pub fn assemble_sign1(
     Ok(out)
 }
 
+/// Unprotected header label of verifiable data proofs (draft-ietf-cose-merkle-tree-proofs).
+pub const HEADER_VDP: i64 = 396;
+/// Label of the inclusion proofs inside the VDP map.
+pub const VDP_INCLUSION_PROOFS: i64 = -1;
+
+/// CCF's inclusion proof (`cddl/ccf-tree-alg.cddl`), CBOR:
+/// `{1: [bstr write_set_digest, tstr commit_evidence, bstr claims_digest], 2: [[bool left, bstr hash], …]}`
+/// where `left` means the sibling is on the left. Also served alone as `cbor_merkle_proof`.
+pub fn ccf_inclusion_proof(
+    write_set_digest: &[u8; 32],
+    commit_evidence: &str,
+    claims_digest: &[u8; 32],
+    path: &[(bool, [u8; 32])],
+) -> Vec<u8> {
+    let leaf = Value::Array(vec![
+        Value::Bytes(write_set_digest.to_vec()),
+        Value::Text(commit_evidence.to_owned()),
+        Value::Bytes(claims_digest.to_vec()),
+    ]);
+    let path = Value::Array(
+        path.iter()
+            .map(|(left, hash)| Value::Array(vec![Value::Bool(*left), Value::Bytes(hash.to_vec())]))
+            .collect(),
+    );
+    to_vec(&Value::Map(vec![
+        (Value::Integer(1.into()), leaf),
+        (Value::Integer(2.into()), path),
+    ]))
+}
+
+/// A COSE receipt (ccf-reference §2.3): the signature transaction's COSE_Sign1 root signature,
+/// re-emitted with the inclusion proof in unprotected header 396 `{-1: [bstr proof]}`. The
+/// protected header and signature are unchanged, so the receipt verifies against the service
+/// key once the proof is folded into the (detached) root.
+pub fn cose_receipt(root_signature: &[u8], inclusion_proof: &[u8]) -> Result<Vec<u8>, CoseError> {
+    let parsed = parse_sign1(root_signature)?;
+    let unprotected = Header {
+        rest: vec![(
+            Label::Int(HEADER_VDP),
+            Value::Map(vec![(
+                Value::Integer(VDP_INCLUSION_PROOFS.into()),
+                Value::Array(vec![Value::Bytes(inclusion_proof.to_vec())]),
+            )]),
+        )],
+        ..Default::default()
+    };
+    assemble_sign1(&parsed.protected, &unprotected, None, &parsed.signature)
+}
+
 /// CWT claims of a CCF signature.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CwtClaims {

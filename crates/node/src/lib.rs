@@ -765,6 +765,15 @@ impl Node {
                 .into_response();
             }
         }
+        let historical = if endpoint.mode == EndpointMode::Historical {
+            match self.historical_state(request, now, out) {
+                Ok(Some(state)) => Some(state),
+                Ok(None) => return receipt::loading(),
+                Err(e) => return e.into_response(),
+            }
+        } else {
+            None
+        };
         for _attempt in 1..=limits::TX_EXECUTION_ATTEMPTS_MAX {
             self.requested_hooks.clear();
             let mut tx = self.store.begin();
@@ -794,6 +803,7 @@ impl Node {
                     claims_digest: None,
                     service: &self.service,
                     metrics: &self.metrics,
+                    historical: historical.as_ref(),
                 };
                 let result = (endpoint.handler)(&mut ctx);
                 (result, ctx.claims_digest)

@@ -39,40 +39,43 @@ fn singleton<'a>(
         .ok_or_else(|| format!("the signature transaction has no {map}"))
 }
 
-/// The JSON receipt (CCF's v1 form) of `txid`, whose entry is `entry`, proven by the signature
-/// transaction `signature_entry` (the first at or after it; the same entry for a signature
-/// transaction). `commit_evidence` is the transaction's commit evidence string.
-pub fn json_receipt(
+/// Everything a receipt of one transaction is made of.
+pub struct TxProof {
+    pub txid: TxId,
+    pub is_signature: bool,
+    /// The signature transaction's node signature record.
+    pub signature: tables::SignatureValue,
+    /// Its COSE_Sign1 root signature by the service key.
+    pub cose_signature: Vec<u8>,
+    pub write_set_digest: [u8; 32],
+    pub commit_evidence: String,
+    pub claims_digest: [u8; 32],
+    /// From the leaf to the signed root (empty for a signature transaction).
+    pub path: Vec<coco_merkle::PathElem>,
+}
+
+/// Proves `txid`, whose entry is `entry`, with the signature transaction `signature_entry`
+/// (the first at or after it; the same entry for a signature transaction). `commit_evidence` is
+/// the transaction's commit evidence string. The path is checked to lead to the signed root.
+pub fn tx_proof(
     txid: TxId,
     entry: &Bytes,
     signature_entry: &Bytes,
     commit_evidence: &str,
-) -> Result<Value, String> {
+) -> Result<TxProof, String> {
     let sig_domain = public_domain(signature_entry)?;
     let signature: tables::SignatureValue =
         tables::from_ccf_json(singleton(&sig_domain, tables::SIGNATURES)?)
             .map_err(|e| format!("signature: {e}"))?;
-    let mut receipt = json!({
-        "signature": B64.encode(&signature.sig),
-        "node_id": signature.node.as_str(),
-        "cert": signature.cert,
-    });
-    if signature.seqno == txid.seqno {
-        receipt["proof"] = json!([]);
-        receipt["leaf"] = json!(hex::encode(signature.root));
-        return Ok(receipt);
-    }
+    let cose_signature =
+        tables::parse_cose_signature_value(singleton(&sig_domain, tables::COSE_SIGNATURES)?)
+            .map_err(|e| format!("COSE signature: {e}"))?;
     if signature.seqno < txid.seqno {
         return Err(format!(
             "signature at {} cannot prove {txid}",
             signature.seqno
         ));
     }
-    let tree = MerkleTree::deserialise(singleton(&sig_domain, tables::TREE)?)
-        .map_err(|e| format!("signed tree: {e}"))?;
-    let path = tree
-        .path(txid.seqno, signature.seqno)
-        .map_err(|e| format!("inclusion path of {txid}: {e}"))?;
     let domain = public_domain(entry)?;
     let claims_digest = domain.prefix.claims_digest.unwrap_or([0; 32]);
     let write_set_digest = sha256(entry);
@@ -80,30 +83,109 @@ pub fn json_receipt(
     if domain.prefix.commit_evidence_digest != Some(ce_digest) {
         return Err(format!("commit evidence does not match entry {txid}"));
     }
-    let mut leaf_input = [0u8; 96];
-    leaf_input[..32].copy_from_slice(&write_set_digest);
-    leaf_input[32..64].copy_from_slice(&ce_digest);
-    leaf_input[64..].copy_from_slice(&claims_digest);
-    let leaf = sha256(&leaf_input);
-    if coco_merkle::fold_path(&leaf, &path) != signature.root {
-        return Err(format!(
-            "the inclusion path of {txid} does not lead to the signed root"
-        ));
+    let is_signature = signature.seqno == txid.seqno;
+    let path = if is_signature {
+        Vec::new()
+    } else {
+        let tree = MerkleTree::deserialise(singleton(&sig_domain, tables::TREE)?)
+            .map_err(|e| format!("signed tree: {e}"))?;
+        let path = tree
+            .path(txid.seqno, signature.seqno)
+            .map_err(|e| format!("inclusion path of {txid}: {e}"))?;
+        let mut leaf_input = [0u8; 96];
+        leaf_input[..32].copy_from_slice(&write_set_digest);
+        leaf_input[32..64].copy_from_slice(&ce_digest);
+        leaf_input[64..].copy_from_slice(&claims_digest);
+        if coco_merkle::fold_path(&sha256(&leaf_input), &path) != signature.root {
+            return Err(format!(
+                "the inclusion path of {txid} does not lead to the signed root"
+            ));
+        }
+        path
+    };
+    Ok(TxProof {
+        txid,
+        is_signature,
+        signature,
+        cose_signature,
+        write_set_digest,
+        commit_evidence: commit_evidence.to_owned(),
+        claims_digest,
+        path,
+    })
+}
+
+impl TxProof {
+    /// CCF's JSON receipt, v1 (`/node/receipt`).
+    pub fn json_v1(&self) -> Value {
+        let mut receipt = json!({
+            "signature": B64.encode(&self.signature.sig),
+            "node_id": self.signature.node.as_str(),
+            "cert": self.signature.cert,
+        });
+        if self.is_signature {
+            receipt["proof"] = json!([]);
+            receipt["leaf"] = json!(hex::encode(self.signature.root));
+            return receipt;
+        }
+        receipt["proof"] = Value::Array(
+            self.path
+                .iter()
+                .map(|p| {
+                    let side = if p.sibling_is_left { "left" } else { "right" };
+                    json!({ side: hex::encode(p.hash) })
+                })
+                .collect(),
+        );
+        receipt["leaf_components"] = json!({
+            "write_set_digest": hex::encode(self.write_set_digest),
+            "commit_evidence": self.commit_evidence,
+            "claims_digest": hex::encode(self.claims_digest),
+        });
+        receipt
     }
-    receipt["proof"] = Value::Array(
-        path.iter()
-            .map(|p| {
-                let side = if p.sibling_is_left { "left" } else { "right" };
-                json!({ side: hex::encode(p.hash) })
-            })
-            .collect(),
-    );
-    receipt["leaf_components"] = json!({
-        "write_set_digest": hex::encode(write_set_digest),
-        "commit_evidence": commit_evidence,
-        "claims_digest": hex::encode(claims_digest),
-    });
-    Ok(receipt)
+
+    /// v2 (historical endpoints): v1 plus `is_signature_transaction`.
+    pub fn json_v2(&self) -> Value {
+        let mut receipt = self.json_v1();
+        receipt["is_signature_transaction"] = json!(self.is_signature);
+        receipt
+    }
+
+    /// CCF's CBOR inclusion proof; `None` for a signature transaction.
+    pub fn cbor_merkle_proof(&self) -> Option<Vec<u8>> {
+        (!self.is_signature).then(|| {
+            let path: Vec<(bool, [u8; 32])> = self
+                .path
+                .iter()
+                .map(|p| (p.sibling_is_left, p.hash))
+                .collect();
+            coco_codec::cose::ccf_inclusion_proof(
+                &self.write_set_digest,
+                &self.commit_evidence,
+                &self.claims_digest,
+                &path,
+            )
+        })
+    }
+
+    /// The COSE receipt; `None` for a signature transaction.
+    pub fn cose_receipt(&self) -> Option<Result<Vec<u8>, String>> {
+        self.cbor_merkle_proof().map(|proof| {
+            coco_codec::cose::cose_receipt(&self.cose_signature, &proof)
+                .map_err(|e| format!("COSE receipt: {e}"))
+        })
+    }
+}
+
+/// The JSON receipt (CCF's v1 form) of `txid`; see [`tx_proof`].
+pub fn json_receipt(
+    txid: TxId,
+    entry: &Bytes,
+    signature_entry: &Bytes,
+    commit_evidence: &str,
+) -> Result<Value, String> {
+    Ok(tx_proof(txid, entry, signature_entry, commit_evidence)?.json_v1())
 }
 
 /// Checks a JSON receipt offline against the service certificate: the leaf (from its
@@ -200,21 +282,15 @@ impl crate::Node {
         None
     }
 
-    /// `GET /{node,app,gov}/receipt?transaction_id=V.S` (CCF's JSON receipt, v1).
-    pub(crate) fn receipt_endpoint(
+    /// A committed transaction's entry and proof, once both entries are at hand (`None` while
+    /// they are read back: answer 202). Uncommitted, invalid and unknown ids are CCF's 404s.
+    pub(crate) fn load_tx_proof(
         &mut self,
+        txid: TxId,
         now: crate::Now,
-        request: &coco_app_api::Request,
         out: &mut Vec<crate::Output>,
-    ) -> Result<coco_app_api::Response, coco_app_api::ApiError> {
-        use coco_app_api::{ApiError, ErrorCode, Response, StatusCode, TxStatus};
-        let q = request.query_params();
-        let raw = q
-            .get("transaction_id")
-            .ok_or_else(|| ApiError::bad_query("Missing query parameter 'transaction_id'."))?;
-        let txid: TxId = raw
-            .parse()
-            .map_err(|e: coco_types::TxIdParseError| ApiError::bad_query(e.to_string()))?;
+    ) -> Result<Option<(Bytes, TxProof)>, coco_app_api::ApiError> {
+        use coco_app_api::{ApiError, ErrorCode, StatusCode, TxStatus};
         match self.consensus.tx_status(txid) {
             TxStatus::Committed => {}
             TxStatus::Invalid => {
@@ -239,23 +315,97 @@ impl crate::Node {
         let entry = self.historical_entry(txid.seqno, now, out);
         let signature = self.historical_entry(signature_seqno, now, out);
         let (Some(entry), Some(signature)) = (entry, signature) else {
-            return Ok(Response {
-                status: StatusCode::ACCEPTED,
-                headers: vec![
-                    (
-                        "retry-after".into(),
-                        coco_types::limits::HISTORICAL_RETRY_AFTER_S.to_string(),
-                    ),
-                    ("content-type".into(), "text/plain".into()),
-                ],
-                body: Bytes::from_static(
-                    b"Historical transaction is not currently available. Please retry.",
-                ),
-            });
+            return Ok(None);
         };
         let evidence = self.secret.commit_evidence(txid);
-        let receipt = json_receipt(txid, &entry, &signature, &evidence)
-            .map_err(|e| ApiError::internal(format!("Cannot build the receipt of {txid}: {e}")))?;
-        Ok(Response::ok_json(&receipt))
+        let proof = tx_proof(txid, &entry, &signature, &evidence)
+            .map_err(|e| ApiError::internal(format!("Cannot prove {txid}: {e}")))?;
+        Ok(Some((entry, proof)))
+    }
+
+    /// `GET /{node,app,gov}/receipt?transaction_id=V.S` (CCF's JSON receipt, v1).
+    pub(crate) fn receipt_endpoint(
+        &mut self,
+        now: crate::Now,
+        request: &coco_app_api::Request,
+        out: &mut Vec<crate::Output>,
+    ) -> Result<coco_app_api::Response, coco_app_api::ApiError> {
+        use coco_app_api::{ApiError, Response};
+        let q = request.query_params();
+        let raw = q
+            .get("transaction_id")
+            .ok_or_else(|| ApiError::bad_query("Missing query parameter 'transaction_id'."))?;
+        let txid: TxId = raw
+            .parse()
+            .map_err(|e: coco_types::TxIdParseError| ApiError::bad_query(e.to_string()))?;
+        Ok(match self.load_tx_proof(txid, now, out)? {
+            Some((_, proof)) => Response::ok_json(&proof.json_v1()),
+            None => loading(),
+        })
+    }
+
+    /// The state of the transaction a historical endpoint's request names in its
+    /// `x-ms-ccf-transaction-id` header (`None` while loading: answer [`loading`]).
+    pub(crate) fn historical_state(
+        &mut self,
+        request: &coco_app_api::Request,
+        now: crate::Now,
+        out: &mut Vec<crate::Output>,
+    ) -> Result<Option<coco_app_api::HistoricalState>, coco_app_api::ApiError> {
+        use coco_app_api::{ApiError, ErrorCode, StatusCode};
+        let header = request.header(coco_app_api::TX_ID_HEADER).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::MissingRequiredHeader,
+                format!("Missing {} header.", coco_app_api::TX_ID_HEADER),
+            )
+        })?;
+        let txid: TxId = header.parse().map_err(|e: coco_types::TxIdParseError| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidHeaderValue,
+                format!("Invalid {} header: {e}", coco_app_api::TX_ID_HEADER),
+            )
+        })?;
+        let Some((entry, proof)) = self.load_tx_proof(txid, now, out)? else {
+            return Ok(None);
+        };
+        let decoded = self
+            .decode_entry(&entry)
+            .map_err(|e| ApiError::internal(format!("Cannot read {txid}: {e}")))?;
+        let mut store = coco_kv::Store::new();
+        store
+            .apply(&decoded.write_set, 1)
+            .map_err(|e| ApiError::internal(format!("Cannot load {txid}: {e}")))?;
+        let cose_receipt = proof
+            .cose_receipt()
+            .transpose()
+            .map_err(ApiError::internal)?
+            .map(Bytes::from);
+        Ok(Some(coco_app_api::HistoricalState {
+            txid,
+            store,
+            receipt: proof.json_v2(),
+            cose_receipt,
+            cbor_merkle_proof: proof.cbor_merkle_proof().map(Bytes::from),
+            cose_signature: Bytes::from(proof.cose_signature.clone()),
+        }))
+    }
+}
+
+/// CCF's answer while historical entries load: 202 with `Retry-After`.
+pub(crate) fn loading() -> coco_app_api::Response {
+    coco_app_api::Response {
+        status: coco_app_api::StatusCode::ACCEPTED,
+        headers: vec![
+            (
+                "retry-after".into(),
+                coco_types::limits::HISTORICAL_RETRY_AFTER_S.to_string(),
+            ),
+            ("content-type".into(), "text/plain".into()),
+        ],
+        body: Bytes::from_static(
+            b"Historical transaction is not currently available. Please retry.",
+        ),
     }
 }

@@ -18,6 +18,15 @@ use coco_types::{SeqNo, TxId};
 
 use crate::{CoreConfig, Node, NodeIdentity, Now, Output, Plugins};
 
+/// An entry, parsed and decrypted.
+pub(crate) struct DecodedEntry {
+    pub(crate) txid: TxId,
+    pub(crate) force_chunk_after: bool,
+    pub(crate) public: coco_codec::domain::PublicDomain,
+    /// Public and private writes together.
+    pub(crate) write_set: WriteSet,
+}
+
 impl Node {
     /// A node joining an existing service that already holds the service identity and the
     /// ledger secret (what CCF's `NetworkInfo` carries): it waits for the primary's entries.
@@ -35,6 +44,35 @@ impl Node {
             now.monotonic_ms,
         );
         Node::new(config, identity, ledger_secret, plugins, now, raft)
+    }
+
+    /// Parses an entry and decrypts its private domain with the ledger secret (the public domain
+    /// is the AAD, so tampering fails).
+    pub(crate) fn decode_entry(&self, data: &Bytes) -> Result<DecodedEntry, String> {
+        let view = parse_entry(data).map_err(|e| e.to_string())?;
+        let public_start = data.len() - view.public.len() - view.private.len();
+        let public =
+            parse_public_domain_shared(&data.slice(public_start..public_start + view.public.len()))
+                .map_err(|e| e.to_string())?;
+        let mut private = view.private.to_vec();
+        if !private.is_empty() {
+            self.secret
+                .key()
+                .open_in_place_detached(view.iv, view.public, &mut private, view.tag)
+                .map_err(|e| format!("private domain: {e}"))?;
+        }
+        let mut write_set = WriteSet {
+            maps: public.maps.clone(),
+        };
+        for (name, changes) in parse_private_domain(&private).map_err(|e| e.to_string())? {
+            write_set.maps.insert(name, changes);
+        }
+        Ok(DecodedEntry {
+            txid: view.tx_id(),
+            force_chunk_after: view.flags().contains(EntryFlags::FORCE_LEDGER_CHUNK_AFTER),
+            public,
+            write_set,
+        })
     }
 
     /// Applies the entry at `idx` replicated by the primary. An entry that does not decrypt,
@@ -60,33 +98,13 @@ impl Node {
             self.consensus.last_seqno + 1,
             "entries arrive in order"
         );
-        let view = parse_entry(&entry.data).map_err(|e| e.to_string())?;
+        let decoded = self.decode_entry(&entry.data)?;
+        let (view, public, write_set) = (decoded.txid, decoded.public, decoded.write_set);
         if view.seqno != idx || view.view != entry.term {
             return Err(format!(
-                "entry carries {} but was replicated as {}.{idx}",
-                view.tx_id(),
+                "entry carries {view} but was replicated as {}.{idx}",
                 entry.term
             ));
-        }
-        let public_start = entry.data.len() - view.public.len() - view.private.len();
-        let public = parse_public_domain_shared(
-            &entry
-                .data
-                .slice(public_start..public_start + view.public.len()),
-        )
-        .map_err(|e| e.to_string())?;
-        let mut private = view.private.to_vec();
-        if !private.is_empty() {
-            self.secret
-                .key()
-                .open_in_place_detached(view.iv, view.public, &mut private, view.tag)
-                .map_err(|e| format!("private domain: {e}"))?;
-        }
-        let mut write_set = WriteSet {
-            maps: public.maps.clone(),
-        };
-        for (name, changes) in parse_private_domain(&private).map_err(|e| e.to_string())? {
-            write_set.maps.insert(name, changes);
         }
         let is_signature = write_set.maps.contains_key(tables::SIGNATURES);
         if is_signature != entry.committable {
@@ -142,7 +160,7 @@ impl Node {
         out.push(Output::Append {
             txid: TxId::new(view.view, idx),
             bytes: Bytes::clone(&entry.data),
-            force_chunk_after: view.flags().contains(EntryFlags::FORCE_LEDGER_CHUNK_AFTER),
+            force_chunk_after: decoded.force_chunk_after,
             is_signature,
         });
         Ok(())
