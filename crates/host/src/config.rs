@@ -36,9 +36,17 @@ pub struct NodeConfigFile {
     pub consensus: Consensus,
     #[serde(default)]
     pub output_files: OutputFiles,
+    /// Memory for ledger entries read back for receipts and historical queries (CCF's
+    /// `historical_cache_soft_limit`, default "512MB").
+    #[serde(default = "default_historical_cache")]
+    pub historical_cache_soft_limit: Size,
     /// Options that weaken security, for tests only. Never set in production.
     #[serde(default)]
     pub insecure_test_options: InsecureTestOptions,
+}
+
+fn default_historical_cache() -> Size {
+    Size(limits::HISTORICAL_CACHE_BYTES_MAX_DEFAULT as u64)
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -649,6 +657,10 @@ mod tests {
             Size(1024 * 1024)
         );
         assert_eq!(c.node_certificate.curve_id, "Secp384R1");
+        assert_eq!(c.historical_cache_soft_limit, Size(512 * 1024 * 1024));
+        let small = MINIMAL.replacen('{', r#"{"historical_cache_soft_limit": "10MB","#, 1);
+        let c = NodeConfigFile::parse(&small, Path::new("x.json")).unwrap();
+        assert_eq!(c.historical_cache_soft_limit, Size(10 * 1024 * 1024));
     }
 
     #[test]

@@ -344,6 +344,8 @@ fn core_config(
         signature_tx_interval_count: cfg.ledger_signatures.tx_count,
         signature_interval_ms: cfg.ledger_signatures.delay.0,
         chunk_size_bytes: cfg.ledger.chunk_size.0,
+        historical_cache_bytes_max: usize::try_from(cfg.historical_cache_soft_limit.0)
+            .unwrap_or(usize::MAX),
         uncommitted_tx_count_max: cfg.consensus.max_uncommitted_tx_count,
         cose_issuer,
         cose_subject,

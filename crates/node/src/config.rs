@@ -12,6 +12,8 @@ pub struct CoreConfig {
     pub signature_interval_ms: u64,
     /// Close a ledger chunk at the first signature after this many bytes (`ledger.chunk_size`).
     pub chunk_size_bytes: u64,
+    /// Memory for ledger entries read back for receipts and historical queries.
+    pub historical_cache_bytes_max: usize,
     /// Backpressure: refuse writes while this many transactions are not globally committed.
     pub uncommitted_tx_count_max: u64,
     /// Issuer and subject written into the CWT claims of COSE root signatures
@@ -32,6 +34,7 @@ impl Default for CoreConfig {
             signature_tx_interval_count: limits::SIGNATURE_TX_INTERVAL_COUNT_DEFAULT,
             signature_interval_ms: limits::SIGNATURE_INTERVAL_MS_DEFAULT,
             chunk_size_bytes: limits::LEDGER_CHUNK_SIZE_BYTES_DEFAULT,
+            historical_cache_bytes_max: limits::HISTORICAL_CACHE_BYTES_MAX_DEFAULT,
             uncommitted_tx_count_max: limits::UNCOMMITTED_TX_COUNT_MAX_DEFAULT,
             cose_issuer: "service.example.com".to_owned(),
             cose_subject: "ledger.signature".to_owned(),

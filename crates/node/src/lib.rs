@@ -298,6 +298,7 @@ impl Node {
         let mut tree = MerkleTree::new();
         // Leaf 0 is 32 zero bytes: CCF seeds its tree this way, so leaf i is seqno i.
         tree.append([0u8; 32]);
+        let historical_cache_bytes_max = config.historical_cache_bytes_max;
         let node_id_typed = coco_types::NodeId::from_hex(&identity.node_id)
             .expect("node ids are hex SHA-256 digests");
         Node {
@@ -332,9 +333,7 @@ impl Node {
             next_forward_id: 0,
             forwarded_sessions: BTreeMap::new(),
             pending_retirements: Vec::new(),
-            historical: historical::HistoricalCache::new(
-                limits::HISTORICAL_CACHE_BYTES_MAX_DEFAULT,
-            ),
+            historical: historical::HistoricalCache::new(historical_cache_bytes_max),
         }
     }
 
