@@ -296,6 +296,13 @@ fn print_banner(ws: &Path, common: &Path, nodes: &[SandboxNode]) {
         "  curl '{url}/app/tx?transaction_id=<view.seqno from x-ms-ccf-transaction-id>' --cacert {ca}"
     );
     println!("  curl {url}/node/commit --cacert {ca}");
+    println!(
+        "  curl '{url}/node/receipt?transaction_id=<view.seqno, once Committed>' --cacert {ca}   # verify with: coco receipt verify --service-cert {ca} receipt.json"
+    );
+    println!(
+        "  curl https://127.0.0.1:{}/app/log/private?id=42 --cacert {ca} {user}   # any node serves reads; writes there are forwarded",
+        nodes.last().map_or(0, |n| n.port)
+    );
     println!();
     println!("Press Ctrl-C to stop.");
 }
