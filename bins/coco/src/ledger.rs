@@ -20,6 +20,15 @@ pub enum Command {
     /// Truncate a torn final entry (left by a crash mid-append) from the open chunk. Complete
     /// and committed chunks are never modified.
     Repair { dir: PathBuf },
+    /// Print every entry: transaction id, flags, the public maps it writes (keys and values),
+    /// the size of its encrypted private domain. Stops at the first unreadable place, naming
+    /// file and offset.
+    Show {
+        dir: PathBuf,
+        /// One JSON object per entry (and one `{"error": …}` line if something is unreadable).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(command: Command) -> anyhow::Result<()> {
@@ -46,6 +55,40 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             }
             println!("{}", report.summary());
             anyhow::ensure!(report.is_ok(), "ledger verification failed");
+            Ok(())
+        }
+        Command::Show { dir, json } => {
+            let (entries, error) = coco_ledger::show::show(read_dir(&dir)?);
+            for e in &entries {
+                if json {
+                    println!("{}", serde_json::to_string(e).expect("json"));
+                } else {
+                    println!(
+                        "{:<12} {} @{} flags {:#04x} {} bytes, private {} bytes",
+                        e.txid, e.file, e.offset, e.flags, e.size, e.private_bytes
+                    );
+                    for (map, writes) in &e.public {
+                        for (k, v) in writes {
+                            match v {
+                                Some(v) => println!("    {map}[{k}] = {v}"),
+                                None => println!("    {map}[{k}] removed"),
+                            }
+                        }
+                    }
+                }
+            }
+            if let Some(err) = error {
+                if json {
+                    println!("{}", serde_json::json!({ "error": err }));
+                }
+                anyhow::bail!(
+                    "{} at offset {}: {} ({} entries shown before it)",
+                    err.file,
+                    err.offset,
+                    err.message,
+                    entries.len()
+                );
+            }
             Ok(())
         }
         Command::Repair { dir } => {

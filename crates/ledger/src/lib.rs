@@ -20,6 +20,8 @@
 //!
 //! Architecture invariant: pure — the caller reads the files and passes their bytes in.
 
+pub mod show;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
