@@ -367,6 +367,48 @@ pub struct EndpointContext<'a> {
     pub metrics: &'a EndpointMetrics,
     /// For [`EndpointMode::Historical`] endpoints: the transaction the request names.
     pub historical: Option<&'a HistoricalState>,
+    /// The node's indexes and past transactions' writes (historical range queries).
+    pub history: Option<&'a mut dyn History>,
+}
+
+/// CCF's answer while historical entries load: 202 with `Retry-After`, clients retry.
+pub fn historical_loading() -> Response {
+    Response {
+        status: StatusCode::ACCEPTED,
+        headers: vec![
+            (
+                "retry-after".into(),
+                coco_types::limits::HISTORICAL_RETRY_AFTER_S.to_string(),
+            ),
+            ("content-type".into(), "text/plain".into()),
+        ],
+        body: Bytes::from_static(
+            b"Historical transaction is not currently available. Please retry.",
+        ),
+    }
+}
+
+/// What historical range queries need from the node.
+pub trait History {
+    /// The last committed seqno: indexes and past writes are served up to it.
+    fn committed_seqno(&self) -> coco_types::SeqNo;
+    /// The maps the node indexes by key.
+    fn indexed_maps(&self) -> Vec<String>;
+    /// Seqnos in `from..=to` (and committed) whose transactions wrote `key` in `map`, for a map
+    /// the app asked to index ([`Registry::index_seqnos_by_key`]); `None` for other maps.
+    fn seqnos_by_key(
+        &self,
+        map: &str,
+        key: &[u8],
+        from: coco_types::SeqNo,
+        to: coco_types::SeqNo,
+    ) -> Option<Vec<coco_types::SeqNo>>;
+    /// The writes of the committed transactions at `seqnos`, each as a read-only store; `None`
+    /// while some are still being read from the ledger (answer 202 with `Retry-After`).
+    fn writes_at(
+        &mut self,
+        seqnos: &[coco_types::SeqNo],
+    ) -> Result<Option<Vec<(coco_types::TxId, coco_kv::Store)>>, ApiError>;
 }
 
 /// A committed past transaction, as historical endpoints see it (ccf-reference §2.1).
@@ -386,6 +428,16 @@ pub struct HistoricalState {
 }
 
 impl EndpointContext<'_> {
+    /// The node's history (indexes and past writes).
+    pub fn history(&mut self) -> Result<&mut dyn History, ApiError> {
+        match self.history.as_mut() {
+            Some(h) => Ok(&mut **h),
+            None => Err(ApiError::internal(
+                "no history is available to this endpoint",
+            )),
+        }
+    }
+
     /// The historical state of a [`EndpointMode::Historical`] endpoint.
     pub fn historical(&self) -> Result<&HistoricalState, ApiError> {
         self.historical

@@ -69,6 +69,9 @@ pub enum RouteMatch<'a> {
 #[derive(Clone, Default)]
 pub struct Registry {
     endpoints: Vec<Endpoint>,
+    /// Maps whose keys the node indexes by the seqnos that wrote them (CCF's `SeqnosByKey`
+    /// indexing strategy), for historical range queries.
+    indexed_maps: Vec<String>,
     literal: HashMap<(Method, String), usize>,
     templated: Vec<usize>,
 }
@@ -137,6 +140,21 @@ impl Registry {
         for e in other.endpoints {
             self.add(e);
         }
+        for m in other.indexed_maps {
+            self.index_seqnos_by_key(&m);
+        }
+    }
+
+    /// Asks the node to index `map`'s keys by the seqnos that write them.
+    pub fn index_seqnos_by_key(&mut self, map: &str) {
+        if !self.indexed_maps.iter().any(|m| m == map) {
+            self.indexed_maps.push(map.to_owned());
+        }
+    }
+
+    /// The maps indexed by [`Registry::index_seqnos_by_key`].
+    pub fn indexed_maps(&self) -> &[String] {
+        &self.indexed_maps
     }
 
     pub fn endpoints(&self) -> &[Endpoint] {

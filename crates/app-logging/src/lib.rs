@@ -60,6 +60,24 @@ impl Visibility {
 /// The logging app's endpoints, under `/app`.
 pub fn registry() -> Registry {
     let mut r = Registry::new();
+    r.index_seqnos_by_key(PUBLIC_MAP);
+    r.index_seqnos_by_key(PRIVATE_MAP);
+    r.route_fn(
+        Method::GET,
+        "/app/log/public/historical/range",
+        USER_AUTH,
+        EndpointMode::ReadOnly,
+        "Every version of a public record written in a seqno range (paginated, @nextLink)",
+        historical_range,
+    );
+    r.route_fn(
+        Method::GET,
+        "/app/log/private/historical/sparse",
+        USER_AUTH,
+        EndpointMode::ReadOnly,
+        "The versions of a private record written at the given seqnos (`seqnos=a,b-c`)",
+        historical_sparse,
+    );
     for vis in [Visibility::Private, Visibility::Public] {
         let p = vis.prefix();
         r.route_fn(
@@ -171,6 +189,110 @@ pub fn registry() -> Registry {
         },
     );
     r
+}
+
+fn seqno_param(ctx: &EndpointContext<'_>, name: &str) -> Result<Option<u64>, ApiError> {
+    match ctx.request.query_params().get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::bad_query(format!("Invalid query parameter '{name}': {v:?}."))),
+    }
+}
+
+/// `{seqno, id, msg}` for each of `states` that wrote `id` in `map` (removals are skipped).
+fn versions(
+    states: Vec<(coco_types::TxId, coco_kv::Store)>,
+    map: &str,
+    id: u64,
+) -> Result<Vec<serde_json::Value>, ApiError> {
+    let mut entries = Vec::new();
+    for (txid, store) in states {
+        if let Some(v) = store.begin().get(map, &key(id)) {
+            let msg: String = serde_json::from_slice(&v).map_err(|e| {
+                ApiError::internal(format!("Record {id} at {txid} is not a JSON string: {e}"))
+            })?;
+            entries.push(serde_json::json!({ "seqno": txid.seqno, "id": id, "msg": msg }));
+        }
+    }
+    Ok(entries)
+}
+
+/// CCF's `historical/range`: the versions of public record `id` in `from_seqno..=to_seqno`
+/// (defaults: 1 and the last committed seqno), found through the seqnos-by-key index; a page
+/// covers at most `HISTORICAL_RANGE_SEQNOS_PER_PAGE` seqnos and links to the next.
+fn historical_range(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    use coco_types::limits::HISTORICAL_RANGE_SEQNOS_PER_PAGE;
+    let id = id_param(ctx)?;
+    let scope = scope(ctx)?;
+    let map = Visibility::Public.map_name(scope.as_deref());
+    let from = seqno_param(ctx, "from_seqno")?.unwrap_or(1);
+    let requested_to = seqno_param(ctx, "to_seqno")?;
+    let history = ctx.history()?;
+    let commit = history.committed_seqno();
+    let to = requested_to.unwrap_or(commit);
+    if from == 0 || from > to {
+        return Err(ApiError::bad_query(format!(
+            "Invalid range: from_seqno {from} to to_seqno {to}."
+        )));
+    }
+    if to > commit {
+        return Err(ApiError::bad_query(format!(
+            "to_seqno {to} is not committed yet (commit is {commit})."
+        )));
+    }
+    let page_to = to.min(from.saturating_add(HISTORICAL_RANGE_SEQNOS_PER_PAGE - 1));
+    let seqnos = history
+        .seqnos_by_key(&map, &key(id), from, page_to)
+        .ok_or_else(|| ApiError::internal(format!("{map} is not indexed")))?;
+    let Some(states) = history.writes_at(&seqnos)? else {
+        return Ok(coco_app_api::historical_loading());
+    };
+    let mut body = serde_json::json!({ "entries": versions(states, &map, id)? });
+    if page_to < to {
+        let scope = scope.map(|s| format!("&scope={s}")).unwrap_or_default();
+        body["@nextLink"] = serde_json::json!(format!(
+            "/app/log/public/historical/range?from_seqno={}&to_seqno={to}&id={id}{scope}",
+            page_to + 1
+        ));
+    }
+    Ok(Response::ok_json(&body))
+}
+
+/// CCF's `historical/sparse`: the versions of private record `id` written at `seqnos`
+/// (`a,b-c`, committed, at most a page's worth).
+fn historical_sparse(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    use coco_types::limits::HISTORICAL_RANGE_SEQNOS_PER_PAGE;
+    let id = id_param(ctx)?;
+    let map = Visibility::Private.map_name(scope(ctx)?.as_deref());
+    let raw = ctx
+        .request
+        .query_params()
+        .remove("seqnos")
+        .ok_or_else(|| ApiError::bad_query("Missing query parameter 'seqnos'."))?;
+    let bad = || ApiError::bad_query(format!("Invalid seqnos {raw:?}: expected a,b-c."));
+    let mut seqnos: Vec<u64> = Vec::new();
+    for part in raw.split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (u64, u64) = (
+            a.trim().parse().map_err(|_| bad())?,
+            b.trim().parse().map_err(|_| bad())?,
+        );
+        if a == 0 || a > b || seqnos.len() as u64 + (b - a + 1) > HISTORICAL_RANGE_SEQNOS_PER_PAGE {
+            return Err(bad());
+        }
+        seqnos.extend(a..=b);
+    }
+    seqnos.sort_unstable();
+    seqnos.dedup();
+    let history = ctx.history()?;
+    let Some(states) = history.writes_at(&seqnos)? else {
+        return Ok(coco_app_api::historical_loading());
+    };
+    Ok(Response::ok_json(
+        &serde_json::json!({ "entries": versions(states, &map, id)? }),
+    ))
 }
 
 fn no_cose(txid: coco_types::TxId) -> ApiError {

@@ -216,6 +216,29 @@ pub fn node_registry() -> Registry {
     );
     r.route_fn(
         Method::GET,
+        "/node/index/strategies",
+        NO_AUTH,
+        RO,
+        "Indexing strategies installed by the application and how far they have indexed",
+        |ctx| {
+            let history = ctx.history()?;
+            let indexed = history.committed_seqno();
+            let strategies: Vec<Value> = history
+                .indexed_maps()
+                .into_iter()
+                .map(|map| {
+                    json!({
+                        "name": format!("SeqnosByKey {map}"),
+                        "map": map,
+                        "seqno_indexed": indexed,
+                    })
+                })
+                .collect();
+            Ok(Response::ok_json(&json!({ "strategies": strategies })))
+        },
+    );
+    r.route_fn(
+        Method::GET,
         "/node/version",
         NO_AUTH,
         RO,

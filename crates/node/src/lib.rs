@@ -16,6 +16,7 @@ mod forwarding;
 pub mod gov;
 mod historical;
 pub mod identity;
+mod index;
 pub mod join;
 pub mod jwt;
 pub mod peer;
@@ -263,6 +264,8 @@ pub struct Node {
     pending_retirements: Vec<(SeqNo, String)>,
     /// Old entries read back for receipts and historical queries.
     historical: historical::HistoricalCache,
+    /// Seqnos by key for the maps apps index.
+    index: index::SeqnoIndex,
 }
 
 impl Node {
@@ -299,6 +302,7 @@ impl Node {
         // Leaf 0 is 32 zero bytes: CCF seeds its tree this way, so leaf i is seqno i.
         tree.append([0u8; 32]);
         let historical_cache_bytes_max = config.historical_cache_bytes_max;
+        let seqno_index = index::SeqnoIndex::new(registry.indexed_maps());
         let node_id_typed = coco_types::NodeId::from_hex(&identity.node_id)
             .expect("node ids are hex SHA-256 digests");
         Node {
@@ -334,6 +338,7 @@ impl Node {
             forwarded_sessions: BTreeMap::new(),
             pending_retirements: Vec::new(),
             historical: historical::HistoricalCache::new(historical_cache_bytes_max),
+            index: seqno_index,
         }
     }
 
@@ -767,7 +772,7 @@ impl Node {
         let historical = if endpoint.mode == EndpointMode::Historical {
             match self.historical_state(request, now, out) {
                 Ok(Some(state)) => Some(state),
-                Ok(None) => return receipt::loading(),
+                Ok(None) => return coco_app_api::historical_loading(),
                 Err(e) => return e.into_response(),
             }
         } else {
@@ -793,6 +798,15 @@ impl Node {
                     None,
                 )
             } else {
+                let mut history = receipt::HistoryView {
+                    index: &self.index,
+                    commit: self.consensus.commit.seqno,
+                    raft: &self.raft,
+                    cache: &mut self.historical,
+                    secret: &self.secret,
+                    out: &mut *out,
+                    now,
+                };
                 let mut ctx = EndpointContext {
                     tx: &mut tx,
                     request,
@@ -803,6 +817,7 @@ impl Node {
                     service: &self.service,
                     metrics: &self.metrics,
                     historical: historical.as_ref(),
+                    history: Some(&mut history),
                 };
                 let result = (endpoint.handler)(&mut ctx);
                 (result, ctx.claims_digest)
@@ -1287,6 +1302,7 @@ impl Node {
             self.bytes_since_chunk = 0;
         }
         let bytes = Bytes::from(entry);
+        self.index.record(write_set, seqno);
         let configuration = self.configuration_after(write_set);
         let idx = self
             .raft

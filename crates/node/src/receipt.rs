@@ -255,31 +255,132 @@ pub fn verify_json_receipt(receipt: &Value, service_cert_pem: &str) -> Result<[u
     Ok(root)
 }
 
+/// An entry for a historical read: from the consensus core if it still holds it, else from the
+/// cache; if neither, the host is asked to read it (`None` until it arrives).
+fn historical_entry(
+    raft: &coco_consensus::Raft,
+    cache: &mut crate::historical::HistoricalCache,
+    seqno: coco_types::SeqNo,
+    now: crate::Now,
+    out: &mut Vec<crate::Output>,
+) -> Option<Bytes> {
+    if let Some(e) = raft.entry(seqno) {
+        return Some(e.data);
+    }
+    if let Some(b) = cache.get(seqno) {
+        return Some(b);
+    }
+    if cache.should_request(seqno, seqno, now.monotonic_ms) {
+        out.push(crate::Output::ReadLedger {
+            from_idx: seqno,
+            to_idx: seqno,
+        });
+    }
+    None
+}
+
+/// The node's history as historical range endpoints see it ([`coco_app_api::History`]): its
+/// indexes, and past transactions' writes read back from the ledger.
+pub(crate) struct HistoryView<'a> {
+    pub(crate) index: &'a crate::index::SeqnoIndex,
+    pub(crate) commit: coco_types::SeqNo,
+    pub(crate) raft: &'a coco_consensus::Raft,
+    pub(crate) cache: &'a mut crate::historical::HistoricalCache,
+    pub(crate) secret: &'a crate::secrets::LedgerSecret,
+    pub(crate) out: &'a mut Vec<crate::Output>,
+    pub(crate) now: crate::Now,
+}
+
+impl coco_app_api::History for HistoryView<'_> {
+    fn committed_seqno(&self) -> coco_types::SeqNo {
+        self.commit
+    }
+
+    fn indexed_maps(&self) -> Vec<String> {
+        self.index.maps().cloned().collect()
+    }
+
+    fn seqnos_by_key(
+        &self,
+        map: &str,
+        key: &[u8],
+        from: coco_types::SeqNo,
+        to: coco_types::SeqNo,
+    ) -> Option<Vec<coco_types::SeqNo>> {
+        self.index.query(map, key, from, to.min(self.commit))
+    }
+
+    fn writes_at(
+        &mut self,
+        seqnos: &[coco_types::SeqNo],
+    ) -> Result<Option<Vec<(TxId, coco_kv::Store)>>, coco_app_api::ApiError> {
+        use coco_app_api::ApiError;
+        if let Some(s) = seqnos.iter().find(|s| **s == 0 || **s > self.commit) {
+            return Err(ApiError::bad_query(format!(
+                "Seqno {s} is not committed (commit is {}).",
+                self.commit
+            )));
+        }
+        // Ask for every missing entry at once, in contiguous ranges.
+        let mut entries = Vec::with_capacity(seqnos.len());
+        let mut missing: Vec<coco_types::SeqNo> = Vec::new();
+        for &s in seqnos {
+            match self
+                .raft
+                .entry(s)
+                .map(|e| e.data)
+                .or_else(|| self.cache.get(s))
+            {
+                Some(e) => entries.push(e),
+                None => missing.push(s),
+            }
+        }
+        if !missing.is_empty() {
+            missing.sort_unstable();
+            missing.dedup();
+            let mut start = 0;
+            while start < missing.len() {
+                let mut end = start;
+                while end + 1 < missing.len()
+                    && missing[end + 1] == missing[end] + 1
+                    && (end + 1 - start) < coco_types::limits::APPEND_ENTRIES_BATCH_COUNT_MAX
+                {
+                    end += 1;
+                }
+                let (from, to) = (missing[start], missing[end]);
+                if self.cache.should_request(from, to, self.now.monotonic_ms) {
+                    self.out.push(crate::Output::ReadLedger {
+                        from_idx: from,
+                        to_idx: to,
+                    });
+                }
+                start = end + 1;
+            }
+            return Ok(None);
+        }
+        let mut states = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let decoded = crate::replica::decode_entry(self.secret, &entry)
+                .map_err(|e| ApiError::internal(format!("Cannot read a past entry: {e}")))?;
+            let mut store = coco_kv::Store::new();
+            store
+                .apply(&decoded.write_set, 1)
+                .map_err(|e| ApiError::internal(format!("Cannot load {}: {e}", decoded.txid)))?;
+            states.push((decoded.txid, store));
+        }
+        Ok(Some(states))
+    }
+}
+
 impl crate::Node {
-    /// An entry for a historical read: from the consensus core if it still holds it, else from
-    /// the cache; if neither, the host is asked to read it (`None` until it arrives).
+    /// An entry for a historical read (see [`historical_entry`]).
     pub(crate) fn historical_entry(
         &mut self,
         seqno: coco_types::SeqNo,
         now: crate::Now,
         out: &mut Vec<crate::Output>,
     ) -> Option<Bytes> {
-        if let Some(e) = self.raft.entry(seqno) {
-            return Some(e.data);
-        }
-        if let Some(b) = self.historical.get(seqno) {
-            return Some(b);
-        }
-        if self
-            .historical
-            .should_request(seqno, seqno, now.monotonic_ms)
-        {
-            out.push(crate::Output::ReadLedger {
-                from_idx: seqno,
-                to_idx: seqno,
-            });
-        }
-        None
+        historical_entry(&self.raft, &mut self.historical, seqno, now, out)
     }
 
     /// A committed transaction's entry and proof, once both entries are at hand (`None` while
@@ -340,12 +441,12 @@ impl crate::Node {
             .map_err(|e: coco_types::TxIdParseError| ApiError::bad_query(e.to_string()))?;
         Ok(match self.load_tx_proof(txid, now, out)? {
             Some((_, proof)) => Response::ok_json(&proof.json_v1()),
-            None => loading(),
+            None => coco_app_api::historical_loading(),
         })
     }
 
     /// The state of the transaction a historical endpoint's request names in its
-    /// `x-ms-ccf-transaction-id` header (`None` while loading: answer [`loading`]).
+    /// `x-ms-ccf-transaction-id` header (`None` while loading: answer `coco_app_api::historical_loading`).
     pub(crate) fn historical_state(
         &mut self,
         request: &coco_app_api::Request,
@@ -390,22 +491,5 @@ impl crate::Node {
             cbor_merkle_proof: proof.cbor_merkle_proof().map(Bytes::from),
             cose_signature: Bytes::from(proof.cose_signature.clone()),
         }))
-    }
-}
-
-/// CCF's answer while historical entries load: 202 with `Retry-After`.
-pub(crate) fn loading() -> coco_app_api::Response {
-    coco_app_api::Response {
-        status: coco_app_api::StatusCode::ACCEPTED,
-        headers: vec![
-            (
-                "retry-after".into(),
-                coco_types::limits::HISTORICAL_RETRY_AFTER_S.to_string(),
-            ),
-            ("content-type".into(), "text/plain".into()),
-        ],
-        body: Bytes::from_static(
-            b"Historical transaction is not currently available. Please retry.",
-        ),
     }
 }

@@ -27,6 +27,38 @@ pub(crate) struct DecodedEntry {
     pub(crate) write_set: WriteSet,
 }
 
+/// Parses an entry and decrypts its private domain with `secret` (the public domain is the AAD,
+/// so tampering fails).
+pub(crate) fn decode_entry(
+    secret: &crate::secrets::LedgerSecret,
+    data: &Bytes,
+) -> Result<DecodedEntry, String> {
+    let view = parse_entry(data).map_err(|e| e.to_string())?;
+    let public_start = data.len() - view.public.len() - view.private.len();
+    let public =
+        parse_public_domain_shared(&data.slice(public_start..public_start + view.public.len()))
+            .map_err(|e| e.to_string())?;
+    let mut private = view.private.to_vec();
+    if !private.is_empty() {
+        secret
+            .key()
+            .open_in_place_detached(view.iv, view.public, &mut private, view.tag)
+            .map_err(|e| format!("private domain: {e}"))?;
+    }
+    let mut write_set = WriteSet {
+        maps: public.maps.clone(),
+    };
+    for (name, changes) in parse_private_domain(&private).map_err(|e| e.to_string())? {
+        write_set.maps.insert(name, changes);
+    }
+    Ok(DecodedEntry {
+        txid: view.tx_id(),
+        force_chunk_after: view.flags().contains(EntryFlags::FORCE_LEDGER_CHUNK_AFTER),
+        public,
+        write_set,
+    })
+}
+
 impl Node {
     /// A node joining an existing service that already holds the service identity and the
     /// ledger secret (what CCF's `NetworkInfo` carries): it waits for the primary's entries.
@@ -46,33 +78,9 @@ impl Node {
         Node::new(config, identity, ledger_secret, plugins, now, raft)
     }
 
-    /// Parses an entry and decrypts its private domain with the ledger secret (the public domain
-    /// is the AAD, so tampering fails).
+    /// Parses an entry and decrypts its private domain with the ledger secret.
     pub(crate) fn decode_entry(&self, data: &Bytes) -> Result<DecodedEntry, String> {
-        let view = parse_entry(data).map_err(|e| e.to_string())?;
-        let public_start = data.len() - view.public.len() - view.private.len();
-        let public =
-            parse_public_domain_shared(&data.slice(public_start..public_start + view.public.len()))
-                .map_err(|e| e.to_string())?;
-        let mut private = view.private.to_vec();
-        if !private.is_empty() {
-            self.secret
-                .key()
-                .open_in_place_detached(view.iv, view.public, &mut private, view.tag)
-                .map_err(|e| format!("private domain: {e}"))?;
-        }
-        let mut write_set = WriteSet {
-            maps: public.maps.clone(),
-        };
-        for (name, changes) in parse_private_domain(&private).map_err(|e| e.to_string())? {
-            write_set.maps.insert(name, changes);
-        }
-        Ok(DecodedEntry {
-            txid: view.tx_id(),
-            force_chunk_after: view.flags().contains(EntryFlags::FORCE_LEDGER_CHUNK_AFTER),
-            public,
-            write_set,
-        })
+        decode_entry(&self.secret, data)
     }
 
     /// Applies the entry at `idx` replicated by the primary. An entry that does not decrypt,
@@ -128,6 +136,7 @@ impl Node {
         self.store
             .apply(&write_set, idx)
             .map_err(|e| format!("KV: {e}"))?;
+        self.index.record(&write_set, idx);
         if self.configuration_after(&write_set) != entry.configuration {
             return Err(
                 "the configuration replicated with the entry differs from its nodes.info".into(),
@@ -187,6 +196,7 @@ impl Node {
         self.pending_certificates.retain(|(seqno, _)| *seqno <= to);
         self.refresh_peer_addresses();
         self.historical.truncate(to);
+        self.index.truncate(to);
         self.pending_retirements.retain(|(seqno, _)| *seqno <= to);
         out.push(Output::Truncate { seqno: to });
     }
