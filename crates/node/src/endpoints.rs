@@ -319,14 +319,18 @@ fn commit(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
     Ok(Response::ok_json(&body))
 }
 
-fn tx_status(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
-    let q = ctx.request.query_params();
+/// The `transaction_id=V.S` query parameter (`/tx`, `/receipt`).
+pub(crate) fn txid_query(request: &coco_app_api::Request) -> Result<TxId, ApiError> {
+    let q = request.query_params();
     let raw = q
         .get("transaction_id")
         .ok_or_else(|| ApiError::bad_query("Missing query parameter 'transaction_id'."))?;
-    let txid: TxId = raw
-        .parse()
-        .map_err(|e: coco_types::TxIdParseError| ApiError::bad_query(e.to_string()))?;
+    raw.parse()
+        .map_err(|e: coco_types::TxIdParseError| ApiError::bad_query(e.to_string()))
+}
+
+fn tx_status(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    let txid = txid_query(ctx.request)?;
     let name = ctx.consensus.tx_status(txid).as_str();
     Ok(Response::ok_json(
         &json!({ "transaction_id": txid.to_string(), "status": name }),

@@ -1038,7 +1038,11 @@ impl Node {
     /// On the primary: records `retired_committed` for nodes whose retirement has committed
     /// (one transaction for all of them).
     fn record_committed_retirements(&mut self, out: &mut Vec<Output>) {
-        if self.raft.role() != coco_consensus::Role::Leader || self.storage_failure.is_some() {
+        // Runs after every input: nothing to do in the common case.
+        if self.pending_retirements.is_empty()
+            || self.raft.role() != coco_consensus::Role::Leader
+            || self.storage_failure.is_some()
+        {
             return;
         }
         let commit = self.consensus.commit.seqno;

@@ -178,16 +178,6 @@ impl TxProof {
     }
 }
 
-/// The JSON receipt (CCF's v1 form) of `txid`; see [`tx_proof`].
-pub fn json_receipt(
-    txid: TxId,
-    entry: &Bytes,
-    signature_entry: &Bytes,
-    commit_evidence: &str,
-) -> Result<Value, String> {
-    Ok(tx_proof(txid, entry, signature_entry, commit_evidence)?.json_v1())
-}
-
 /// Checks a JSON receipt offline against the service certificate: the leaf (from its
 /// components, or given), the path to the root, the node's signature over the root, and the
 /// node certificate's endorsement by the service key. Returns the root.
@@ -431,16 +421,9 @@ impl crate::Node {
         request: &coco_app_api::Request,
         out: &mut Vec<crate::Output>,
     ) -> Result<coco_app_api::Response, coco_app_api::ApiError> {
-        use coco_app_api::{ApiError, Response};
-        let q = request.query_params();
-        let raw = q
-            .get("transaction_id")
-            .ok_or_else(|| ApiError::bad_query("Missing query parameter 'transaction_id'."))?;
-        let txid: TxId = raw
-            .parse()
-            .map_err(|e: coco_types::TxIdParseError| ApiError::bad_query(e.to_string()))?;
+        let txid = crate::endpoints::txid_query(request)?;
         Ok(match self.load_tx_proof(txid, now, out)? {
-            Some((_, proof)) => Response::ok_json(&proof.json_v1()),
+            Some((_, proof)) => coco_app_api::Response::ok_json(&proof.json_v1()),
             None => coco_app_api::historical_loading(),
         })
     }
@@ -471,8 +454,7 @@ impl crate::Node {
         let Some((entry, proof)) = self.load_tx_proof(txid, now, out)? else {
             return Ok(None);
         };
-        let decoded = self
-            .decode_entry(&entry)
+        let decoded = crate::replica::decode_entry(&self.secret, &entry)
             .map_err(|e| ApiError::internal(format!("Cannot read {txid}: {e}")))?;
         let mut store = coco_kv::Store::new();
         store

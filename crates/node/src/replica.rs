@@ -78,11 +78,6 @@ impl Node {
         Node::new(config, identity, ledger_secret, plugins, now, raft)
     }
 
-    /// Parses an entry and decrypts its private domain with the ledger secret.
-    pub(crate) fn decode_entry(&self, data: &Bytes) -> Result<DecodedEntry, String> {
-        decode_entry(&self.secret, data)
-    }
-
     /// Applies the entry at `idx` replicated by the primary. An entry that does not decrypt,
     /// parse or match this node's Merkle tree stops the node (as a storage failure would):
     /// under crash-fault tolerance the primary is trusted, so this means corruption or a bug.
@@ -106,7 +101,7 @@ impl Node {
             self.consensus.last_seqno + 1,
             "entries arrive in order"
         );
-        let decoded = self.decode_entry(&entry.data)?;
+        let decoded = decode_entry(&self.secret, &entry.data)?;
         let (view, public, write_set) = (decoded.txid, decoded.public, decoded.write_set);
         if view.seqno != idx || view.view != entry.term {
             return Err(format!(

@@ -63,6 +63,15 @@ fn new_joiner() -> Joiner {
     .unwrap()
 }
 
+/// Certificates (PEM) of a fresh member and user.
+fn member_and_user() -> (String, String) {
+    let cert = |name: &str| {
+        let key = EcKeyPair::generate(Curve::P256).unwrap();
+        coco_crypto::self_signed_cert(&key, name, VALIDITY).unwrap()
+    };
+    (cert("member0"), cert("user0"))
+}
+
 fn config() -> CoreConfig {
     CoreConfig {
         signature_tx_interval_count: 5,
@@ -95,10 +104,7 @@ impl Cluster {
                 .unwrap()
             })
             .collect();
-        let user_key = EcKeyPair::generate(Curve::P256).unwrap();
-        let user_pem = coco_crypto::self_signed_cert(&user_key, "user0", VALIDITY).unwrap();
-        let member_key = EcKeyPair::generate(Curve::P256).unwrap();
-        let member_pem = coco_crypto::self_signed_cert(&member_key, "member0", VALIDITY).unwrap();
+        let (member_pem, user_pem) = member_and_user();
         let genesis = GenesisConfig {
             other_trusted_nodes: others
                 .iter()
@@ -109,17 +115,7 @@ impl Cluster {
                 .collect(),
             ..open_genesis(&member_pem, &user_pem)
         };
-        let mut cluster = Cluster {
-            nodes: BTreeMap::new(),
-            ledgers: BTreeMap::new(),
-            messages: Vec::new(),
-            persisted: BTreeMap::new(),
-            cut_off: BTreeSet::new(),
-            now_ms: 0,
-            responses: BTreeMap::new(),
-            next_request: 0,
-            user: peer(&user_pem),
-        };
+        let mut cluster = Cluster::empty(&user_pem);
         let secret = [9; 32];
         for (k, b) in others.into_iter().enumerate() {
             let id = b.node_id.clone();
@@ -157,10 +153,7 @@ impl Cluster {
     /// A service still Opening, with only its genesis node: nodes join it by `/node/join`.
     fn opening() -> Cluster {
         let primary = identity();
-        let user_key = EcKeyPair::generate(Curve::P256).unwrap();
-        let user_pem = coco_crypto::self_signed_cert(&user_key, "user0", VALIDITY).unwrap();
-        let member_key = EcKeyPair::generate(Curve::P256).unwrap();
-        let member_pem = coco_crypto::self_signed_cert(&member_key, "member0", VALIDITY).unwrap();
+        let (member_pem, user_pem) = member_and_user();
         let genesis = GenesisConfig {
             open_service_without_governance: false,
             node_to_node_interface: n2n_interface("127.0.0.1:9000"),
