@@ -28,6 +28,14 @@ impl<'a> Cursor<'a> {
         Self { data, pos: 0 }
     }
 
+    /// Reads `data[range]`, with positions (and error offsets) counted from the start of `data`.
+    pub(crate) fn over(data: &'a [u8], range: std::ops::Range<usize>) -> Self {
+        Self {
+            data: &data[..range.end],
+            pos: range.start,
+        }
+    }
+
     pub(crate) fn pos(&self) -> usize {
         self.pos
     }

@@ -164,6 +164,12 @@ pub enum DomainError {
     EmptyMapRecord { offset: usize, name: String },
     #[error("key at byte {offset} appears twice in map {name:?}")]
     DuplicateKey { offset: usize, name: String },
+    #[error("entry type {entry_type} at byte 0 where a snapshot (type 1) was expected")]
+    NotSnapshot { entry_type: u8 },
+    #[error("view history at byte {offset} is {length} bytes, not a whole number of u64s")]
+    BadViewHistory { offset: usize, length: usize },
+    #[error("snapshot value at byte {offset} declares {size} bytes, less than its 8-byte version")]
+    BadSnapshotValue { offset: usize, size: u64 },
 }
 
 impl From<ReadError> for DomainError {

@@ -9,6 +9,7 @@
 //! | [`entry`] | one ledger entry: entry header, GCM header, domains | `src/kv/serialised_entry_format.h`, `src/node/encryptor.h` |
 //! | [`chunk`] | chunk files: names, header, positions table, crash-tail scan | `src/host/ledger.h` |
 //! | [`tables`] | names and JSON values of CCF's built-in maps | `include/ccf/service/tables/*.h`, `src/service/tables/*.h` |
+//! | [`snapshot`] | snapshot files: the store at one seqno, its receipt, file names | `src/kv/snapshot.h`, `src/ds/champ_map.h`, `src/snapshots/filenames.h` |
 //! | [`cose`] | the COSE_Sign1 ledger root signature | `src/node/history.h`, `src/crypto/openssl/cose_sign.cpp` |
 //!
 //! Architecture invariant: this crate links no cryptography and does no I/O. Wherever CCF hashes,
@@ -27,6 +28,7 @@ pub mod chunk;
 pub mod cose;
 pub mod domain;
 pub mod entry;
+pub mod snapshot;
 pub mod tables;
 pub mod write_set;
 
