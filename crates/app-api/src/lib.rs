@@ -395,14 +395,15 @@ pub trait History {
     /// The maps the node indexes by key.
     fn indexed_maps(&self) -> Vec<String>;
     /// Seqnos in `from..=to` (and committed) whose transactions wrote `key` in `map`, for a map
-    /// the app asked to index ([`Registry::index_seqnos_by_key`]); `None` for other maps.
+    /// the app asked to index ([`Registry::index_seqnos_by_key`]). An error for other maps, and
+    /// for ranges reaching before what this node indexed (it started from a snapshot).
     fn seqnos_by_key(
         &self,
         map: &str,
         key: &[u8],
         from: coco_types::SeqNo,
         to: coco_types::SeqNo,
-    ) -> Option<Vec<coco_types::SeqNo>>;
+    ) -> Result<Vec<coco_types::SeqNo>, ApiError>;
     /// The writes of the committed transactions at `seqnos`, each as a read-only store; `None`
     /// while some are still being read from the ledger (answer 202 with `Retry-After`).
     fn writes_at(

@@ -243,9 +243,7 @@ fn historical_range(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError>
         )));
     }
     let page_to = to.min(from.saturating_add(HISTORICAL_RANGE_SEQNOS_PER_PAGE - 1));
-    let seqnos = history
-        .seqnos_by_key(&map, &key(id), from, page_to)
-        .ok_or_else(|| ApiError::internal(format!("{map} is not indexed")))?;
+    let seqnos = history.seqnos_by_key(&map, &key(id), from, page_to)?;
     let Some(states) = history.writes_at(&seqnos)? else {
         return Ok(coco_app_api::historical_loading());
     };

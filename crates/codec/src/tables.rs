@@ -62,6 +62,8 @@ pub const SIGNATURES: &str = "public:ccf.internal.signatures";
 pub const COSE_SIGNATURES: &str = "public:ccf.internal.cose_signatures";
 /// The serialised Merkle tree singleton, raw bytes.
 pub const TREE: &str = "public:ccf.internal.tree";
+/// The evidence of the latest snapshot singleton: [`SnapshotEvidence`] JSON.
+pub const SNAPSHOT_EVIDENCE: &str = "public:ccf.internal.snapshot_evidence";
 
 /// The key of every single-value map (`ZeroBlitUnitCreator`: a u64 0, 8 zero bytes).
 pub const SINGLETON_KEY: [u8; 8] = [0; 8];
@@ -245,6 +247,16 @@ pub struct SignatureValue {
     /// Service-endorsed certificate of the signing node, PEM.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub cert: String,
+}
+
+/// `public:ccf.internal.snapshot_evidence` (`SnapshotHash`, `src/service/tables/snapshot_evidence.h`):
+/// the SHA-256 of a snapshot entry and the seqno it was taken at. The evidence transaction's
+/// claims digest is the same hash, so its receipt proves the snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotEvidence {
+    #[serde(with = "hex32")]
+    pub hash: [u8; 32],
+    pub version: u64,
 }
 
 // ---------------------------------------------------------------- service

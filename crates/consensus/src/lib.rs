@@ -291,6 +291,46 @@ impl Raft {
         Raft::blank(id, config, seed, now_ms)
     }
 
+    /// A node starting from a committed snapshot at `seqno` (a signature transaction): a
+    /// follower whose log is known up to `seqno` — its terms from the snapshot's view history,
+    /// everything committed, no entry bytes (the ledger before the snapshot is not this node's
+    /// to serve). `configuration` is the voting nodes as of the snapshot.
+    pub fn new_from_snapshot(
+        id: NodeId,
+        config: Config,
+        seed: u64,
+        now_ms: u64,
+        seqno: SeqNo,
+        view_history: &[(View, SeqNo)],
+        configuration: Configuration,
+    ) -> Raft {
+        assert!(
+            seqno > 0,
+            "a snapshot is of at least the genesis transaction"
+        );
+        assert!(
+            view_history.first().is_some_and(|(_, first)| *first == 1)
+                && view_history
+                    .windows(2)
+                    .all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1)
+                && view_history
+                    .last()
+                    .is_some_and(|(_, first)| *first <= seqno),
+            "view history must start at seqno 1 and ascend up to the snapshot"
+        );
+        let mut r = Raft::blank(id, config, seed, now_ms);
+        r.terms = view_history.iter().map(|(v, first)| (*first, *v)).collect();
+        r.last_idx = seqno;
+        r.data_offset = seqno;
+        r.committable.insert(seqno);
+        r.commit_idx = seqno;
+        r.persisted_idx = seqno;
+        r.was_voter = configuration.contains(&r.id);
+        r.configurations.push((seqno, configuration.clone()));
+        r.config_history.push((seqno, configuration));
+        r
+    }
+
     fn blank(id: NodeId, config: Config, seed: u64, now_ms: u64) -> Raft {
         assert!(
             config.message_timeout_ms > 0 && config.election_timeout_ms > config.message_timeout_ms,

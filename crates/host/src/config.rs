@@ -33,6 +33,8 @@ pub struct NodeConfigFile {
     #[serde(default)]
     pub ledger_signatures: LedgerSignatures,
     #[serde(default)]
+    pub snapshots: Snapshots,
+    #[serde(default)]
     pub consensus: Consensus,
     #[serde(default)]
     pub output_files: OutputFiles,
@@ -153,10 +155,48 @@ pub struct Join {
     /// of when the target is a backup).
     #[serde(default = "yes")]
     pub follow_redirect: bool,
-    /// CCF's snapshot options: accepted for configuration compatibility. coco joiners replay the
-    /// ledger from the primary until snapshots exist.
+    /// Download the latest committed snapshot from the node that accepted the join and start
+    /// from it (then only the ledger after it is replicated); without one, replay from genesis.
     #[serde(default = "yes")]
     pub fetch_recent_snapshot: bool,
+    /// Refuse snapshots larger than this (`fetch_snapshot_max_size`, "10GB").
+    #[serde(default = "default_fetch_snapshot_max")]
+    pub fetch_snapshot_max_size: Size,
+}
+
+fn default_fetch_snapshot_max() -> Size {
+    Size(limits::SNAPSHOT_FETCH_BYTES_MAX_DEFAULT)
+}
+
+/// `snapshots` (ccf-reference §4.1).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshots {
+    #[serde(default = "default_snapshots_dir")]
+    pub directory: PathBuf,
+    /// Transactions between snapshots; 0 snapshots only when governance triggers one.
+    #[serde(default = "default_snapshot_tx_count")]
+    pub tx_count: u64,
+    /// Where committed snapshots from elsewhere may be found (read only).
+    #[serde(default)]
+    pub read_only_directory: Option<PathBuf>,
+}
+
+impl Default for Snapshots {
+    fn default() -> Self {
+        Snapshots {
+            directory: default_snapshots_dir(),
+            tx_count: default_snapshot_tx_count(),
+            read_only_directory: None,
+        }
+    }
+}
+
+fn default_snapshots_dir() -> PathBuf {
+    "snapshots".into()
+}
+fn default_snapshot_tx_count() -> u64 {
+    limits::SNAPSHOT_TX_INTERVAL_COUNT_DEFAULT
 }
 
 fn default_join_retry() -> DurationMs {

@@ -51,6 +51,11 @@ pub enum CoreMsg {
         message: coco_node::PeerMessage,
     },
     StorageFailed(String),
+    /// The snapshot worker serialised the snapshot at `seqno`.
+    SnapshotSerialised {
+        seqno: SeqNo,
+        digest: [u8; 32],
+    },
     /// Stop after answering everything queued before this message.
     Shutdown,
 }
@@ -168,6 +173,9 @@ pub struct Threads {
 pub struct Edges {
     pub cert_slot: Option<Arc<crate::tls::NodeCertSlot>>,
     pub network: Option<crate::n2n::Network>,
+    /// Where snapshots are written (`snapshots.directory`, created by the caller); a worker
+    /// thread serialises and writes them.
+    pub snapshot_dir: Option<std::path::PathBuf>,
 }
 
 /// Starts the storage and core threads. `initial` are the outputs of genesis.
@@ -182,6 +190,10 @@ pub fn spawn<D: Disk>(
     let (core_tx, core_rx) = mpsc::channel::<CoreMsg>();
     let (storage_tx, storage_rx) = mpsc::channel::<Vec<StorageOp>>();
     let queued = Arc::new(AtomicUsize::new(0));
+    let snapshots = edges
+        .snapshot_dir
+        .clone()
+        .map(|dir| crate::snapshots::spawn_worker(dir, core_tx.clone()));
     let storage = {
         let core_tx = core_tx.clone();
         std::thread::Builder::new()
@@ -199,7 +211,7 @@ pub fn spawn<D: Disk>(
                     storage: storage_tx,
                     queued,
                 };
-                core_loop(node, initial, channels, clock, tick_ms, edges)
+                core_loop(node, initial, channels, clock, tick_ms, edges, snapshots)
             })
             .expect("spawning the core thread")
     };
@@ -228,6 +240,7 @@ fn core_loop(
     clock: Clock,
     tick_ms: u64,
     edges: Edges,
+    snapshots: Option<Sender<coco_node::snapshot::SnapshotAction>>,
 ) {
     let CoreChannels {
         rx,
@@ -239,6 +252,7 @@ fn core_loop(
         ops: Vec::new(),
         truncations_sent: 0,
         edges,
+        snapshots,
     };
     let mut next_id: RequestId = 0;
     let mut out = initial;
@@ -326,6 +340,10 @@ fn core_loop(
                 node.step(now, Input::StorageFailed { reason }, out);
                 false
             }
+            CoreMsg::SnapshotSerialised { seqno, digest } => {
+                node.step(now, Input::SnapshotSerialised { seqno, digest }, out);
+                false
+            }
             CoreMsg::Shutdown => true,
         };
         if let Some(m) = first {
@@ -353,6 +371,7 @@ struct Router {
     /// Truncations handed to storage so far (see `CoreMsg::Persisted`).
     truncations_sent: u64,
     edges: Edges,
+    snapshots: Option<Sender<coco_node::snapshot::SnapshotAction>>,
 }
 
 impl Router {
@@ -420,6 +439,13 @@ impl Router {
                 },
                 Output::ServiceCertificate { .. } => {
                     tracing::info!("the service certificate was renewed by governance")
+                }
+                Output::Snapshot(action) => {
+                    if let Some(worker) = &self.snapshots
+                        && worker.send(action).is_err()
+                    {
+                        tracing::error!("the snapshot worker stopped: snapshot dropped");
+                    }
                 }
             }
         }

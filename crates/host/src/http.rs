@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use coco_app_api::{ApiError, ErrorCode, PeerCert, Request, Response, StatusCode};
+use coco_app_api::{ApiError, ErrorCode, Method, PeerCert, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::core_thread::CoreHandle;
+use crate::snapshots::SnapshotDir;
 
 /// Limits of one interface (CCF `http_configuration`, `max_open_sessions_*`).
 #[derive(Clone, Debug)]
@@ -28,6 +29,13 @@ pub struct InterfaceLimits {
     pub header_count_max: usize,
     pub sessions_soft_max: usize,
     pub sessions_hard_max: usize,
+}
+
+/// What one interface's connections share.
+struct Interface {
+    limits: InterfaceLimits,
+    /// Served by the host itself (`/node/snapshot…`): files, not KV state.
+    snapshots: Option<SnapshotDir>,
 }
 
 /// How long a client may take to complete the TLS handshake.
@@ -43,11 +51,12 @@ pub async fn serve(
     tls: Arc<rustls::ServerConfig>,
     limits: InterfaceLimits,
     core: CoreHandle,
+    snapshots: Option<SnapshotDir>,
 ) {
     let name: Arc<str> = Arc::from(name);
     let acceptor = TlsAcceptor::from(tls);
     let sessions = Arc::new(AtomicUsize::new(0));
-    let limits = Arc::new(limits);
+    let limits = Arc::new(Interface { limits, snapshots });
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -59,7 +68,7 @@ pub async fn serve(
             }
         };
         let open = sessions.fetch_add(1, Ordering::AcqRel) + 1;
-        if open > limits.sessions_hard_max {
+        if open > limits.limits.sessions_hard_max {
             sessions.fetch_sub(1, Ordering::AcqRel);
             drop(stream);
             continue;
@@ -87,7 +96,7 @@ async fn serve_connection(
     peer: SocketAddr,
     acceptor: TlsAcceptor,
     core: CoreHandle,
-    limits: Arc<InterfaceLimits>,
+    limits: Arc<Interface>,
     open_sessions: usize,
     session: coco_node::Session,
 ) {
@@ -111,7 +120,7 @@ async fn serve_connection(
             fingerprint_hex: coco_crypto::cert_der_fingerprint_hex(der.as_ref()),
             der: Bytes::copy_from_slice(der.as_ref()),
         });
-    let over_soft_cap = open_sessions > limits.sessions_soft_max;
+    let over_soft_cap = open_sessions > limits.limits.sessions_soft_max;
     let service_limits = limits.clone();
     let service = service_fn(move |req: hyper::Request<Incoming>| {
         let core = core.clone();
@@ -136,11 +145,11 @@ async fn serve_connection(
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .max_buf_size((limits_header_buf(&limits)).max(8192))
-        .max_headers(limits.header_count_max.saturating_add(64));
+        .max_buf_size((limits_header_buf(&limits.limits)).max(8192))
+        .max_headers(limits.limits.header_count_max.saturating_add(64));
     builder
         .http2()
-        .max_header_list_size((limits.header_size_bytes_max as u32).saturating_mul(4));
+        .max_header_list_size((limits.limits.header_size_bytes_max as u32).saturating_mul(4));
     if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
@@ -158,10 +167,11 @@ fn limits_header_buf(limits: &InterfaceLimits) -> usize {
 async fn handle(
     req: hyper::Request<Incoming>,
     core: &CoreHandle,
-    limits: &InterfaceLimits,
+    interface: &Interface,
     peer_cert: Option<PeerCert>,
     session: coco_node::Session,
 ) -> Response {
+    let limits = &interface.limits;
     let (parts, body) = req.into_parts();
     if parts.headers.len() > limits.header_count_max {
         return ApiError::new(
@@ -253,6 +263,25 @@ async fn handle(
         body,
         peer_cert,
     };
+    if let Some(snapshots) = interface.snapshots.clone()
+        && request.path.starts_with("/node/snapshot/")
+        && (request.method == Method::GET || request.method == Method::HEAD)
+    {
+        // Snapshot files can be large: read them off the async threads.
+        return tokio::task::spawn_blocking(move || snapshots.serve(&request))
+            .await
+            .expect("serving a snapshot does not panic")
+            .unwrap_or_else(|| ApiError::not_found("No such snapshot.").into_response());
+    }
+    if let Some(snapshots) = &interface.snapshots
+        && let Some(response) = snapshots.serve(&request)
+    {
+        return response;
+    }
+    submit(core, request, session).await
+}
+
+async fn submit(core: &CoreHandle, request: Request, session: coco_node::Session) -> Response {
     match core.submit(request, session) {
         Ok(rx) => match rx.await {
             Ok(r) => r,

@@ -20,7 +20,7 @@ pub(crate) async fn join_service(
     self_signed_cert_pem: &str,
     node_key_pem: &str,
     request: &JoinRequest,
-) -> Result<NetworkInfo, StartError> {
+) -> Result<(NetworkInfo, SocketAddr), StartError> {
     let client = ClientConfig::new(
         service_cert_pem,
         Some((self_signed_cert_pem, node_key_pem)),
@@ -53,7 +53,7 @@ pub(crate) async fn join_service(
                     .map_err(|e| StartError::Join(format!("malformed join response: {e}")))?;
                 if let Some(info) = answer.network_info {
                     tracing::info!(node_id = %answer.node_id, "joined the service");
-                    return Ok(info);
+                    return Ok((info, addr));
                 }
                 tracing::info!(
                     node_id = %answer.node_id,
@@ -101,4 +101,71 @@ async fn primary_address(client: &ClientConfig, target: SocketAddr) -> Option<So
             .or(i["bind_address"].as_str())
             .and_then(|a| a.parse().ok())
     })
+}
+
+/// Downloads the latest committed snapshot of the node at `addr` (CCF's joiner: `GET
+/// /node/snapshot`, follow the 308, then ranged `GET`s of 4 MiB). `None` if it has none.
+pub(crate) async fn fetch_snapshot(
+    service_cert_pem: &str,
+    addr: SocketAddr,
+    max_bytes: u64,
+) -> Result<Option<(String, Vec<u8>)>, String> {
+    let client = ClientConfig::new(service_cert_pem, None, false).map_err(|e| e.to_string())?;
+    let mut c = client.connect(addr).await.map_err(|e| e.to_string())?;
+    let r = c.get("/node/snapshot").await.map_err(|e| e.to_string())?;
+    if r.status == StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if r.status != StatusCode::PERMANENT_REDIRECT {
+        return Err(format!(
+            "GET /node/snapshot answered {}: {}",
+            r.status,
+            r.text()
+        ));
+    }
+    let location = r
+        .header("location")
+        .ok_or("GET /node/snapshot redirected without a location")?
+        .to_owned();
+    // An absolute URL (CCF) or a path on the same node (coco).
+    let path = match location.find("/node/snapshot/") {
+        Some(i) => location[i..].to_owned(),
+        None => return Err(format!("unexpected snapshot location {location}")),
+    };
+    let name = path["/node/snapshot/".len()..].to_owned();
+    let mut file = Vec::new();
+    loop {
+        let start = file.len() as u64;
+        let range = format!(
+            "bytes={start}-{}",
+            start + coco_types::limits::SNAPSHOT_FETCH_RANGE_BYTES
+        );
+        let r = c
+            .request(Method::GET, &path, &[("range", &range)], Default::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        if r.status != StatusCode::PARTIAL_CONTENT {
+            return Err(format!("GET {path} answered {}: {}", r.status, r.text()));
+        }
+        let total: u64 = r
+            .header("content-range")
+            .and_then(|v| v.rsplit_once('/'))
+            .and_then(|(_, t)| t.parse().ok())
+            .ok_or("snapshot response without a content-range total")?;
+        if total > max_bytes {
+            return Err(format!(
+                "snapshot {name} is {total} bytes, over fetch_snapshot_max_size ({max_bytes})"
+            ));
+        }
+        if r.body.is_empty() && start < total {
+            return Err(format!(
+                "snapshot {name}: empty range at {start} of {total}"
+            ));
+        }
+        file.extend_from_slice(&r.body);
+        if file.len() as u64 >= total {
+            file.truncate(total as usize);
+            return Ok(Some((name, file)));
+        }
+    }
 }

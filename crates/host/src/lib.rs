@@ -11,6 +11,7 @@ pub mod core_thread;
 pub mod http;
 mod join;
 pub mod n2n;
+pub mod snapshots;
 pub mod storage;
 pub mod tls;
 
@@ -214,6 +215,8 @@ fn parse_san(s: &str) -> Result<SubjectAltName, String> {
 /// What a node starts from: its core, the outputs genesis produced, and its TLS identity.
 pub struct Prepared {
     pub node: Node,
+    /// The seqno of the snapshot the node started from (0: it has the whole ledger).
+    pub ledger_starts_after: coco_types::SeqNo,
     pub genesis_outputs: Vec<coco_node::Output>,
     pub node_key_pem: String,
     pub node_cert_pem: String,
@@ -344,6 +347,7 @@ fn core_config(
         signature_tx_interval_count: cfg.ledger_signatures.tx_count,
         signature_interval_ms: cfg.ledger_signatures.delay.0,
         chunk_size_bytes: cfg.ledger.chunk_size.0,
+        snapshot_tx_interval_count: cfg.snapshots.tx_count,
         historical_cache_bytes_max: usize::try_from(cfg.historical_cache_soft_limit.0)
             .unwrap_or(usize::MAX),
         uncommitted_tx_count_max: cfg.consensus.max_uncommitted_tx_count,
@@ -495,6 +499,7 @@ fn prepare_start(
         service_cert_pem.as_bytes(),
     )?;
     Ok(Prepared {
+        ledger_starts_after: 0,
         node,
         genesis_outputs: out,
         node_key_pem,
@@ -529,7 +534,7 @@ fn prepare_join(
     .map_err(crypto)?;
     let request = joiner.request(node_info_network(cfg, bound), serde_json::Value::Null);
     let node_key_pem = joiner.node_key.to_pkcs8_pem();
-    let info = runtime.block_on(join::join_service(
+    let (info, primary) = runtime.block_on(join::join_service(
         target,
         &service_cert_pem,
         &joiner.self_signed_cert_pem,
@@ -548,8 +553,45 @@ fn prepare_join(
         info.cose_signatures_config.subject.clone(),
     )?;
     let node_cert_pem = identity.node_cert_pem.clone();
-    let node = Node::join(core, identity, secret, plugins, Clock::new().now());
+    let snapshot = if target.fetch_recent_snapshot {
+        runtime
+            .block_on(join::fetch_snapshot(
+                &service_cert_pem,
+                primary,
+                target.fetch_snapshot_max_size.0,
+            ))
+            .map_err(|e| StartError::Join(format!("fetching a snapshot from {primary}: {e}")))?
+    } else {
+        None
+    };
+    let node = match snapshot {
+        Some((name, file)) => {
+            let started = std::time::Instant::now();
+            let loaded = coco_node::snapshot::load_snapshot(&file, &info.identity.cert, &secret)
+                .map_err(|e| StartError::Join(format!("snapshot {name}: {e}")))?;
+            let seqno = loaded.seqno;
+            let node = Node::join_from_snapshot(
+                core,
+                identity,
+                secret,
+                plugins,
+                Clock::new().now(),
+                loaded,
+            )
+            .map_err(|e| StartError::Join(format!("snapshot {name}: {e}")))?;
+            tracing::info!(
+                snapshot = %name,
+                seqno,
+                bytes = file.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "starting from a snapshot"
+            );
+            node
+        }
+        None => Node::join(core, identity, secret, plugins, Clock::new().now()),
+    };
     Ok(Prepared {
+        ledger_starts_after: node.consensus().commit.seqno,
         node,
         genesis_outputs: Vec::new(),
         node_key_pem,
@@ -569,7 +611,12 @@ pub fn start_with_disk<D: Disk>(
     plugins: Plugins,
     disk: D,
 ) -> Result<RunningNode, StartError> {
-    let writer = LedgerWriter::create(&cfg.ledger.directory, disk)?;
+    let mut writer = LedgerWriter::create(&cfg.ledger.directory, disk)?;
+    std::fs::create_dir_all(&cfg.snapshots.directory).map_err(|source| StartError::File {
+        what: "snapshots directory",
+        path: cfg.snapshots.directory.clone(),
+        source,
+    })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("coco-io")
@@ -586,6 +633,8 @@ pub fn start_with_disk<D: Disk>(
         CommandKind::Join => prepare_join(cfg, plugins, &bound, host_data, &runtime)?,
         CommandKind::Recover => unreachable!("refused by the config parser"),
     };
+    // A node started from a snapshot writes its ledger from the entry after it.
+    writer.start_after(prepared.ledger_starts_after);
     if let Some(p) = &cfg.output_files.node_certificate_file {
         write_file("node certificate", p, prepared.node_cert_pem.as_bytes())?;
     }
@@ -637,6 +686,7 @@ pub fn start_with_disk<D: Disk>(
         core_thread::Edges {
             cert_slot: Some(cert_slot),
             network,
+            snapshot_dir: Some(cfg.snapshots.directory.clone()),
         },
     );
     let handle = threads.handle.clone();
@@ -660,10 +710,13 @@ pub fn start_with_disk<D: Disk>(
         };
         let tls = tls.clone();
         let core = handle.clone();
+        let snapshots = snapshots::SnapshotDir {
+            dir: cfg.snapshots.directory.clone(),
+        };
         runtime.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(std_listener)
                 .expect("registering a bound listener with tokio");
-            http::serve(listener, name, tls, limits, core).await;
+            http::serve(listener, name, tls, limits, core, Some(snapshots)).await;
         });
     }
     let rpc_addresses = bound.rpc_addresses;

@@ -184,6 +184,17 @@ impl<D: Disk> LedgerWriter<D> {
         self.last_seqno
     }
 
+    /// The node starts from a committed snapshot at `seqno`: its ledger begins after it.
+    /// Only before the first append.
+    pub fn start_after(&mut self, seqno: SeqNo) {
+        assert!(
+            self.open.is_none() && self.complete.is_empty() && self.last_seqno == 0,
+            "a ledger's start is set before anything is written"
+        );
+        self.last_seqno = seqno;
+        self.committed_seqno = seqno;
+    }
+
     fn check(&self) -> Result<(), StorageError> {
         match &self.failed {
             Some(reason) => Err(StorageError::Failed(reason.clone())),

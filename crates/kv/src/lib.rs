@@ -26,7 +26,7 @@ pub use coco_codec::{MapChanges, WriteSet};
 use coco_types::SeqNo;
 use imbl::OrdMap;
 
-pub use snapshot::{SnapshotError, StoreSnapshot};
+pub use snapshot::{SnapshotBuilder, SnapshotError, StoreSnapshot};
 
 /// A version of a key, map or store: the seqno of the transaction that wrote it.
 pub type Version = SeqNo;

@@ -12,6 +12,9 @@ pub struct CoreConfig {
     pub signature_interval_ms: u64,
     /// Close a ledger chunk at the first signature after this many bytes (`ledger.chunk_size`).
     pub chunk_size_bytes: u64,
+    /// Snapshot at the first signature this many transactions after the last snapshot
+    /// (`snapshots.tx_count`); 0 takes snapshots only when governance triggers one.
+    pub snapshot_tx_interval_count: u64,
     /// Memory for ledger entries read back for receipts and historical queries.
     pub historical_cache_bytes_max: usize,
     /// Backpressure: refuse writes while this many transactions are not globally committed.
@@ -34,6 +37,7 @@ impl Default for CoreConfig {
             signature_tx_interval_count: limits::SIGNATURE_TX_INTERVAL_COUNT_DEFAULT,
             signature_interval_ms: limits::SIGNATURE_INTERVAL_MS_DEFAULT,
             chunk_size_bytes: limits::LEDGER_CHUNK_SIZE_BYTES_DEFAULT,
+            snapshot_tx_interval_count: limits::SNAPSHOT_TX_INTERVAL_COUNT_DEFAULT,
             historical_cache_bytes_max: limits::HISTORICAL_CACHE_BYTES_MAX_DEFAULT,
             uncommitted_tx_count_max: limits::UNCOMMITTED_TX_COUNT_MAX_DEFAULT,
             cose_issuer: "service.example.com".to_owned(),

@@ -10,13 +10,27 @@ use coco_types::SeqNo;
 
 pub(crate) struct SeqnoIndex {
     maps: BTreeMap<String, BTreeMap<Bytes, Vec<SeqNo>>>,
+    /// The index covers transactions after this seqno (0, or the snapshot a node started from:
+    /// the ledger before it is not on this node).
+    covers_after: SeqNo,
 }
 
 impl SeqnoIndex {
     pub(crate) fn new(maps: &[String]) -> Self {
         SeqnoIndex {
             maps: maps.iter().map(|m| (m.clone(), BTreeMap::new())).collect(),
+            covers_after: 0,
         }
+    }
+
+    /// The node started from a snapshot at `seqno`: nothing at or before it is indexed.
+    pub(crate) fn starts_after(&mut self, seqno: SeqNo) {
+        self.covers_after = seqno;
+    }
+
+    /// Seqnos at or below this were not indexed here.
+    pub(crate) fn covers_after(&self) -> SeqNo {
+        self.covers_after
     }
 
     /// Records the keys `write_set` writes (or removes) in indexed maps at `seqno`.

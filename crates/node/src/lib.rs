@@ -24,6 +24,7 @@ pub mod proposals;
 pub mod receipt;
 mod replica;
 pub mod secrets;
+pub mod snapshot;
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -98,6 +99,9 @@ pub enum Input {
         from_idx: SeqNo,
         entries: Vec<Bytes>,
     },
+    /// The host serialised the snapshot of `Output::Snapshot(SnapshotAction::Serialise)`: its
+    /// entry's SHA-256, which the primary now records in the snapshot's evidence.
+    SnapshotSerialised { seqno: SeqNo, digest: [u8; 32] },
     /// Storage failed (a write or fsync error). The core stops accepting writes and never again
     /// advances commit: data whose fsync did not complete must never be reported committed.
     StorageFailed { reason: String },
@@ -159,6 +163,8 @@ pub enum Output {
     ServiceCertificate {
         pem: String,
     },
+    /// Snapshot work for the host: serialise, write, commit (see [`snapshot`]).
+    Snapshot(snapshot::SnapshotAction),
 }
 
 /// A certificate change written by governance, acted on once its transaction commits.
@@ -266,6 +272,8 @@ pub struct Node {
     historical: historical::HistoricalCache,
     /// Seqnos by key for the maps apps index.
     index: index::SeqnoIndex,
+    /// Snapshots taken, being written and being proven.
+    snapshots: snapshot::Snapshotter,
 }
 
 impl Node {
@@ -302,6 +310,7 @@ impl Node {
         // Leaf 0 is 32 zero bytes: CCF seeds its tree this way, so leaf i is seqno i.
         tree.append([0u8; 32]);
         let historical_cache_bytes_max = config.historical_cache_bytes_max;
+        let snapshot_interval = config.snapshot_tx_interval_count;
         let seqno_index = index::SeqnoIndex::new(registry.indexed_maps());
         let node_id_typed = coco_types::NodeId::from_hex(&identity.node_id)
             .expect("node ids are hex SHA-256 digests");
@@ -339,6 +348,7 @@ impl Node {
             pending_retirements: Vec::new(),
             historical: historical::HistoricalCache::new(historical_cache_bytes_max),
             index: seqno_index,
+            snapshots: snapshot::Snapshotter::new(snapshot_interval, 0),
         }
     }
 
@@ -479,6 +489,9 @@ impl Node {
                     self.historical.insert(from_idx, entries);
                 }
             }
+            Input::SnapshotSerialised { seqno, digest } => {
+                self.write_snapshot_evidence(seqno, digest, out)
+            }
             Input::StorageFailed { reason } => {
                 if self.storage_failure.is_none() {
                     self.storage_failure = Some(reason);
@@ -611,6 +624,9 @@ impl Node {
             .flush_to(txid.seqno)
             .expect("a committed signature's leaf is in the tree");
         out.push(Output::GlobalCommit { txid });
+        let mut snapshot_actions = Vec::new();
+        self.snapshots.on_commit(txid.seqno, &mut snapshot_actions);
+        out.extend(snapshot_actions.into_iter().map(Output::Snapshot));
         while let Some((seqno, _)) = self.pending_certificates.front()
             && *seqno <= txid.seqno
         {
@@ -967,10 +983,10 @@ impl Node {
     fn on_hook(&mut self, hook: proposals::NodeHook) {
         match hook {
             proposals::NodeHook::TriggerLedgerChunk => self.chunk_requested = true,
-            // Snapshots, rekeying and recovery shares arrive with their issues; until then the
-            // request is recorded in the ledger by the proposal and has no further effect.
-            proposals::NodeHook::TriggerSnapshot
-            | proposals::NodeHook::TriggerLedgerRekey
+            proposals::NodeHook::TriggerSnapshot => self.snapshots.request(),
+            // Rekeying and recovery shares arrive with their issue; until then the request is
+            // recorded in the ledger by the proposal and has no further effect.
+            proposals::NodeHook::TriggerLedgerRekey
             | proposals::NodeHook::TriggerRecoverySharesRefresh => {}
         }
     }
@@ -978,6 +994,15 @@ impl Node {
     /// Governance changes the node acts on: the service status (opening the app frontend) at
     /// once; renewed node and service certificates once `seqno` commits.
     fn observe_governance_writes(&mut self, write_set: &WriteSet, seqno: SeqNo) {
+        if let Some(evidence) = write_set
+            .maps
+            .get(tables::SNAPSHOT_EVIDENCE)
+            .and_then(|m| m.writes.get(&tables::SINGLETON_KEY[..]))
+            .and_then(|v| v.as_ref())
+            .and_then(|v| tables::from_ccf_json::<tables::SnapshotEvidence>(v).ok())
+        {
+            self.snapshots.observe_evidence(evidence.version);
+        }
         if let Some(nodes) = write_set.maps.get(tables::NODES_INFO) {
             self.refresh_peer_addresses();
             for (k, v) in &nodes.writes {
@@ -1306,6 +1331,9 @@ impl Node {
             self.bytes_since_chunk = 0;
         }
         let bytes = Bytes::from(entry);
+        if is_signature {
+            self.snapshots.signature_appended(seqno, &bytes);
+        }
         self.index.record(write_set, seqno);
         let configuration = self.configuration_after(write_set);
         let idx = self
@@ -1396,9 +1424,25 @@ impl Node {
             Ok(CommitResult::Committed { write_set }) => write_set,
             other => panic!("a signature transaction always commits, got {other:?}"),
         };
+        // A snapshot point closes its chunk too, so the ledger after a snapshot starts a file.
+        let snapshot_due = self.snapshots.due_at(seqno);
         let force_chunk_after = self.bytes_since_chunk >= self.config.chunk_size_bytes
-            || std::mem::take(&mut self.chunk_requested);
+            || std::mem::take(&mut self.chunk_requested)
+            || snapshot_due;
         let txid = self.append_entry(&write_set, [0; 32], force_chunk_after, true, out);
+        if snapshot_due {
+            let leaf = self
+                .tree
+                .leaf(seqno)
+                .expect("the signature's leaf was just appended");
+            self.snapshots.capture(snapshot::SnapshotJob::new(
+                seqno,
+                self.store.snapshot(),
+                leaf,
+                snapshot::ccf_view_history(&self.consensus.view_history),
+                self.secret.clone(),
+            ));
+        }
         self.txs_since_signature = 0;
         self.last_signature_ms = now.monotonic_ms;
         self.consensus.last_signed_seqno = txid.seqno;
@@ -1523,6 +1567,43 @@ impl Node {
             service_data: self.service_data.clone(),
             current_service_create_txid: self.service_create_txid,
         }
+    }
+
+    /// Records the evidence of the snapshot at `seqno` (primary): its digest goes into the
+    /// `snapshot_evidence` map and the transaction's claims digest, so the receipt of this
+    /// transaction proves the snapshot file.
+    fn write_snapshot_evidence(&mut self, seqno: SeqNo, digest: [u8; 32], out: &mut Vec<Output>) {
+        if !self.snapshots.serialised(seqno) {
+            return; // rolled back meanwhile
+        }
+        if self.raft.role() != coco_consensus::Role::Leader || self.storage_failure.is_some() {
+            // Only a primary writes evidence; the next snapshot point is the next primary's.
+            self.snapshots.abandon(seqno);
+            return;
+        }
+        let mut tx = self.store.begin();
+        tx.put(
+            tables::SNAPSHOT_EVIDENCE,
+            Bytes::from_static(&tables::SINGLETON_KEY),
+            ccf_json(&tables::SnapshotEvidence {
+                hash: digest,
+                version: seqno,
+            }),
+        );
+        let evidence_seqno = self.consensus.last_seqno + 1;
+        let write_set = match self.store.commit(tx, evidence_seqno) {
+            Ok(CommitResult::Committed { write_set }) => write_set,
+            other => panic!("snapshot evidence always commits, got {other:?}"),
+        };
+        let txid = self.append_entry(&write_set, digest, false, false, out);
+        let Some(Output::Append { bytes, .. }) = out.last() else {
+            unreachable!("append_entry ends with the entry's Append");
+        };
+        self.snapshots.evidence_appended(seqno, txid, bytes.clone());
+        out.push(Output::Snapshot(snapshot::SnapshotAction::Write {
+            seqno,
+            evidence_seqno: txid.seqno,
+        }));
     }
 
     fn write_service_status(&mut self, status: ServiceStatus, out: &mut Vec<Output>) {

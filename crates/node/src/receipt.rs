@@ -296,8 +296,18 @@ impl coco_app_api::History for HistoryView<'_> {
         key: &[u8],
         from: coco_types::SeqNo,
         to: coco_types::SeqNo,
-    ) -> Option<Vec<coco_types::SeqNo>> {
-        self.index.query(map, key, from, to.min(self.commit))
+    ) -> Result<Vec<coco_types::SeqNo>, coco_app_api::ApiError> {
+        let covers_after = self.index.covers_after();
+        if from <= covers_after {
+            return Err(coco_app_api::ApiError::bad_query(format!(
+                "This node started from a snapshot at seqno {covers_after} and holds no ledger \
+                 before it: query from seqno {} or ask another node.",
+                covers_after + 1
+            )));
+        }
+        self.index
+            .query(map, key, from, to.min(self.commit))
+            .ok_or_else(|| coco_app_api::ApiError::internal(format!("{map} is not indexed")))
     }
 
     fn writes_at(

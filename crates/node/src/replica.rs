@@ -78,6 +78,88 @@ impl Node {
         Node::new(config, identity, ledger_secret, plugins, now, raft)
     }
 
+    /// A node joining from a committed snapshot (already verified and decrypted by
+    /// [`crate::snapshot::load_snapshot`]): the store, the Merkle tree (the snapshot's signed
+    /// tree plus the snapshot's own leaf) and the consensus log start at the snapshot seqno; the
+    /// primary's entries after it follow. Refuses a snapshot whose tree does not match the root
+    /// its signature signed.
+    pub fn join_from_snapshot(
+        config: CoreConfig,
+        identity: NodeIdentity,
+        ledger_secret: [u8; 32],
+        plugins: Plugins,
+        now: Now,
+        snapshot: crate::snapshot::LoadedSnapshot,
+    ) -> Result<Node, String> {
+        let seqno = snapshot.seqno;
+        let store = coco_kv::Store::from_snapshot(&snapshot.store);
+        let mut tx = store.begin();
+        let singleton = |tx: &mut coco_kv::Tx, map: &str| {
+            tx.get(map, &tables::SINGLETON_KEY)
+                .ok_or_else(|| format!("snapshot has no {map}"))
+        };
+        let signature: tables::SignatureValue =
+            tables::from_ccf_json(&singleton(&mut tx, tables::SIGNATURES)?)
+                .map_err(|e| format!("snapshot signature: {e}"))?;
+        if signature.seqno != seqno {
+            return Err(format!(
+                "snapshot at {seqno} is not at its last signature ({})",
+                signature.seqno
+            ));
+        }
+        let mut tree = coco_merkle::MerkleTree::deserialise(&singleton(&mut tx, tables::TREE)?)
+            .map_err(|e| format!("snapshot Merkle tree: {e}"))?;
+        if tree.len() != seqno || tree.root() != signature.root {
+            return Err("snapshot Merkle tree does not match its signed root".into());
+        }
+        tree.append(snapshot.hash_at_snapshot);
+        let info: tables::ServiceInfo =
+            tables::from_ccf_json(&singleton(&mut tx, tables::SERVICE_INFO)?)
+                .map_err(|e| format!("snapshot service info: {e}"))?;
+        let view = snapshot
+            .view_history
+            .last()
+            .map(|(v, _)| *v)
+            .ok_or("snapshot has no view history")?;
+        let mut trusted = std::collections::BTreeSet::new();
+        tx.for_each(tables::NODES_INFO, |k, v| {
+            if tables::from_ccf_json::<tables::NodeInfo>(v)
+                .is_ok_and(|n| n.status == tables::NodeStatus::Trusted)
+            {
+                trusted.insert(String::from_utf8_lossy(k).into_owned());
+            }
+            true
+        });
+        let raft = coco_consensus::Raft::new_from_snapshot(
+            identity.node_id.clone(),
+            config.consensus,
+            config.seed,
+            now.monotonic_ms,
+            seqno,
+            &snapshot.view_history,
+            std::sync::Arc::new(trusted),
+        );
+        let mut node = Node::new(config, identity, ledger_secret, plugins, now, raft);
+        node.store = store;
+        node.tree = tree;
+        node.consensus.view = view;
+        node.consensus.last_seqno = seqno;
+        node.consensus.last_signed_seqno = seqno;
+        node.consensus.commit = TxId::new(signature.view, seqno);
+        node.consensus.view_history = snapshot.view_history;
+        node.service_status = match info.status {
+            tables::ServiceStatus::Open => crate::ServiceStatus::Open,
+            _ => crate::ServiceStatus::Opening,
+        };
+        node.service.service_cert_pem = info.cert;
+        node.service_data = info.service_data;
+        node.service_create_txid = info.current_service_create_txid;
+        node.snapshots.observe_evidence(seqno);
+        node.index.starts_after(seqno);
+        node.refresh_peer_addresses();
+        Ok(node)
+    }
+
     /// Applies the entry at `idx` replicated by the primary. An entry that does not decrypt,
     /// parse or match this node's Merkle tree stops the node (as a storage failure would):
     /// under crash-fault tolerance the primary is trusted, so this means corruption or a bug.
@@ -161,6 +243,9 @@ impl Node {
             self.consensus.view_history.push((view.view, idx));
         }
         self.observe_governance_writes(&write_set, idx);
+        if is_signature {
+            self.snapshots.signature_appended(idx, &entry.data);
+        }
         out.push(Output::Append {
             txid: TxId::new(view.view, idx),
             bytes: Bytes::clone(&entry.data),
@@ -192,6 +277,7 @@ impl Node {
         self.refresh_peer_addresses();
         self.historical.truncate(to);
         self.index.truncate(to);
+        self.snapshots.roll_back(to);
         self.pending_retirements.retain(|(seqno, _)| *seqno <= to);
         out.push(Output::Truncate { seqno: to });
     }

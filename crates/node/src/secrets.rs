@@ -19,6 +19,12 @@ pub struct LedgerSecret {
     commit_secret: [u8; 32],
 }
 
+impl Clone for LedgerSecret {
+    fn clone(&self) -> Self {
+        Self::applying_from(self.applies_from, self.raw)
+    }
+}
+
 impl LedgerSecret {
     /// The genesis secret (it applies from seqno 1, as CCF's `LedgerSecrets::init`).
     pub fn new(raw: [u8; 32]) -> Self {

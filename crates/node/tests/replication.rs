@@ -12,6 +12,7 @@ use bytes::Bytes;
 use coco_app_api::{Method, Response};
 use coco_crypto::{Curve, EcKeyPair, RsaKeyPair};
 use coco_node::join::{JoinRequest, JoinResponse, Joiner, NodeInfoNetwork};
+use coco_node::snapshot::SnapshotAction;
 use coco_node::{CoreConfig, GenesisConfig, Input, Node, NodeIdentity, Output, Session};
 use common::{VALIDITY, identity, now, open_genesis, peer, request};
 
@@ -26,6 +27,12 @@ struct Cluster {
     responses: BTreeMap<u64, Response>,
     next_request: u64,
     user: coco_app_api::PeerCert,
+    /// Snapshots the simulated host serialised (node, seqno) → entry, then wrote with their
+    /// evidence seqno, then committed with the receipt appended: node → files by name.
+    serialised: BTreeMap<(String, u64), Vec<u8>>,
+    snapshot_files: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
+    /// Inputs the host delivers after the step that caused them (snapshot digests).
+    deferred: Vec<(String, Input)>,
 }
 
 fn plugins() -> coco_node::Plugins {
@@ -76,6 +83,7 @@ fn config() -> CoreConfig {
     CoreConfig {
         signature_tx_interval_count: 5,
         signature_interval_ms: 20,
+        snapshot_tx_interval_count: 30,
         consensus: coco_consensus::Config {
             message_timeout_ms: 10,
             election_timeout_ms: 100,
@@ -89,8 +97,14 @@ impl Cluster {
     /// A primary with `backups` joined backups, all trusted from genesis; the service is open
     /// and has one user.
     fn new(backups: usize) -> Cluster {
+        Cluster::with_spares(backups, 0).0
+    }
+
+    /// As [`Cluster::new`], plus `spares` nodes trusted from genesis that are not running:
+    /// their identities are returned, to start later (from a snapshot, say).
+    fn with_spares(backups: usize, spares: usize) -> (Cluster, Vec<NodeIdentity>) {
         let primary = identity();
-        let others: Vec<NodeIdentity> = (0..backups)
+        let mut others: Vec<NodeIdentity> = (0..backups + spares)
             .map(|_| {
                 NodeIdentity::new(
                     EcKeyPair::generate(Curve::P384).unwrap(),
@@ -117,6 +131,7 @@ impl Cluster {
         };
         let mut cluster = Cluster::empty(&user_pem);
         let secret = [9; 32];
+        let spare_identities = others.split_off(backups);
         for (k, b) in others.into_iter().enumerate() {
             let id = b.node_id.clone();
             let cfg = CoreConfig {
@@ -129,7 +144,7 @@ impl Cluster {
             cluster.ledgers.insert(id, Vec::new());
         }
         cluster.start(primary, &genesis, secret);
-        cluster
+        (cluster, spare_identities)
     }
 
     /// Runs genesis on `primary` and routes its outputs.
@@ -175,6 +190,9 @@ impl Cluster {
             responses: BTreeMap::new(),
             next_request: 0,
             user: peer(user_pem),
+            serialised: BTreeMap::new(),
+            snapshot_files: BTreeMap::new(),
+            deferred: Vec::new(),
         }
     }
 
@@ -271,6 +289,40 @@ impl Cluster {
                     );
                     self.route(from, out);
                 }
+                Output::Snapshot(SnapshotAction::Serialise(job)) => {
+                    let entry = job.serialise();
+                    let digest = coco_crypto::sha256(&entry);
+                    self.serialised.insert((from.to_owned(), job.seqno), entry);
+                    self.deferred.push((
+                        from.to_owned(),
+                        Input::SnapshotSerialised {
+                            seqno: job.seqno,
+                            digest,
+                        },
+                    ));
+                }
+                Output::Snapshot(SnapshotAction::Write {
+                    seqno,
+                    evidence_seqno,
+                }) => {
+                    let entry = self.serialised.remove(&(from.to_owned(), seqno)).unwrap();
+                    self.snapshot_files
+                        .entry(from.to_owned())
+                        .or_default()
+                        .insert(format!("snapshot_{seqno}_{evidence_seqno}"), entry);
+                }
+                Output::Snapshot(SnapshotAction::Commit {
+                    seqno,
+                    evidence_seqno,
+                    receipt,
+                }) => {
+                    let files = self.snapshot_files.get_mut(from).unwrap();
+                    let mut file = files
+                        .remove(&format!("snapshot_{seqno}_{evidence_seqno}"))
+                        .unwrap();
+                    file.extend_from_slice(&receipt);
+                    files.insert(format!("snapshot_{seqno}_{evidence_seqno}.committed"), file);
+                }
                 Output::GlobalCommit { .. }
                 | Output::NodeCertificate { .. }
                 | Output::ServiceCertificate { .. } => {}
@@ -283,8 +335,20 @@ impl Cluster {
         for _ in 0..ms {
             self.now_ms += 1;
             let now = now(self.now_ms);
+            for (node, input) in std::mem::take(&mut self.deferred) {
+                let mut out = Vec::new();
+                self.nodes
+                    .get_mut(&node)
+                    .unwrap()
+                    .step(now, input, &mut out);
+                self.route(&node, out);
+            }
             for (from, to, message) in std::mem::take(&mut self.messages) {
-                if self.cut_off.contains(&from) || self.cut_off.contains(&to) {
+                if self.cut_off.contains(&from)
+                    || self.cut_off.contains(&to)
+                    || !self.nodes.contains_key(&to)
+                {
+                    // Cut off, or a trusted node that is not running.
                     continue;
                 }
                 let mut out = Vec::new();
@@ -943,4 +1007,93 @@ fn historical_range_and_sparse_queries() {
     let r = c.call(&backup, Method::GET, "/node/index/strategies", "");
     let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(body["strategies"].as_array().unwrap().len(), 2, "{body}");
+}
+
+#[test]
+fn a_node_joins_from_a_committed_snapshot_and_catches_up() {
+    // Primary, one backup, and a third trusted node that is not running: it will start from
+    // the primary's snapshot.
+    let (mut c, mut spares) = Cluster::with_spares(1, 1);
+    let p = c.primary();
+    c.run(50);
+    for i in 0..40 {
+        assert_eq!(c.write(&p, i, &format!("m{i}")).status, 200);
+    }
+    c.run(200);
+    let (name, file) = c.snapshot_files[&p]
+        .iter()
+        .filter(|(n, _)| n.ends_with(".committed"))
+        .max_by_key(|(n, _)| coco_codec::snapshot::SnapshotName::parse(n).unwrap().seqno)
+        .map(|(n, f)| (n.clone(), f.clone()))
+        .expect("a committed snapshot");
+    let service_cert = c.nodes[&p].service_cert_pem().to_owned();
+    let snapshot = coco_node::snapshot::load_snapshot(&file, &service_cert, &[9; 32]).unwrap();
+    let s = snapshot.seqno;
+    assert!(name.starts_with(&format!("snapshot_{s}_")), "{name}");
+    assert!(
+        coco_codec::snapshot::SnapshotName::parse(&name)
+            .unwrap()
+            .evidence_seqno
+            > s
+    );
+
+    // Tampering is refused: a flipped byte in the entry, a receipt for another service, no receipt.
+    let mut tampered = file.clone();
+    tampered[200] ^= 1;
+    assert!(coco_node::snapshot::load_snapshot(&tampered, &service_cert, &[9; 32]).is_err());
+    let other = identity().service_cert_pem;
+    assert!(coco_node::snapshot::load_snapshot(&file, &other, &[9; 32]).is_err());
+    let (entry, _) = coco_codec::snapshot::split_snapshot_file(&file).unwrap();
+    assert!(coco_node::snapshot::load_snapshot(entry, &service_cert, &[9; 32]).is_err());
+    assert!(coco_node::snapshot::load_snapshot(&file, &service_cert, &[8; 32]).is_err());
+
+    let spare = spares.remove(0);
+    let id = spare.node_id.clone();
+    let node = Node::join_from_snapshot(
+        CoreConfig {
+            seed: 99,
+            ..config()
+        },
+        spare,
+        [9; 32],
+        plugins(),
+        now(c.now_ms),
+        snapshot,
+    )
+    .unwrap();
+    assert_eq!(node.consensus().commit.seqno, s);
+    c.nodes.insert(id.clone(), node);
+    c.ledgers.insert(id.clone(), vec![Bytes::new(); s as usize]);
+    c.persisted.insert(id.clone(), s);
+    for i in 40..50 {
+        assert_eq!(c.write(&p, i, &format!("m{i}")).status, 200);
+    }
+    c.run(300);
+    let commit = c.nodes[&p].consensus().commit;
+    assert_eq!(c.nodes[&id].consensus().commit, commit);
+    assert_eq!(
+        c.ledgers[&id][s as usize..commit.seqno as usize],
+        c.ledgers[&p][s as usize..commit.seqno as usize],
+        "entries after the snapshot are the primary's"
+    );
+    // Records from before the snapshot (in it) and after (replicated) read back on the new node.
+    assert_eq!(c.read(&id, 3).as_deref(), Some("m3"));
+    assert_eq!(c.read(&id, 45).as_deref(), Some("m45"));
+    // Its historical index starts after the snapshot, and says so.
+    let r = c.call(
+        &id,
+        Method::GET,
+        "/app/log/public/historical/range?from_seqno=1&to_seqno=5&id=1",
+        "",
+    );
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    // With the primary cut off, the snapshot-started node and the backup elect a new primary
+    // and go on committing.
+    c.cut_off.insert(p.clone());
+    c.run(1_000);
+    let new_primary = c.primary();
+    assert_ne!(new_primary, p);
+    assert_eq!(c.write(&new_primary, 60, "after").status, 200);
+    c.run(200);
+    assert_eq!(c.read(&id, 60).as_deref(), Some("after"));
 }

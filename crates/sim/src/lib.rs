@@ -35,7 +35,7 @@ use coco_node::proposals::{
 };
 use coco_node::{
     CoreConfig, GenesisConfig, Input, MemberSpec, Node, NodeIdentity, Now, Output, PeerMessage,
-    Session, UserSpec,
+    Session, UserSpec, snapshot::SnapshotAction,
 };
 use coco_types::{SeqNo, TxId};
 
@@ -64,6 +64,8 @@ pub struct Report {
     pub crashes: usize,
     pub joins: usize,
     pub retirements: usize,
+    /// Snapshots committed (each verified and loaded).
+    pub snapshots: usize,
     pub messages: u64,
 }
 
@@ -231,6 +233,9 @@ fn config(seed: u64) -> CoreConfig {
     CoreConfig {
         signature_tx_interval_count: 5,
         signature_interval_ms: 20,
+        // Snapshots every few signatures, so runs exercise capture, evidence, rollback of
+        // pending snapshots and their commit.
+        snapshot_tx_interval_count: 40,
         consensus: coco_consensus::Config {
             message_timeout_ms: MESSAGE_TIMEOUT_MS,
             election_timeout_ms: ELECTION_TIMEOUT_MS,
@@ -298,6 +303,8 @@ struct SimNode {
     crashed: bool,
     /// Its storage failed: it keeps running but takes no part in consensus.
     fail_stopped: bool,
+    /// Snapshot entries serialised, by seqno, waiting for their receipt.
+    snapshots: BTreeMap<SeqNo, Vec<u8>>,
 }
 
 impl SimNode {
@@ -310,6 +317,7 @@ impl SimNode {
             commit: 0,
             crashed: false,
             fail_stopped: false,
+            snapshots: BTreeMap::new(),
         }
     }
 
@@ -356,6 +364,8 @@ struct Sim {
     pool_ids: BTreeMap<usize, String>,
     next_pool: usize,
     network: Vec<Message>,
+    /// Snapshots serialised by the simulated host, reported to their node after the step.
+    serialised: Vec<(String, Input)>,
     /// Directed links that drop everything.
     blocked: BTreeSet<(String, String)>,
     faults: bool,
@@ -466,6 +476,7 @@ impl Sim {
             nodes: BTreeMap::new(),
             pool_ids: BTreeMap::new(),
             next_pool: opts.nodes,
+            serialised: Vec::new(),
             network: Vec::new(),
             blocked: BTreeSet::new(),
             faults: true,
@@ -555,14 +566,19 @@ impl Sim {
             .unwrap_or_default()
     }
 
-    /// The active configurations of the most advanced live node.
+    /// Every configuration still active on some live node. (A node that has not yet heard that
+    /// a reconfiguration committed still needs a quorum of the older configuration to elect a
+    /// primary, so crashes must leave that one a quorum too.)
     fn active_configurations(&self) -> Vec<coco_consensus::Configuration> {
-        self.nodes
-            .values()
-            .filter(|n| !n.down())
-            .max_by_key(|n| n.node.consensus().last_seqno)
-            .map(|n| n.node.active_configurations())
-            .unwrap_or_default()
+        let mut configurations: Vec<coco_consensus::Configuration> = Vec::new();
+        for n in self.nodes.values().filter(|n| !n.down()) {
+            for c in n.node.active_configurations() {
+                if !configurations.contains(&c) {
+                    configurations.push(c);
+                }
+            }
+        }
+        configurations
     }
 
     fn step_node(&mut self, id: &str, input: Input) -> Result<(), String> {
@@ -575,12 +591,66 @@ impl Sim {
         }
         let mut out = Vec::new();
         n.node.step(now, input, &mut out);
-        self.route(id, out)
+        self.route(id, out)?;
+        for (node, input) in std::mem::take(&mut self.serialised) {
+            self.step_node(&node, input)?;
+        }
+        Ok(())
     }
 
     fn route(&mut self, from: &str, out: Vec<Output>) -> Result<(), String> {
         for o in out {
             match o {
+                Output::Snapshot(SnapshotAction::Serialise(job)) => {
+                    let digest = coco_crypto::sha256(&job.serialise());
+                    let n = self.nodes.get_mut(from).expect("routing a known node");
+                    n.snapshots.insert(job.seqno, job.serialise());
+                    // The host serialises off the core thread: the digest arrives as a later
+                    // input, after everything this step produced.
+                    self.serialised.push((
+                        from.to_owned(),
+                        Input::SnapshotSerialised {
+                            seqno: job.seqno,
+                            digest,
+                        },
+                    ));
+                }
+                Output::Snapshot(SnapshotAction::Write { .. }) => {}
+                Output::Snapshot(SnapshotAction::Commit {
+                    seqno,
+                    evidence_seqno,
+                    receipt,
+                }) => {
+                    // A committed snapshot must verify against the service certificate and
+                    // load with the ledger secret, and be of a committed signature.
+                    let n = self.nodes.get_mut(from).expect("routing a known node");
+                    let mut file = n.snapshots.remove(&seqno).ok_or_else(|| {
+                        format!("{} committed a snapshot it never wrote", Self::short(from))
+                    })?;
+                    file.extend_from_slice(&receipt);
+                    let loaded = coco_node::snapshot::load_snapshot(
+                        &file,
+                        &pool().service_cert,
+                        n.node.ledger_secret_raw(),
+                    )
+                    .map_err(|e| format!("{}'s snapshot at {seqno}: {e}", Self::short(from)))?;
+                    if loaded.seqno != seqno
+                        || evidence_seqno <= seqno
+                        || !n
+                            .is_signature
+                            .get(seqno as usize - 1)
+                            .copied()
+                            .unwrap_or(false)
+                        || n.commit < evidence_seqno
+                    {
+                        return Err(format!(
+                            "{} committed snapshot {seqno} (evidence {evidence_seqno}) at commit {}",
+                            Self::short(from),
+                            n.commit
+                        ));
+                    }
+                    self.report.snapshots += 1;
+                }
                 Output::Respond { id, response } => {
                     if let Some(purpose) = self.requests.remove(&(from.to_owned(), id)) {
                         self.on_response(from, purpose, response)?;
@@ -1017,8 +1087,7 @@ impl Sim {
             .count();
         let quiet = self.joining.is_none();
         // Crash a node while the crashed (and the not yet caught up) stay a minority of every
-        // configuration still active on the most advanced node: joint consensus needs a quorum
-        // in each.
+        // configuration still active on any live node: joint consensus needs a quorum in each.
         let tolerates_one_more = self.active_configurations().iter().all(|c| {
             let unavailable = c
                 .iter()

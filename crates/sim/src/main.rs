@@ -36,7 +36,7 @@ fn main() {
         match sim::run(&opts) {
             Ok(r) => println!(
                 "seed {seed}: ok — commit {}, {} writes acknowledged ({} committed), {} views, \
-                 {} crashes, {} joins, {} retirements, {} messages",
+                 {} crashes, {} joins, {} retirements, {} snapshots, {} messages",
                 r.commit,
                 r.writes_acknowledged,
                 r.writes_committed,
@@ -44,6 +44,7 @@ fn main() {
                 r.crashes,
                 r.joins,
                 r.retirements,
+                r.snapshots,
                 r.messages
             ),
             Err(e) => {

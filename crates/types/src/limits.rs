@@ -20,6 +20,15 @@ pub const SIGNATURE_TX_INTERVAL_COUNT_DEFAULT: u64 = 5000;
 pub const SIGNATURE_INTERVAL_MS_DEFAULT: u64 = 1000;
 /// Default ledger chunk size threshold (`ledger.chunk_size`, "5MB").
 pub const LEDGER_CHUNK_SIZE_BYTES_DEFAULT: u64 = 5 * 1024 * 1024;
+/// Default number of transactions between snapshots (`snapshots.tx_count`).
+pub const SNAPSHOT_TX_INTERVAL_COUNT_DEFAULT: u64 = 10_000;
+/// Snapshots captured but not yet committed at most; past it no new one is taken until one
+/// commits (CCF's `max_pending_snapshots_count`).
+pub const SNAPSHOTS_PENDING_COUNT_MAX: usize = 5;
+/// Largest snapshot a joiner downloads (`command.join.fetch_snapshot_max_size`, "10GB").
+pub const SNAPSHOT_FETCH_BYTES_MAX_DEFAULT: u64 = 10 * 1024 * 1024 * 1024;
+/// Bytes per ranged request when a joiner downloads a snapshot (CCF fetches 4 MiB at a time).
+pub const SNAPSHOT_FETCH_RANGE_BYTES: u64 = 4 * 1024 * 1024;
 /// A chunk's positions table holds u32 offsets, so a chunk can never exceed 4 GiB.
 pub const LEDGER_CHUNK_SIZE_BYTES_MAX: u64 = u32::MAX as u64;
 /// An entry's size field is a u48.

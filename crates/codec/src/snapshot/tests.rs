@@ -50,7 +50,10 @@ fn reads_a_snapshot_ccf_wrote() {
     assert_eq!(view.private.len(), 223);
 }
 
-fn sample() -> Vec<(String, u64, Vec<(Vec<u8>, u64, Vec<u8>)>)> {
+/// `(name, version, [(key, version, value)])` per map.
+type Maps = Vec<(String, u64, Vec<(Vec<u8>, u64, Vec<u8>)>)>;
+
+fn sample() -> Maps {
     vec![
         (
             "public:a".into(),
