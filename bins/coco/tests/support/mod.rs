@@ -32,6 +32,8 @@ pub struct Options {
     pub election_timeout_ms: u64,
     /// `redirections` of a joining node's RPC interface (CCF's shape).
     pub redirections: Option<serde_json::Value>,
+    /// `snapshots.tx_count` (CCF's default 10000 when unset).
+    pub snapshot_tx_count: Option<u64>,
 }
 
 impl Default for Options {
@@ -48,7 +50,16 @@ impl Default for Options {
             max_uncommitted: None,
             election_timeout_ms: 1000,
             redirections: None,
+            snapshot_tx_count: None,
         }
+    }
+}
+
+/// `snapshots` in the node's directory, with the options' interval.
+fn snapshot_options(config: &mut serde_json::Value, d: &Path, opts: &Options) {
+    config["snapshots"] = serde_json::json!({"directory": d.join("snapshots")});
+    if let Some(n) = opts.snapshot_tx_count {
+        config["snapshots"]["tx_count"] = serde_json::json!(n);
     }
 }
 
@@ -122,6 +133,7 @@ impl TestNode {
         if let Some(m) = opts.max_uncommitted {
             config["consensus"]["max_uncommitted_tx_count"] = serde_json::json!(m);
         }
+        snapshot_options(&mut config, d, &opts);
         let mut node = TestNode::spawn(dir, &config);
         node.wait_started();
         node.ca_pem = std::fs::read_to_string(node.path("service_cert.pem")).unwrap();
@@ -198,7 +210,7 @@ impl TestNode {
         if let Some(r) = &opts.redirections {
             iface["redirections"] = r.clone();
         }
-        let config = serde_json::json!({
+        let mut config = serde_json::json!({
             "network": {
                 "rpc_interfaces": {"primary_rpc_interface": iface},
                 "node_to_node_interface": {"bind_address": "127.0.0.1:0"}
@@ -213,6 +225,7 @@ impl TestNode {
             "consensus": {"election_timeout": format!("{}ms", opts.election_timeout_ms)},
             "output_files": {"rpc_addresses_file": d.join("rpc_addresses.json"), "pid_file": d.join("coco.pid")}
         });
+        snapshot_options(&mut config, d, opts);
         let mut node = TestNode::spawn(dir, &config);
         node.ca_pem = self.ca_pem.clone();
         node

@@ -1,0 +1,208 @@
+//! Snapshots across real `coco node` processes: the primary writes CCF-format snapshot files that
+//! CCF's own reader verifies (`read_ledger.py --snapshot` checks the appended receipt), serves
+//! them at `/node/snapshot` with CCF's redirect and ranges, and a node joining the service starts
+//! from the latest one: its ledger starts after the snapshot, verifies with `read_ledger.py` at
+//! MERKLE level, and its committed chunks are the primary's, byte for byte.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::{Options, TestNode, asn1_time, now, propose_and_vote, txid_of};
+
+fn committed_snapshots(node: &TestNode) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(node.path("snapshots"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".committed"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort_by_key(|n| coco_codec::snapshot::SnapshotName::parse(n).unwrap().seqno);
+    names
+}
+
+fn chunks(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".committed"))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn read_ledger(args: &[&std::ffi::OsStr]) -> String {
+    let script = support::ccf_python()
+        .parent()
+        .unwrap()
+        .join("read_ledger.py");
+    let out = Command::new(&script).args(args).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "read_ledger.py {args:?} failed:\n{text}"
+    );
+    text
+}
+
+#[test]
+fn a_joiner_starts_from_the_primarys_snapshot_which_ccf_verifies() {
+    let opts = Options {
+        sig_tx_count: 10,
+        chunk_size: "16KB".into(),
+        snapshot_tx_count: Some(50),
+        election_timeout_ms: 3000,
+        ..Options::default()
+    };
+    let primary = TestNode::start(opts.clone());
+    let mut conn = primary.user();
+    for i in 0..150u64 {
+        let r = conn
+            .post_json(
+                "/app/log/private",
+                &json!({"id": i, "msg": format!("m{i}")}),
+            )
+            .unwrap();
+        assert_eq!(r.status, 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while committed_snapshots(&primary).len() < 2 {
+        assert!(Instant::now() < deadline, "no snapshots: {}", primary.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let latest = committed_snapshots(&primary).pop().unwrap();
+    let path = primary.path("snapshots").join(&latest);
+    let file = std::fs::read(&path).unwrap();
+
+    // CCF's reader parses the snapshot and verifies its receipt (claims digest = snapshot hash,
+    // path to the signed root, the node's signature).
+    let out = read_ledger(&["--snapshot".as_ref(), path.as_os_str()]);
+    assert!(out.contains("(committed)"), "{out}");
+
+    // /node/snapshot: 308 to the latest committed one; HEAD gives its size; ranges as CCF's.
+    let mut anon = primary.anonymous();
+    let r = anon.get("/node/snapshot").unwrap();
+    assert_eq!(r.status, 308, "{}", r.text());
+    let location = r.header("location").unwrap().to_owned();
+    assert_eq!(location, format!("/node/snapshot/{latest}"));
+    let r = anon
+        .request(coco_client::Method::HEAD, &location, &[], Vec::<u8>::new())
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length").unwrap(), file.len().to_string());
+    let r = anon
+        .request(
+            coco_client::Method::GET,
+            &location,
+            &[("range", "bytes=10-100")],
+            Vec::<u8>::new(),
+        )
+        .unwrap();
+    assert_eq!(r.status, 206);
+    assert_eq!(&r.body[..], &file[10..100]);
+    assert_eq!(
+        r.header("content-range").unwrap(),
+        format!("bytes 10-100/{}", file.len())
+    );
+    let since = coco_codec::snapshot::SnapshotName::parse(&latest)
+        .unwrap()
+        .seqno;
+    let r = anon.get(&format!("/node/snapshot?since={since}")).unwrap();
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "ResourceNotFound");
+    for bad in [
+        "/node/snapshot/../ledger",
+        "/node/snapshot/snapshot_1_2.committed",
+    ] {
+        assert_eq!(anon.get(bad).unwrap().status, 404, "{bad}");
+    }
+    let r = anon
+        .request(
+            coco_client::Method::GET,
+            &location,
+            &[("range", "lines=1-2")],
+            Vec::<u8>::new(),
+        )
+        .unwrap();
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["code"], "InvalidHeaderValue");
+
+    // A node joins the open service; once members trust it, it starts from the snapshot.
+    let mut joiner = primary.spawn_joiner(&opts);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let pending = loop {
+        let nodes = anon.get("/node/network/nodes").unwrap().json();
+        if let Some(id) = nodes["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["status"] == "Pending")
+            .map(|n| n["node_id"].as_str().unwrap().to_owned())
+        {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "the joiner never became Pending");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let ballot = propose_and_vote(
+        &primary,
+        &json!({"actions": [{"name": "transition_node_to_trusted", "args": {
+            "node_id": pending, "valid_from": asn1_time(now() - 60)}}]}),
+    );
+    assert_eq!(ballot["proposalState"], "Accepted", "{ballot}");
+    joiner.wait_started();
+    assert!(
+        joiner.log().contains("starting from a snapshot"),
+        "{}",
+        joiner.log()
+    );
+    let r = conn
+        .post_json("/app/log/private", &json!({"id": 1000, "msg": "after"}))
+        .unwrap();
+    let txid = txid_of(&r);
+    joiner.wait_committed_here(&txid);
+    let mut jconn = joiner.user();
+    for (id, msg) in [(3u64, "m3"), (1000, "after")] {
+        let r = jconn.get(&format!("/app/log/private?id={id}")).unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["msg"], msg);
+    }
+
+    // Its ledger starts after a snapshot seqno, and what it committed is the primary's.
+    std::thread::sleep(Duration::from_millis(500));
+    let mine = chunks(&joiner.ledger_dir());
+    assert!(!mine.is_empty(), "the joiner committed chunks");
+    let first = coco_codec::chunk::ChunkName::parse(&mine[0].0)
+        .unwrap()
+        .start;
+    assert!(first > 1, "{}", mine[0].0);
+    let theirs = chunks(&primary.ledger_dir());
+    for (name, bytes) in &mine {
+        if let Some((_, other)) = theirs.iter().find(|(n, _)| n == name) {
+            assert_eq!(bytes, other, "{name} is byte-identical on both nodes");
+        }
+    }
+    // CCF's reader verifies the joiner's ledger from its first signature on (MERKLE), and the
+    // primary's whole ledger (FULL).
+    let out = read_ledger(&[
+        "--verification-level".as_ref(),
+        "MERKLE".as_ref(),
+        joiner.ledger_dir().as_os_str(),
+    ]);
+    assert!(out.contains("Verified MERKLE"), "{out}");
+    let out = read_ledger(&[primary.ledger_dir().as_os_str()]);
+    assert!(out.contains("Verified FULL"), "{out}");
+}
