@@ -46,19 +46,7 @@ fn wait_for_primary(nodes: &[TestNode], alive: &[usize]) -> usize {
 }
 
 fn committed_chunks(node: &TestNode) -> Vec<(String, Vec<u8>)> {
-    let mut chunks: Vec<(String, Vec<u8>)> = std::fs::read_dir(node.ledger_dir())
-        .unwrap()
-        .map(|e| e.unwrap())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".committed"))
-        .map(|e| {
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect();
-    chunks.sort();
-    chunks
+    support::committed_chunks(&node.ledger_dir())
 }
 
 fn options() -> Options {

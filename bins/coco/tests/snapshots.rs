@@ -24,22 +24,6 @@ fn committed_snapshots(node: &TestNode) -> Vec<String> {
     names
 }
 
-fn chunks(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".committed"))
-        .map(|e| {
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect();
-    v.sort();
-    v
-}
-
 fn read_ledger(args: &[&std::ffi::OsStr]) -> String {
     let script = support::ccf_python()
         .parent()
@@ -174,6 +158,27 @@ fn a_joiner_starts_from_the_primarys_snapshot_which_ccf_verifies() {
         .unwrap();
     let txid = txid_of(&r);
     joiner.wait_committed_here(&txid);
+    // The joiner (a backup, without snapshots of its own) points at the primary, as CCF does.
+    let mut janon = joiner.anonymous();
+    let r = janon.get("/node/snapshot?since=5").unwrap();
+    assert_eq!(r.status, 308, "{}", r.text());
+    assert_eq!(
+        r.header("location").unwrap(),
+        format!("https://{}/node/snapshot?since=5", primary.addr)
+    );
+    let r = janon
+        .request(
+            coco_client::Method::HEAD,
+            "/node/primary",
+            &[],
+            Vec::<u8>::new(),
+        )
+        .unwrap();
+    assert_eq!(r.status, 308);
+    assert_eq!(
+        r.header("location").unwrap(),
+        format!("https://{}/node/primary", primary.addr)
+    );
     let mut jconn = joiner.user();
     for (id, msg) in [(3u64, "m3"), (1000, "after")] {
         let r = jconn.get(&format!("/app/log/private?id={id}")).unwrap();
@@ -183,13 +188,13 @@ fn a_joiner_starts_from_the_primarys_snapshot_which_ccf_verifies() {
 
     // Its ledger starts after a snapshot seqno, and what it committed is the primary's.
     std::thread::sleep(Duration::from_millis(500));
-    let mine = chunks(&joiner.ledger_dir());
+    let mine = support::committed_chunks(&joiner.ledger_dir());
     assert!(!mine.is_empty(), "the joiner committed chunks");
     let first = coco_codec::chunk::ChunkName::parse(&mine[0].0)
         .unwrap()
         .start;
     assert!(first > 1, "{}", mine[0].0);
-    let theirs = chunks(&primary.ledger_dir());
+    let theirs = support::committed_chunks(&primary.ledger_dir());
     for (name, bytes) in &mine {
         if let Some((_, other)) = theirs.iter().find(|(n, _)| n == name) {
             assert_eq!(bytes, other, "{name} is byte-identical on both nodes");

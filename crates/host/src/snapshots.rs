@@ -42,7 +42,13 @@ impl SnapshotDir {
             return None;
         }
         if request.path == "/node/snapshot" {
-            return Some(self.find(request).unwrap_or_else(|e| e.into_response()));
+            // Without a committed snapshot here, the core answers (a backup redirects to the
+            // primary).
+            return match self.find(request) {
+                Ok(r) => Some(r),
+                Err(e) if e.status == StatusCode::NOT_FOUND => None,
+                Err(e) => Some(e.into_response()),
+            };
         }
         let name = request.path.strip_prefix("/node/snapshot/")?;
         Some(

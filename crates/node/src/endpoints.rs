@@ -6,8 +6,8 @@
 
 use bytes::Bytes;
 use coco_app_api::{
-    ApiError, AuthPolicy, EndpointContext, EndpointMode, Method, Registry, Response, StatusCode,
-    openapi,
+    ApiError, AuthPolicy, EndpointContext, EndpointMode, ErrorCode, Method, Registry, Response,
+    StatusCode, openapi,
 };
 use coco_codec::tables;
 use coco_types::TxId;
@@ -159,8 +159,30 @@ pub fn node_registry() -> Registry {
         NO_AUTH,
         RO,
         "200 on the primary, else 308 to it",
-        primary,
+        |ctx| {
+            if is_primary(ctx) {
+                return Ok(Response::new(StatusCode::OK));
+            }
+            match primary_location(ctx, "/node/primary")? {
+                Some(location) => {
+                    Ok(Response::new(StatusCode::PERMANENT_REDIRECT)
+                        .with_header("location", location))
+                }
+                None => Err(ApiError::not_found("No primary is known.")),
+            }
+        },
     );
+    for method in [Method::GET, Method::HEAD] {
+        r.route_fn(
+            method,
+            "/node/snapshot",
+            NO_AUTH,
+            RO,
+            "308 to the latest committed snapshot (since=N: later than N), on this node or the \
+             primary",
+            find_snapshot,
+        );
+    }
     r.route_fn(
         Method::GET,
         "/node/primary",
@@ -463,6 +485,55 @@ fn one_node(ctx: &mut EndpointContext<'_>, node_id: &str) -> Result<Response, Ap
 
 fn is_primary(ctx: &EndpointContext<'_>) -> bool {
     ctx.consensus.primary_id.as_deref() == Some(ctx.consensus.node_id.as_str())
+}
+
+/// `https://<published RPC address of the primary><path>`, when a primary other than this node
+/// is known.
+fn primary_location(ctx: &mut EndpointContext<'_>, path: &str) -> Result<Option<String>, ApiError> {
+    let Some(id) = ctx.consensus.primary_id.clone() else {
+        return Ok(None);
+    };
+    if id == ctx.consensus.node_id {
+        return Ok(None);
+    }
+    let Some(raw) = ctx.tx.get(tables::NODES_INFO, id.as_bytes()) else {
+        return Ok(None);
+    };
+    let info: tables::NodeInfo = tables::from_ccf_json(&raw)
+        .map_err(|e| ApiError::internal(format!("nodes.info of {id}: {e}")))?;
+    Ok(info
+        .rpc_interfaces
+        .get("primary_rpc_interface")
+        .or_else(|| info.rpc_interfaces.values().next())
+        .map(|i| format!("https://{}{path}", crate::join::published(i))))
+}
+
+/// `/node/snapshot` reaches the core only when this node's host has no committed snapshot to
+/// offer (the host serves the files): a backup points at the primary, which writes them (CCF).
+fn find_snapshot(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    let query = coco_app_api::parse_query(&ctx.request.query);
+    let since = match query.get("since") {
+        None => 0,
+        Some(v) => v.parse::<u64>().map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidQueryParameterValue,
+                format!("Invalid value for 'since': {v:?} is not a seqno."),
+            )
+        })?,
+    };
+    let path = match since {
+        0 => "/node/snapshot".to_owned(),
+        n => format!("/node/snapshot?since={n}"),
+    };
+    match primary_location(ctx, &path)? {
+        Some(location) => {
+            Ok(Response::new(StatusCode::PERMANENT_REDIRECT).with_header("location", location))
+        }
+        None => Err(ApiError::not_found(format!(
+            "This node has no committed snapshots since {since}"
+        ))),
+    }
 }
 
 fn primary(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {

@@ -486,6 +486,23 @@ pub fn verified_counts(
     (nums[0], nums[1])
 }
 
+/// The `.committed` chunks of a ledger directory, by name, with their bytes.
+pub fn committed_chunks(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut chunks: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".committed"))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    chunks.sort();
+    chunks
+}
+
 /// Seconds since the Unix epoch.
 pub fn now() -> i64 {
     std::time::SystemTime::now()
