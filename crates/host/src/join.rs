@@ -111,26 +111,48 @@ pub(crate) async fn fetch_snapshot(
     max_bytes: u64,
 ) -> Result<Option<(String, Vec<u8>)>, String> {
     let client = ClientConfig::new(service_cert_pem, None, false).map_err(|e| e.to_string())?;
+    let mut addr = addr;
     let mut c = client.connect(addr).await.map_err(|e| e.to_string())?;
-    let r = c.get("/node/snapshot").await.map_err(|e| e.to_string())?;
-    if r.status == StatusCode::NOT_FOUND {
-        return Ok(None);
-    }
-    if r.status != StatusCode::PERMANENT_REDIRECT {
-        return Err(format!(
-            "GET /node/snapshot answered {}: {}",
-            r.status,
-            r.text()
-        ));
-    }
-    let location = r
-        .header("location")
-        .ok_or("GET /node/snapshot redirected without a location")?
-        .to_owned();
-    // An absolute URL (CCF) or a path on the same node (coco).
-    let path = match location.find("/node/snapshot/") {
-        Some(i) => location[i..].to_owned(),
-        None => return Err(format!("unexpected snapshot location {location}")),
+    let mut find = "/node/snapshot".to_owned();
+    let mut redirects = 0;
+    // A backup points at the primary's /node/snapshot; the node with the file points at it.
+    let path = loop {
+        let r = c.get(&find).await.map_err(|e| e.to_string())?;
+        if r.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if r.status != StatusCode::PERMANENT_REDIRECT {
+            return Err(format!("GET {find} answered {}: {}", r.status, r.text()));
+        }
+        let location = r
+            .header("location")
+            .ok_or("GET /node/snapshot redirected without a location")?
+            .to_owned();
+        // An absolute URL (CCF) or a path on the same node (coco).
+        let (host, path) = match location.strip_prefix("https://") {
+            Some(rest) => match rest.find('/') {
+                Some(i) => (Some(&rest[..i]), &rest[i..]),
+                None => return Err(format!("unexpected snapshot location {location}")),
+            },
+            None => (None, location.as_str()),
+        };
+        if let Some(host) = host {
+            let next: SocketAddr = host
+                .parse()
+                .map_err(|_| format!("snapshot location {location} is not host:port"))?;
+            if next != addr {
+                addr = next;
+                c = client.connect(addr).await.map_err(|e| e.to_string())?;
+            }
+        }
+        if path.starts_with("/node/snapshot/") {
+            break path.to_owned();
+        }
+        redirects += 1;
+        if redirects > 3 || !path.starts_with("/node/snapshot") {
+            return Err(format!("unexpected snapshot location {location}"));
+        }
+        find = path.to_owned();
     };
     let name = path["/node/snapshot/".len()..].to_owned();
     let mut file = Vec::new();
