@@ -50,6 +50,10 @@ pub struct Args {
     /// Signature transaction interval in milliseconds.
     #[arg(long, default_value_t = limits::SIGNATURE_INTERVAL_MS_DEFAULT)]
     pub sig_ms_interval: u64,
+    /// Snapshot interval in transactions (`snapshots.tx_count`); 0 snapshots only when
+    /// governance triggers one.
+    #[arg(long, default_value_t = limits::SNAPSHOT_TX_INTERVAL_COUNT_DEFAULT)]
+    pub snapshot_tx_interval: u64,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -192,6 +196,7 @@ fn node_config(
         },
         "ledger": {"directory": dir.join("ledger").display().to_string(), "chunk_size": args.chunk_size},
         "ledger_signatures": {"tx_count": args.sig_tx_interval, "delay": format!("{}ms", args.sig_ms_interval)},
+        "snapshots": {"directory": dir.join("snapshots").display().to_string(), "tx_count": args.snapshot_tx_interval},
         "output_files": {
             "pid_file": dir.join("coco.pid").display().to_string(),
             "rpc_addresses_file": dir.join("rpc_addresses.json").display().to_string(),

@@ -485,6 +485,31 @@ fn backups_apply_the_primarys_exact_entries() {
     }
 }
 
+/// A transaction's status on `node` from `/node/tx`, `/app/tx` and `/gov/service/transactions`.
+fn tx_statuses(c: &mut Cluster, node: &str, txid: &str) -> [String; 3] {
+    let mut status = |path: String, field: &str| {
+        let r = c.call(node, Method::GET, &path, "");
+        assert_eq!(
+            r.status,
+            200,
+            "{path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()[field]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    [
+        status(format!("/node/tx?transaction_id={txid}"), "status"),
+        status(format!("/app/tx?transaction_id={txid}"), "status"),
+        status(
+            format!("/gov/service/transactions/{txid}?api-version=2024-07-01"),
+            "status",
+        ),
+    ]
+}
+
 #[test]
 fn a_new_primary_discards_the_old_primarys_unsigned_suffix() {
     let mut c = Cluster::new(2);
@@ -497,8 +522,12 @@ fn a_new_primary_discards_the_old_primarys_unsigned_suffix() {
     let committed = c.nodes[&old].consensus().commit;
     // Cut the primary off; it executes two writes that never replicate (no signature yet).
     c.cut_off.insert(old.clone());
-    assert_eq!(c.write(&old, 100, "lost").status, 200);
+    let lost = c.write(&old, 100, "lost");
+    assert_eq!(lost.status, 200);
+    let lost_txid = lost.header("x-ms-ccf-transaction-id").unwrap().to_owned();
     assert_eq!(c.write(&old, 101, "lost").status, 200);
+    // Executed but not committed: Pending on the old primary.
+    assert_eq!(tx_statuses(&mut c, &old, &lost_txid), ["Pending"; 3]);
     c.run(400);
     let new = c.primary();
     assert_ne!(new, old, "the others elected a new primary");
@@ -522,6 +551,20 @@ fn a_new_primary_discards_the_old_primarys_unsigned_suffix() {
         c.ledgers[&new][..commit.seqno as usize]
     );
     assert_eq!(c.read(&old, 100), None, "the unreplicated write is gone");
+    // CCF's status table after the election: the rolled-back transaction is Invalid on every
+    // node and every endpoint, the kept ones Committed.
+    let after = c.write(&new, 201, "after");
+    let after_txid = after.header("x-ms-ccf-transaction-id").unwrap().to_owned();
+    c.run(100);
+    let ids: Vec<String> = c.nodes.keys().cloned().collect();
+    for id in &ids {
+        assert_eq!(tx_statuses(&mut c, id, &lost_txid), ["Invalid"; 3], "{id}");
+        assert_eq!(
+            tx_statuses(&mut c, id, &after_txid),
+            ["Committed"; 3],
+            "{id}"
+        );
+    }
     assert_eq!(c.read(&old, 3).as_deref(), Some("kept"));
     assert_eq!(c.read(&old, 200).as_deref(), Some("after"));
 }
