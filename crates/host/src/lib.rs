@@ -553,6 +553,7 @@ fn prepare_join(
         info.cose_signatures_config.subject.clone(),
     )?;
     let node_cert_pem = identity.node_cert_pem.clone();
+    let fetch_started = std::time::Instant::now();
     let snapshot = if target.fetch_recent_snapshot {
         runtime
             .block_on(join::fetch_snapshot(
@@ -564,6 +565,7 @@ fn prepare_join(
     } else {
         None
     };
+    let fetch_ms = fetch_started.elapsed().as_millis() as u64;
     let node = match snapshot {
         Some((name, file)) => {
             let started = std::time::Instant::now();
@@ -583,7 +585,8 @@ fn prepare_join(
                 snapshot = %name,
                 seqno,
                 bytes = file.len(),
-                ms = started.elapsed().as_millis() as u64,
+                fetch_ms,
+                load_ms = started.elapsed().as_millis() as u64,
                 "starting from a snapshot"
             );
             node
