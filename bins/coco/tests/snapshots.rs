@@ -1,8 +1,10 @@
 //! Snapshots across real `coco node` processes: the primary writes CCF-format snapshot files that
 //! CCF's own reader verifies (`read_ledger.py --snapshot` checks the appended receipt), serves
-//! them at `/node/snapshot` with CCF's redirect and ranges, and a node joining the service starts
-//! from the latest one: its ledger starts after the snapshot, verifies with `read_ledger.py` at
-//! MERKLE level, and its committed chunks are the primary's, byte for byte.
+//! them at `/node/snapshot` with CCF's redirect and ranges, and a node joining a 2-node service
+//! starts from the latest one: its ledger starts after the snapshot, verifies with
+//! `read_ledger.py` at MERKLE level (the others' at FULL), its committed chunks are the others',
+//! byte for byte, and it serves receipts from before its snapshot out of
+//! `ledger.read_only_directories`.
 
 mod support;
 
@@ -51,8 +53,10 @@ fn a_joiner_starts_from_the_primarys_snapshot_which_ccf_verifies() {
         election_timeout_ms: 3000,
         ..Options::default()
     };
-    let primary = TestNode::start(opts.clone());
+    let nodes = TestNode::cluster(2, opts.clone());
+    let (primary, backup) = (&nodes[0], &nodes[1]);
     let mut conn = primary.user();
+    let mut first_txid = String::new();
     for i in 0..150u64 {
         let r = conn
             .post_json(
@@ -61,13 +65,26 @@ fn a_joiner_starts_from_the_primarys_snapshot_which_ccf_verifies() {
             )
             .unwrap();
         assert_eq!(r.status, 200);
+        if i == 0 {
+            first_txid = txid_of(&r);
+        }
     }
     let deadline = Instant::now() + Duration::from_secs(30);
-    while committed_snapshots(&primary).len() < 2 {
+    while committed_snapshots(primary).len() < 2 {
         assert!(Instant::now() < deadline, "no snapshots: {}", primary.log());
         std::thread::sleep(Duration::from_millis(50));
     }
-    let latest = committed_snapshots(&primary).pop().unwrap();
+    // Snapshots still in flight commit too: wait until the set settles.
+    let mut seen = committed_snapshots(primary);
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now_seen = committed_snapshots(primary);
+        if now_seen == seen {
+            break;
+        }
+        seen = now_seen;
+    }
+    let latest = seen.pop().unwrap();
     let path = primary.path("snapshots").join(&latest);
     let file = std::fs::read(&path).unwrap();
 
@@ -125,7 +142,11 @@ fn a_joiner_starts_from_the_primarys_snapshot_which_ccf_verifies() {
     assert_eq!(r.json()["error"]["code"], "InvalidHeaderValue");
 
     // A node joins the open service; once members trust it, it starts from the snapshot.
-    let mut joiner = primary.spawn_joiner(&opts);
+    // The joiner gets the primary's ledger as history it may read (ledger.read_only_directories).
+    let mut joiner = primary.spawn_joiner(&Options {
+        read_only_ledger_dirs: vec![primary.ledger_dir()],
+        ..opts.clone()
+    });
     let deadline = Instant::now() + Duration::from_secs(30);
     let pending = loop {
         let nodes = anon.get("/node/network/nodes").unwrap().json();
@@ -142,7 +163,7 @@ fn a_joiner_starts_from_the_primarys_snapshot_which_ccf_verifies() {
         std::thread::sleep(Duration::from_millis(20));
     };
     let ballot = propose_and_vote(
-        &primary,
+        primary,
         &json!({"actions": [{"name": "transition_node_to_trusted", "args": {
             "node_id": pending, "valid_from": asn1_time(now() - 60)}}]}),
     );
@@ -186,6 +207,20 @@ fn a_joiner_starts_from_the_primarys_snapshot_which_ccf_verifies() {
         assert_eq!(r.json()["msg"], msg);
     }
 
+    // A receipt for a transaction before its snapshot: read back from the read-only history.
+    let path = format!("/app/receipt?transaction_id={first_txid}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let receipt = loop {
+        let r = jconn.get(&path).unwrap();
+        if r.status == 200 {
+            break r.json();
+        }
+        assert_eq!(r.status, 202, "{}", r.text());
+        assert!(Instant::now() < deadline, "the receipt never loaded");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    coco_node::receipt::verify_json_receipt(&receipt, &primary.ca_pem).unwrap();
+
     // Its ledger starts after a snapshot seqno, and what it committed is the primary's.
     std::thread::sleep(Duration::from_millis(500));
     let mine = support::committed_chunks(&joiner.ledger_dir());
@@ -194,10 +229,12 @@ fn a_joiner_starts_from_the_primarys_snapshot_which_ccf_verifies() {
         .unwrap()
         .start;
     assert!(first > 1, "{}", mine[0].0);
-    let theirs = support::committed_chunks(&primary.ledger_dir());
-    for (name, bytes) in &mine {
-        if let Some((_, other)) = theirs.iter().find(|(n, _)| n == name) {
-            assert_eq!(bytes, other, "{name} is byte-identical on both nodes");
+    for other in [primary, backup] {
+        let theirs = support::committed_chunks(&other.ledger_dir());
+        for (name, bytes) in &mine {
+            if let Some((_, theirs)) = theirs.iter().find(|(n, _)| n == name) {
+                assert_eq!(bytes, theirs, "{name} is byte-identical on every node");
+            }
         }
     }
     // CCF's reader verifies the joiner's ledger from its first signature on (MERKLE), and the
@@ -208,6 +245,8 @@ fn a_joiner_starts_from_the_primarys_snapshot_which_ccf_verifies() {
         joiner.ledger_dir().as_os_str(),
     ]);
     assert!(out.contains("Verified MERKLE"), "{out}");
-    let out = read_ledger(&[primary.ledger_dir().as_os_str()]);
-    assert!(out.contains("Verified FULL"), "{out}");
+    for node in [primary, backup] {
+        let out = read_ledger(&[node.ledger_dir().as_os_str()]);
+        assert!(out.contains("Verified FULL"), "{out}");
+    }
 }

@@ -638,6 +638,7 @@ pub fn start_with_disk<D: Disk>(
     };
     // A node started from a snapshot writes its ledger from the entry after it.
     writer.start_after(prepared.ledger_starts_after);
+    writer.set_read_only_directories(cfg.ledger.read_only_directories.clone());
     if let Some(p) = &cfg.output_files.node_certificate_file {
         write_file("node certificate", p, prepared.node_cert_pem.as_bytes())?;
     }

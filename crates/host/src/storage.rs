@@ -122,6 +122,9 @@ pub struct LedgerWriter<D: Disk> {
     /// Set by the first I/O error: after it the writer refuses everything (fail-stop).
     failed: Option<String>,
     read_cache: Option<ReadChunk>,
+    /// `ledger.read_only_directories`: committed chunks from elsewhere (e.g. the history before
+    /// the snapshot this node started from), read when this node's own files lack an entry.
+    read_only: Vec<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -177,11 +180,17 @@ impl<D: Disk> LedgerWriter<D> {
             committed_seqno: 0,
             failed: None,
             read_cache: None,
+            read_only: Vec::new(),
         })
     }
 
     pub fn last_seqno(&self) -> SeqNo {
         self.last_seqno
+    }
+
+    /// Where committed chunks this ledger does not hold may be read from.
+    pub fn set_read_only_directories(&mut self, dirs: Vec<PathBuf>) {
+        self.read_only = dirs;
     }
 
     /// The node starts from a committed snapshot at `seqno`: its ledger begins after it.
@@ -493,6 +502,27 @@ impl<D: Disk> LedgerWriter<D> {
                 best = Some((name, e.path()));
             }
         }
+        if best.is_none() {
+            // Only committed chunks are taken from read-only directories: they are immutable
+            // and identical on every node.
+            'dirs: for dir in &self.read_only {
+                let Ok(entries) = std::fs::read_dir(dir) else {
+                    continue;
+                };
+                for e in entries.flatten() {
+                    if let Some(name) = ChunkName::parse(&e.file_name().to_string_lossy())
+                        && name.committed
+                        && !name.ignored
+                        && !name.recovery
+                        && name.start <= seqno
+                        && name.end.is_some_and(|end| seqno <= end)
+                    {
+                        best = Some((name, e.path()));
+                        break 'dirs;
+                    }
+                }
+            }
+        }
         let (name, path) = best.ok_or(StorageError::Missing(seqno))?;
         let bytes =
             bytes::Bytes::from(std::fs::read(&path).map_err(|source| StorageError::Io {
@@ -659,6 +689,34 @@ mod tests {
         let path = dir.path().join("ledger_1");
         let len = std::fs::metadata(&path).unwrap().len();
         (dir, path, len)
+    }
+
+    #[test]
+    fn entries_before_a_snapshot_start_come_from_read_only_directories() {
+        // Another node's ledger, committed in two chunks.
+        let old = tempfile::tempdir().unwrap();
+        let mut w = LedgerWriter::create(old.path(), RealDisk).unwrap();
+        for s in 1..=6 {
+            w.append(s, &entry(s), s == 3 || s == 6).unwrap();
+        }
+        w.sync().unwrap();
+        w.commit(6).unwrap();
+        // This node started from a snapshot at 6 and wrote 7..=8 itself.
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = LedgerWriter::create(dir.path(), RealDisk).unwrap();
+        w.start_after(6);
+        for s in 7..=8 {
+            w.append(s, &entry(s), false).unwrap();
+        }
+        w.sync().unwrap();
+        assert!(matches!(
+            w.read_entries(2, 4),
+            Err(StorageError::Missing(2))
+        ));
+        w.set_read_only_directories(vec![PathBuf::from("/nonexistent"), old.path().to_owned()]);
+        let got = w.read_entries(2, 8).unwrap();
+        let want: Vec<Vec<u8>> = (2..=8).map(entry).collect();
+        assert_eq!(got.iter().map(|b| b.to_vec()).collect::<Vec<_>>(), want);
     }
 
     #[test]

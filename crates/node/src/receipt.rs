@@ -383,6 +383,45 @@ impl crate::Node {
         historical_entry(&self.raft, &mut self.historical, seqno, now, out)
     }
 
+    /// The first signature transaction at or after `seqno`, found by reading the ledger from
+    /// `seqno` on (`None` while entries are read back). The snapshot a node started from is at
+    /// a signature, so the search ends there at the latest.
+    fn signature_in_history(
+        &mut self,
+        seqno: coco_types::SeqNo,
+        now: crate::Now,
+        out: &mut Vec<crate::Output>,
+    ) -> Result<Option<coco_types::SeqNo>, coco_app_api::ApiError> {
+        let last = self.index.covers_after();
+        for s in seqno..=last {
+            let entry = match self
+                .raft
+                .entry(s)
+                .map(|e| e.data)
+                .or_else(|| self.historical.get(s))
+            {
+                Some(e) => e,
+                None => {
+                    let to = last.min(s + coco_types::limits::HISTORICAL_SIGNATURE_SEARCH_SEQNOS);
+                    if self.historical.should_request(s, to, now.monotonic_ms) {
+                        out.push(crate::Output::ReadLedger {
+                            from_idx: s,
+                            to_idx: to,
+                        });
+                    }
+                    return Ok(None);
+                }
+            };
+            let domain = public_domain(&entry).map_err(coco_app_api::ApiError::internal)?;
+            if domain.maps.contains_key(tables::SIGNATURES) {
+                return Ok(Some(s));
+            }
+        }
+        Err(coco_app_api::ApiError::internal(format!(
+            "No signature between {seqno} and {last}."
+        )))
+    }
+
     /// A committed transaction's entry and proof, once both entries are at hand (`None` while
     /// they are read back: answer 202). Uncommitted, invalid and unknown ids are CCF's 404s.
     pub(crate) fn load_tx_proof(
@@ -409,10 +448,18 @@ impl crate::Node {
                 ));
             }
         }
-        let signature_seqno = self
-            .raft
-            .next_committable_from(txid.seqno)
-            .ok_or_else(|| ApiError::internal(format!("No signature covers {txid}.")))?;
+        let signature_seqno = if txid.seqno <= self.index.covers_after() {
+            // This node started from a snapshot: which signature covers an entry before it is
+            // only known from the ledger (ledger.read_only_directories).
+            match self.signature_in_history(txid.seqno, now, out)? {
+                Some(s) => s,
+                None => return Ok(None),
+            }
+        } else {
+            self.raft
+                .next_committable_from(txid.seqno)
+                .ok_or_else(|| ApiError::internal(format!("No signature covers {txid}.")))?
+        };
         let entry = self.historical_entry(txid.seqno, now, out);
         let signature = self.historical_entry(signature_seqno, now, out);
         let (Some(entry), Some(signature)) = (entry, signature) else {

@@ -97,5 +97,8 @@ pub const HISTORICAL_CACHE_BYTES_MAX_DEFAULT: usize = 512 * 1024 * 1024;
 pub const HISTORICAL_READ_RETRY_MS: u64 = 5_000;
 /// `Retry-After` (seconds) of a 202 answered while historical entries load (CCF's value).
 pub const HISTORICAL_RETRY_AFTER_S: u64 = 3;
+/// Entries read at a time when a node started from a snapshot looks for the signature after an
+/// older transaction (the signature interval's default).
+pub const HISTORICAL_SIGNATURE_SEARCH_SEQNOS: u64 = 5_000;
 /// Seqnos one page of a historical range query covers; the rest is behind `@nextLink`.
 pub const HISTORICAL_RANGE_SEQNOS_PER_PAGE: u64 = 2_000;

@@ -34,6 +34,8 @@ pub struct Options {
     pub redirections: Option<serde_json::Value>,
     /// `snapshots.tx_count` (CCF's default 10000 when unset).
     pub snapshot_tx_count: Option<u64>,
+    /// `ledger.read_only_directories`.
+    pub read_only_ledger_dirs: Vec<PathBuf>,
 }
 
 impl Default for Options {
@@ -51,6 +53,7 @@ impl Default for Options {
             election_timeout_ms: 1000,
             redirections: None,
             snapshot_tx_count: None,
+            read_only_ledger_dirs: Vec::new(),
         }
     }
 }
@@ -58,6 +61,7 @@ impl Default for Options {
 /// `snapshots` in the node's directory, with the options' interval.
 fn snapshot_options(config: &mut serde_json::Value, d: &Path, opts: &Options) {
     config["snapshots"] = serde_json::json!({"directory": d.join("snapshots")});
+    config["ledger"]["read_only_directories"] = serde_json::json!(opts.read_only_ledger_dirs);
     if let Some(n) = opts.snapshot_tx_count {
         config["snapshots"]["tx_count"] = serde_json::json!(n);
     }
