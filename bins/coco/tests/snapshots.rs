@@ -44,6 +44,32 @@ fn read_ledger(args: &[&std::ffi::OsStr]) -> String {
     text
 }
 
+/// Waits for a Pending node in `primary`'s view and has member0 trust it.
+fn trust_pending(primary: &TestNode) {
+    let mut anon = primary.anonymous();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let pending = loop {
+        let nodes = anon.get("/node/network/nodes").unwrap().json();
+        if let Some(id) = nodes["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["status"] == "Pending")
+            .map(|n| n["node_id"].as_str().unwrap().to_owned())
+        {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "the joiner never became Pending");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let ballot = propose_and_vote(
+        primary,
+        &json!({"actions": [{"name": "transition_node_to_trusted", "args": {
+            "node_id": pending, "valid_from": asn1_time(now() - 60)}}]}),
+    );
+    assert_eq!(ballot["proposalState"], "Accepted", "{ballot}");
+}
+
 #[test]
 fn a_joiner_starts_from_the_primarys_snapshot_which_ccf_verifies() {
     let opts = Options {
@@ -147,27 +173,7 @@ fn a_joiner_starts_from_the_primarys_snapshot_which_ccf_verifies() {
         read_only_ledger_dirs: vec![primary.ledger_dir()],
         ..opts.clone()
     });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let pending = loop {
-        let nodes = anon.get("/node/network/nodes").unwrap().json();
-        if let Some(id) = nodes["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|n| n["status"] == "Pending")
-            .map(|n| n["node_id"].as_str().unwrap().to_owned())
-        {
-            break id;
-        }
-        assert!(Instant::now() < deadline, "the joiner never became Pending");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let ballot = propose_and_vote(
-        primary,
-        &json!({"actions": [{"name": "transition_node_to_trusted", "args": {
-            "node_id": pending, "valid_from": asn1_time(now() - 60)}}]}),
-    );
-    assert_eq!(ballot["proposalState"], "Accepted", "{ballot}");
+    trust_pending(primary);
     joiner.wait_started();
     assert!(
         joiner.log().contains("starting from a snapshot"),
@@ -249,4 +255,23 @@ fn a_joiner_starts_from_the_primarys_snapshot_which_ccf_verifies() {
         let out = read_ledger(&[node.ledger_dir().as_os_str()]);
         assert!(out.contains("Verified FULL"), "{out}");
     }
+
+    // A node may instead start from a committed snapshot already on its machine
+    // (snapshots.read_only_directory), without fetching one.
+    let mut local = primary.spawn_joiner(&Options {
+        fetch_recent_snapshot: false,
+        read_only_snapshot_dir: Some(primary.path("snapshots")),
+        ..opts.clone()
+    });
+    trust_pending(primary);
+    local.wait_started();
+    assert!(
+        local.log().contains("starting from a snapshot"),
+        "{}",
+        local.log()
+    );
+    let r = conn
+        .post_json("/app/log/private", &json!({"id": 2000, "msg": "later"}))
+        .unwrap();
+    local.wait_committed_here(&txid_of(&r));
 }

@@ -177,7 +177,8 @@ pub struct Snapshots {
     /// Transactions between snapshots; 0 snapshots only when governance triggers one.
     #[serde(default = "default_snapshot_tx_count")]
     pub tx_count: u64,
-    /// Where committed snapshots from elsewhere may be found (read only).
+    /// Where committed snapshots from elsewhere may be found (read only): a joining node starts
+    /// from the latest committed snapshot here, in `directory` or fetched from the primary.
     #[serde(default)]
     pub read_only_directory: Option<PathBuf>,
 }

@@ -566,6 +566,34 @@ fn prepare_join(
         None
     };
     let fetch_ms = fetch_started.elapsed().as_millis() as u64;
+    // A committed snapshot already on this machine (`snapshots.directory`,
+    // `snapshots.read_only_directory`) serves as well, when it is more recent.
+    let local = [
+        Some(&cfg.snapshots.directory),
+        cfg.snapshots.read_only_directory.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(|dir| {
+        let name = snapshots::SnapshotDir { dir: dir.clone() }.latest_committed(0)?;
+        Some((name, dir.join(name.file_name())))
+    })
+    .max_by_key(|(name, _)| name.seqno);
+    let fetched_seqno = snapshot
+        .as_ref()
+        .and_then(|(name, _)| coco_codec::snapshot::SnapshotName::parse(name))
+        .map(|n| n.seqno);
+    let snapshot = match local {
+        Some((name, path)) if fetched_seqno.is_none_or(|s| name.seqno > s) => {
+            let file = std::fs::read(&path).map_err(|source| StartError::File {
+                what: "snapshot",
+                path: path.clone(),
+                source,
+            })?;
+            Some((name.file_name(), file))
+        }
+        _ => snapshot,
+    };
     let node = match snapshot {
         Some((name, file)) => {
             let started = std::time::Instant::now();

@@ -79,6 +79,7 @@ impl Constitution for TestConstitution {
                 "trigger_ledger_chunk" => {
                     hooks.push(coco_node::proposals::NodeHook::TriggerLedgerChunk)
                 }
+                "trigger_snapshot" => hooks.push(coco_node::proposals::NodeHook::TriggerSnapshot),
                 "set_user" => tx.put(
                     coco_codec::tables::USERS_CERTS,
                     Bytes::from(a["args"]["id"].as_str().unwrap().to_owned()),
@@ -562,6 +563,128 @@ fn trigger_ledger_chunk_closes_the_chunk_at_the_next_signature() {
     out.clear();
     f.node.step(now(10_000), Input::Tick, &mut out);
     assert_eq!(signature_flag(&out), Some(false));
+}
+
+#[test]
+fn trigger_snapshot_snapshots_at_the_next_signature_and_proves_it() {
+    use coco_node::snapshot::SnapshotAction;
+    let (mut f, m) = setup();
+    let r = propose(
+        &mut f,
+        &m,
+        100,
+        &json!({"actions": [{"name": "trigger_snapshot"}]}),
+    );
+    let id = json(&r)["proposalId"].as_str().unwrap().to_owned();
+    let ballot = signed_request(
+        &f.member_key,
+        &m,
+        &format!("/gov/members/proposals/{id}/ballots/{m}:submit?{V}"),
+        "ballot",
+        101,
+        Some(&id),
+        r#"{"ballot":"yes"}"#,
+    );
+    assert_eq!(
+        json(&call(&mut f.node, ballot))["proposalState"],
+        "Accepted"
+    );
+    // Steps the node and persists everything it appended; returns what it output.
+    let step = |node: &mut coco_node::Node, t: u64, input: Input| {
+        let mut out = Vec::new();
+        node.step(now(t), input, &mut out);
+        let last = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Append { txid, .. } => Some(txid.seqno),
+                _ => None,
+            })
+            .max();
+        if let Some(seqno) = last {
+            node.step(now(t), Input::Persisted { seqno }, &mut out);
+        }
+        out
+    };
+    // The next signature (by delay) is the snapshot point and closes its chunk; once it
+    // commits, the host is asked to serialise the store at it.
+    let out = step(&mut f.node, 5_000, Input::Tick);
+    let (sig_seqno, closes) = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Append {
+                txid,
+                is_signature: true,
+                force_chunk_after,
+                ..
+            } => Some((txid.seqno, *force_chunk_after)),
+            _ => None,
+        })
+        .expect("a signature");
+    assert!(closes);
+    let job = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Snapshot(SnapshotAction::Serialise(job)) => Some(job.clone()),
+            _ => None,
+        })
+        .expect("a snapshot job once the signature commits");
+    assert_eq!(job.seqno, sig_seqno);
+    let entry = job.serialise();
+    let digest = coco_crypto::sha256(&entry);
+    // The digest goes into the evidence transaction; the host writes the file under its seqno.
+    let out = step(
+        &mut f.node,
+        5_001,
+        Input::SnapshotSerialised {
+            seqno: job.seqno,
+            digest,
+        },
+    );
+    let evidence_seqno = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Snapshot(SnapshotAction::Write {
+                seqno,
+                evidence_seqno,
+            }) if *seqno == job.seqno => Some(*evidence_seqno),
+            _ => None,
+        })
+        .expect("the evidence is written");
+    // A signature after the evidence commits: the receipt is appended, and the file verifies.
+    let out = step(&mut f.node, 10_000, Input::Tick);
+    let receipt = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Snapshot(SnapshotAction::Commit {
+                seqno,
+                evidence_seqno: e,
+                receipt,
+            }) if *seqno == job.seqno && *e == evidence_seqno => Some(receipt.clone()),
+            _ => None,
+        })
+        .expect("the snapshot commits");
+    let mut file = entry;
+    file.extend_from_slice(&receipt);
+    let loaded = coco_node::snapshot::load_snapshot(&file, &f.service_cert_pem, &[9; 32]).unwrap();
+    assert_eq!(loaded.seqno, job.seqno);
+    assert_eq!(loaded.store.len(), job.store.len());
+    // Only once: the following signature is an ordinary one.
+    let user = f.user.clone();
+    call(
+        &mut f.node,
+        request(
+            Method::POST,
+            "/app/log/private",
+            r#"{"id":1,"msg":"x"}"#,
+            Some(&user),
+        ),
+    );
+    let out = step(&mut f.node, 15_000, Input::Tick);
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::Snapshot(SnapshotAction::Serialise(_)))),
+        "{out:?}"
+    );
 }
 
 #[test]

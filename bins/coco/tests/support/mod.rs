@@ -36,6 +36,10 @@ pub struct Options {
     pub snapshot_tx_count: Option<u64>,
     /// `ledger.read_only_directories`.
     pub read_only_ledger_dirs: Vec<PathBuf>,
+    /// `snapshots.read_only_directory`.
+    pub read_only_snapshot_dir: Option<PathBuf>,
+    /// `command.join.fetch_recent_snapshot` of a joiner (CCF's default: true).
+    pub fetch_recent_snapshot: bool,
 }
 
 impl Default for Options {
@@ -54,6 +58,8 @@ impl Default for Options {
             redirections: None,
             snapshot_tx_count: None,
             read_only_ledger_dirs: Vec::new(),
+            read_only_snapshot_dir: None,
+            fetch_recent_snapshot: true,
         }
     }
 }
@@ -62,6 +68,9 @@ impl Default for Options {
 fn snapshot_options(config: &mut serde_json::Value, d: &Path, opts: &Options) {
     config["snapshots"] = serde_json::json!({"directory": d.join("snapshots")});
     config["ledger"]["read_only_directories"] = serde_json::json!(opts.read_only_ledger_dirs);
+    if let Some(dir) = &opts.read_only_snapshot_dir {
+        config["snapshots"]["read_only_directory"] = serde_json::json!(dir);
+    }
     if let Some(n) = opts.snapshot_tx_count {
         config["snapshots"]["tx_count"] = serde_json::json!(n);
     }
@@ -222,7 +231,11 @@ impl TestNode {
             "command": {
                 "type": "Join",
                 "service_certificate_file": d.join("service_cert.pem"),
-                "join": {"target_rpc_address": self.addr.to_string(), "retry_timeout": "100ms"}
+                "join": {
+                    "target_rpc_address": self.addr.to_string(),
+                    "retry_timeout": "100ms",
+                    "fetch_recent_snapshot": opts.fetch_recent_snapshot
+                }
             },
             "ledger": {"directory": d.join("ledger"), "chunk_size": opts.chunk_size},
             "ledger_signatures": {"tx_count": opts.sig_tx_count, "delay": format!("{}ms", opts.sig_delay_ms)},
