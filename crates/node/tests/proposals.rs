@@ -512,15 +512,10 @@ fn a_new_constitution_drops_other_open_proposals() {
     assert!(!user_exists(&f, "u9"));
 }
 
-#[test]
-fn trigger_ledger_chunk_closes_the_chunk_at_the_next_signature() {
+/// A fixture where member0 proposed `proposal` and voted it through.
+fn accepted(proposal: &Value) -> Fixture {
     let (mut f, m) = setup();
-    let r = propose(
-        &mut f,
-        &m,
-        100,
-        &json!({"actions": [{"name": "trigger_ledger_chunk"}]}),
-    );
+    let r = propose(&mut f, &m, 100, proposal);
     let id = json(&r)["proposalId"].as_str().unwrap().to_owned();
     let ballot = signed_request(
         &f.member_key,
@@ -535,6 +530,12 @@ fn trigger_ledger_chunk_closes_the_chunk_at_the_next_signature() {
         json(&call(&mut f.node, ballot))["proposalState"],
         "Accepted"
     );
+    f
+}
+
+#[test]
+fn trigger_ledger_chunk_closes_the_chunk_at_the_next_signature() {
+    let mut f = accepted(&json!({"actions": [{"name": "trigger_ledger_chunk"}]}));
     let signature_flag = |out: &[Output]| {
         out.iter().find_map(|o| match o {
             Output::Append {
@@ -568,27 +569,7 @@ fn trigger_ledger_chunk_closes_the_chunk_at_the_next_signature() {
 #[test]
 fn trigger_snapshot_snapshots_at_the_next_signature_and_proves_it() {
     use coco_node::snapshot::SnapshotAction;
-    let (mut f, m) = setup();
-    let r = propose(
-        &mut f,
-        &m,
-        100,
-        &json!({"actions": [{"name": "trigger_snapshot"}]}),
-    );
-    let id = json(&r)["proposalId"].as_str().unwrap().to_owned();
-    let ballot = signed_request(
-        &f.member_key,
-        &m,
-        &format!("/gov/members/proposals/{id}/ballots/{m}:submit?{V}"),
-        "ballot",
-        101,
-        Some(&id),
-        r#"{"ballot":"yes"}"#,
-    );
-    assert_eq!(
-        json(&call(&mut f.node, ballot))["proposalState"],
-        "Accepted"
-    );
+    let mut f = accepted(&json!({"actions": [{"name": "trigger_snapshot"}]}));
     // Steps the node and persists everything it appended; returns what it output.
     let step = |node: &mut coco_node::Node, t: u64, input: Input| {
         let mut out = Vec::new();
