@@ -39,6 +39,9 @@ pub enum CryptoError {
     /// The operating system's random generator failed.
     #[error("the system random number generator failed")]
     Random,
+    /// A recovery share (or a split or combination of shares) was refused.
+    #[error("recovery share: {0}")]
+    BadShare(String),
     /// A certificate could not be parsed as DER X.509.
     #[error("malformed certificate: {0}")]
     Certificate(String),

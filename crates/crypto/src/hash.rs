@@ -70,8 +70,60 @@ fn to_array(bytes: &[u8]) -> [u8; 32] {
     out
 }
 
+/// HKDF-SHA256 (RFC 5869) with a 32-byte output.
+pub fn hkdf_sha256(ikm: &[u8], salt: &[u8], info: &[u8]) -> [u8; 32] {
+    use aws_lc_rs::hkdf;
+    struct Len32;
+    impl hkdf::KeyType for Len32 {
+        fn len(&self) -> usize {
+            32
+        }
+    }
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(ikm);
+    let info = [info];
+    let okm = prk
+        .expand(&info, Len32)
+        .expect("32 bytes is within HKDF-SHA256's output limit");
+    let mut out = [0u8; 32];
+    okm.fill(&mut out)
+        .expect("the output buffer has the requested length");
+    out
+}
+
+/// A deterministic random bit generator for the deterministic core: HMAC-SHA256 in counter mode
+/// under a 256-bit seed the host draws from the OS CSPRNG (the simulator fixes it, so runs
+/// replay). Block i is HMAC(seed, "coco-drbg" ‖ i as u64 LE).
+#[derive(Clone)]
+pub struct Drbg {
+    seed: [u8; 32],
+    counter: u64,
+}
+
+impl Drbg {
+    pub fn new(seed: [u8; 32]) -> Self {
+        Drbg { seed, counter: 0 }
+    }
+
+    pub fn fill(&mut self, out: &mut [u8]) {
+        for chunk in out.chunks_mut(32) {
+            let mut input = [0u8; 17];
+            input[..9].copy_from_slice(b"coco-drbg");
+            input[9..].copy_from_slice(&self.counter.to_le_bytes());
+            self.counter += 1;
+            let block = hmac_sha256(&self.seed, &input);
+            chunk.copy_from_slice(&block[..chunk.len()]);
+        }
+    }
+}
+
+impl std::fmt::Debug for Drbg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Drbg { .. }")
+    }
+}
+
 /// Fills `out` from the operating system's CSPRNG (through aws-lc). Used by the host for ledger
-/// secrets; the deterministic core never calls it.
+/// secrets and the seeds of the core's [`Drbg`]; the deterministic core never calls it.
 pub fn random_bytes(out: &mut [u8]) -> Result<(), crate::CryptoError> {
     use aws_lc_rs::rand::SecureRandom;
     aws_lc_rs::rand::SystemRandom::new()

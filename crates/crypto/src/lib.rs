@@ -14,6 +14,7 @@
 //! | [`rsa`] | RSA keys and RSA-OAEP-SHA256 wrapping | `src/crypto/openssl/rsa_key_pair.cpp`, `src/node/share_manager.h` |
 //! | [`cert`] | X.509 generation (rcgen) and parsing (x509-parser), fingerprints | `src/crypto/certs.h`, `src/node/identity.h` |
 //! | [`jws`] | JWT issuer keys as SPKI DER (from JWK `n`/`e`, `crv`/`x`/`y`, `x5c`), RS256/ES256/ES384 | `src/node/rpc/jwt_management.h`, `src/http/http_jwt.h` |
+//! | [`sharing`] | recovery shares: per-limb Shamir over GF(2^31−1), wrapping key, wrapped ledger secret | `src/crypto/sharing.{h,cpp}`, `src/node/share_manager.h` |
 //! | [`issuance`] | CSRs, endorsement and renewal by governance, CCF time strings | `src/js/extensions/ccf/network.cpp`, `include/ccf/ds/x509_time_fmt.h` |
 //!
 //! **Architecture invariant:** this crate never reads a clock or a file. Certificate validity is
@@ -33,6 +34,7 @@ pub mod hash;
 pub mod issuance;
 pub mod jws;
 pub mod rsa;
+pub mod sharing;
 
 pub use aead::{AesGcmKey, GCM_IV_SIZE_BYTES, GCM_KEY_SIZE_BYTES, GCM_TAG_SIZE_BYTES};
 pub use cert::{
@@ -43,7 +45,8 @@ pub use cert::{
 pub use ec::{Curve, EcKeyPair, spki_curve, verify_cose, verify_der, verify_prehashed_sha256_der};
 pub use error::CryptoError;
 pub use hash::{
-    HMAC_SHA256_SIZE_BYTES, SHA256_SIZE_BYTES, Sha256, hmac_sha256, random_bytes, sha256,
+    Drbg, HMAC_SHA256_SIZE_BYTES, SHA256_SIZE_BYTES, Sha256, hkdf_sha256, hmac_sha256,
+    random_bytes, sha256,
 };
 pub use issuance::{
     certificate_signing_request, csr_public_key_spki_der, endorse_csr, parse_ccf_time,
