@@ -167,6 +167,20 @@ const actions = new Map([
       check(args.recovery_threshold >= 1 && args.recovery_threshold <= 255, "recovery_threshold must be between 1 and 255");
     },
     (args) => {
+      // As CCF's checkRecoveryThreshold: an open service must keep enough active recovery
+      // members to recover. (The node re-issues recovery shares in the same transaction.)
+      const service = getSingleton("public:ccf.gov.service.info");
+      if (service !== undefined && service.status === "Open") {
+        let active = 0;
+        ccf.kv["public:ccf.gov.members.encryption_public_keys"].forEach((_, k) => {
+          const info = ccf.kv["public:ccf.gov.members.info"].get(k);
+          if (info !== undefined && ccf.bufToJsonCompatible(info).status === "Active") {
+            active += 1;
+          }
+        });
+        check(args.recovery_threshold <= active,
+          `Cannot set recovery threshold to ${args.recovery_threshold}: recovery threshold would be greater than the number of recovery members ${active}`);
+      }
       const config = getSingleton("public:ccf.gov.service.config");
       config.recovery_threshold = args.recovery_threshold;
       setSingleton("public:ccf.gov.service.config", config);

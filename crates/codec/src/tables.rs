@@ -62,6 +62,8 @@ pub const SIGNATURES: &str = "public:ccf.internal.signatures";
 pub const COSE_SIGNATURES: &str = "public:ccf.internal.cose_signatures";
 /// The serialised Merkle tree singleton, raw bytes.
 pub const TREE: &str = "public:ccf.internal.tree";
+/// The recovery shares singleton: [`RecoverySharesInfo`] JSON.
+pub const RECOVERY_SHARES: &str = "public:ccf.internal.recovery_shares";
 /// The evidence of the latest snapshot singleton: [`SnapshotEvidence`] JSON.
 pub const SNAPSHOT_EVIDENCE: &str = "public:ccf.internal.snapshot_evidence";
 
@@ -257,6 +259,19 @@ pub struct SnapshotEvidence {
     #[serde(with = "hex32")]
     pub hash: [u8; 32],
     pub version: u64,
+}
+
+/// `public:ccf.internal.recovery_shares` (`RecoverySharesInfo`, `src/service/tables/shares.h`):
+/// the latest ledger secret wrapped under the wrapping key, and each recovery member's share of
+/// that key, RSA-OAEP-SHA256 encrypted to the member's encryption key. Byte vectors as base64.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoverySharesInfo {
+    #[serde(with = "b64")]
+    pub wrapped_latest_ledger_secret: Vec<u8>,
+    /// Member id → encrypted share (base64).
+    pub encrypted_shares: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret_stored_version: Option<u64>,
 }
 
 // ---------------------------------------------------------------- service

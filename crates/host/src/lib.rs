@@ -364,6 +364,11 @@ fn core_config(
             coco_crypto::random_bytes(&mut seed).map_err(crypto)?;
             u64::from_le_bytes(seed)
         },
+        entropy: {
+            let mut entropy = [0u8; 32];
+            coco_crypto::random_bytes(&mut entropy).map_err(crypto)?;
+            entropy
+        },
     })
 }
 

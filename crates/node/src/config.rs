@@ -29,6 +29,9 @@ pub struct CoreConfig {
     pub consensus: coco_consensus::Config,
     /// Seed of the consensus core's election-timer jitter (the host draws it at random).
     pub seed: u64,
+    /// Seed of the core's random bit generator (recovery shares); the host draws it from the OS
+    /// CSPRNG, the simulator fixes it.
+    pub entropy: [u8; 32],
 }
 
 impl Default for CoreConfig {
@@ -45,6 +48,7 @@ impl Default for CoreConfig {
             version: String::new(),
             consensus: coco_consensus::Config::default(),
             seed: 0,
+            entropy: [0; 32],
         }
     }
 }

@@ -188,6 +188,14 @@ pub fn registry() -> Registry {
     );
     r.route_fn(
         Method::GET,
+        "/gov/recovery/encrypted-shares/{memberId}",
+        NO_AUTH,
+        EndpointMode::ReadOnly,
+        "A recovery member's encrypted recovery share",
+        encrypted_share,
+    );
+    r.route_fn(
+        Method::GET,
         "/gov/service/transactions/commit",
         NO_AUTH,
         EndpointMode::ReadOnly,
@@ -417,6 +425,28 @@ fn member(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
     describe_member(ctx, &id)?
         .map(|v| Response::ok_json(&v))
         .ok_or_else(|| ApiError::not_found(format!("Member {id} does not exist.")))
+}
+
+/// `GET /gov/recovery/encrypted-shares/{memberId}`: `{memberId, encryptedShare}` (base64 of
+/// the RSA-OAEP ciphertext only the member can open).
+fn encrypted_share(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {
+    check_api_version(ctx)?;
+    let id = ctx.path_params["memberId"].clone();
+    let share = ctx
+        .tx
+        .get(tables::RECOVERY_SHARES, &tables::SINGLETON_KEY)
+        .and_then(|v| tables::from_ccf_json::<tables::RecoverySharesInfo>(&v).ok())
+        .and_then(|info| info.encrypted_shares.get(&id).cloned())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::ResourceNotFound,
+                format!("Recovery share not found for member {id}."),
+            )
+        })?;
+    Ok(Response::ok_json(
+        &json!({ "memberId": id, "encryptedShare": share }),
+    ))
 }
 
 fn service_info(ctx: &mut EndpointContext<'_>) -> Result<Response, ApiError> {

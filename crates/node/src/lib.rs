@@ -22,6 +22,7 @@ pub mod jwt;
 pub mod peer;
 pub mod proposals;
 pub mod receipt;
+mod recovery;
 mod replica;
 pub mod secrets;
 pub mod snapshot;
@@ -274,6 +275,8 @@ pub struct Node {
     index: index::SeqnoIndex,
     /// Snapshots taken, being written and being proven.
     snapshots: snapshot::Snapshotter,
+    /// Randomness for recovery shares, seeded by the host.
+    drbg: coco_crypto::Drbg,
 }
 
 impl Node {
@@ -311,6 +314,7 @@ impl Node {
         tree.append([0u8; 32]);
         let historical_cache_bytes_max = config.historical_cache_bytes_max;
         let snapshot_interval = config.snapshot_tx_interval_count;
+        let entropy = config.entropy;
         let seqno_index = index::SeqnoIndex::new(registry.indexed_maps());
         let node_id_typed = coco_types::NodeId::from_hex(&identity.node_id)
             .expect("node ids are hex SHA-256 digests");
@@ -349,6 +353,7 @@ impl Node {
             historical: historical::HistoricalCache::new(historical_cache_bytes_max),
             index: seqno_index,
             snapshots: snapshot::Snapshotter::new(snapshot_interval, 0),
+            drbg: coco_crypto::Drbg::new(entropy),
         }
     }
 
@@ -856,6 +861,11 @@ impl Node {
                 ))
                 .into_response();
             }
+            if let Err(e) = self.reissue_recovery_shares(&mut tx) {
+                return ApiError::internal(format!("Failed to issue recovery shares: {e}"))
+                    .into_response()
+                    .with_header(TX_ID_HEADER, read_txid.to_string());
+            }
             let seqno = self.consensus.last_seqno + 1;
             match self.store.commit(tx, seqno) {
                 Ok(CommitResult::ReadOnly) => {
@@ -984,10 +994,30 @@ impl Node {
         match hook {
             proposals::NodeHook::TriggerLedgerChunk => self.chunk_requested = true,
             proposals::NodeHook::TriggerSnapshot => self.snapshots.request(),
-            // Rekeying and recovery shares arrive with their issue; until then the request is
-            // recorded in the ledger by the proposal and has no further effect.
-            proposals::NodeHook::TriggerLedgerRekey
-            | proposals::NodeHook::TriggerRecoverySharesRefresh => {}
+            // Shares are re-issued inside the proposal's own transaction (see
+            // `reissue_recovery_shares`).
+            proposals::NodeHook::TriggerRecoverySharesRefresh => {}
+            // Rekeying arrives with the recovery issue; until then the request is recorded in
+            // the ledger by the proposal and has no further effect.
+            proposals::NodeHook::TriggerLedgerRekey => {}
+        }
+    }
+
+    /// Re-issues recovery shares in `tx` when it asks for it (`trigger_recovery_shares_refresh`),
+    /// opens the service, or changes the share holders or threshold of an open service (CCF
+    /// does this in the same transaction: on opening, on a member's ack, on refresh).
+    fn reissue_recovery_shares(&mut self, tx: &mut coco_kv::Tx) -> Result<(), String> {
+        let refresh = self
+            .requested_hooks
+            .contains(&proposals::NodeHook::TriggerRecoverySharesRefresh);
+        let holders = if refresh {
+            Some(recovery::holders(tx))
+        } else {
+            recovery::due(tx, &mut self.store.begin())
+        };
+        match holders {
+            Some(h) => recovery::issue(tx, &h, self.secret.raw(), &mut self.drbg),
+            None => Ok(()),
         }
     }
 

@@ -242,6 +242,11 @@ fn config(seed: u64) -> CoreConfig {
             append_entries_batch_max: 16,
         },
         seed,
+        entropy: {
+            let mut e = [0u8; 32];
+            e[..8].copy_from_slice(&seed.to_le_bytes());
+            e
+        },
         ..CoreConfig::default()
     }
 }

@@ -27,6 +27,8 @@ pub struct Options {
     pub open: bool,
     /// Members besides member0 (member1, member2, …).
     pub extra_members: usize,
+    /// The extra members are recovery members (they get RSA encryption keys).
+    pub extra_members_recover: bool,
     /// `consensus.election_timeout` in milliseconds (CCF's default 5000 makes failover tests
     /// slow).
     pub election_timeout_ms: u64,
@@ -52,6 +54,7 @@ impl Default for Options {
             session_caps: None,
             open: true,
             extra_members: 0,
+            extra_members_recover: false,
             max_body_size: None,
             max_uncommitted: None,
             election_timeout_ms: 1000,
@@ -137,11 +140,19 @@ impl TestNode {
         }
         for i in 1..=opts.extra_members {
             let name = format!("member{i}");
-            run_coco(&["keygen", "--name", &name], d);
+            let mut member =
+                serde_json::json!({"certificate_file": d.join(format!("{name}_cert.pem"))});
+            if opts.extra_members_recover {
+                run_coco(&["keygen", "--name", &name, "--gen-enc-key"], d);
+                member["encryption_public_key_file"] =
+                    serde_json::json!(d.join(format!("{name}_enc_pubk.pem")));
+            } else {
+                run_coco(&["keygen", "--name", &name], d);
+            }
             config["command"]["start"]["members"]
                 .as_array_mut()
                 .unwrap()
-                .push(serde_json::json!({"certificate_file": d.join(format!("{name}_cert.pem"))}));
+                .push(member);
         }
         if let Some(m) = opts.max_uncommitted {
             config["consensus"]["max_uncommitted_tx_count"] = serde_json::json!(m);
