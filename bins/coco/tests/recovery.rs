@@ -137,3 +137,83 @@ fn recovery_shares_recover_the_ledger_secret_at_the_threshold_only() {
         None
     );
 }
+
+/// Confidentiality at rest: nothing a node writes — ledger chunks, snapshots, its log — holds a
+/// private record's value in plaintext, while public values (the control) are found.
+#[test]
+fn no_file_a_node_writes_holds_private_values_in_plaintext() {
+    let node = TestNode::start(Options {
+        sig_tx_count: 10,
+        snapshot_tx_count: Some(20),
+        ..Options::default()
+    });
+    let mut user = node.user();
+    let mut last = String::new();
+    for i in 0..60u64 {
+        let r = user
+            .post_json(
+                "/app/log/private",
+                &json!({"id": i, "msg": format!("PRIVATE-SECRET-{i:04}")}),
+            )
+            .unwrap();
+        assert_eq!(r.status, 200);
+        let r = user
+            .post_json(
+                "/app/log/public",
+                &json!({"id": i, "msg": format!("PUBLIC-CONTROL-{i:04}")}),
+            )
+            .unwrap();
+        last = txid_of(&r);
+    }
+    node.wait_committed_here(&last);
+    // Let a snapshot commit so the snapshot files are scanned too.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let snapshots = node.path("snapshots");
+    while !std::fs::read_dir(&snapshots).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".committed")
+    }) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no committed snapshot"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut files = Vec::new();
+    let mut dirs = vec![node.dir.path().to_owned()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                dirs.push(e.path());
+            } else {
+                files.push(e.path());
+            }
+        }
+    }
+    let (mut public_seen, mut scanned) = (false, 0);
+    for f in &files {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        // The test's own request bodies and key files are the client's, not the node's.
+        if name.ends_with(".pem")
+            || name.ends_with(".js")
+            || name == "config.json"
+            || name.starts_with("proposal-")
+        {
+            continue;
+        }
+        let bytes = std::fs::read(f).unwrap();
+        scanned += 1;
+        let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        assert!(
+            !has(b"PRIVATE-SECRET-"),
+            "{} holds a private value in plaintext",
+            f.display()
+        );
+        public_seen |= has(b"PUBLIC-CONTROL-");
+    }
+    assert!(scanned >= 3, "{files:?}");
+    assert!(public_seen, "the scan finds public values (control)");
+}
