@@ -546,8 +546,8 @@ fn prepare_join(
         &node_key_pem,
         &request,
     ))?;
-    let secret = info
-        .latest_ledger_secret()
+    let secrets = info
+        .ledger_secrets()
         .map_err(|message| StartError::Join(format!("network info: {message}")))?;
     let identity = joiner
         .into_identity(&info)
@@ -602,13 +602,13 @@ fn prepare_join(
     let node = match snapshot {
         Some((name, file)) => {
             let started = std::time::Instant::now();
-            let loaded = coco_node::snapshot::load_snapshot(&file, &info.identity.cert, &secret)
+            let loaded = coco_node::snapshot::load_snapshot(&file, &info.identity.cert, &secrets)
                 .map_err(|e| StartError::Join(format!("snapshot {name}: {e}")))?;
             let seqno = loaded.seqno;
             let node = Node::join_from_snapshot(
                 core,
                 identity,
-                secret,
+                secrets,
                 plugins,
                 Clock::new().now(),
                 loaded,
@@ -624,7 +624,7 @@ fn prepare_join(
             );
             node
         }
-        None => Node::join(core, identity, secret, plugins, Clock::new().now()),
+        None => Node::join(core, identity, secrets, plugins, Clock::new().now()),
     };
     Ok(Prepared {
         ledger_starts_after: node.consensus().commit.seqno,

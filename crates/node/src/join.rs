@@ -85,6 +85,20 @@ pub struct NetworkInfo {
 }
 
 impl NetworkInfo {
+    /// Every ledger secret, decoded.
+    pub fn ledger_secrets(&self) -> Result<crate::secrets::LedgerSecrets, String> {
+        let mut versions = Vec::new();
+        for (from, info) in &self.ledger_secrets {
+            let raw: [u8; 32] = B64
+                .decode(&info.raw_key)
+                .map_err(|e| format!("ledger secret is not base64: {e}"))?
+                .try_into()
+                .map_err(|_| "ledger secret is not 32 bytes".to_owned())?;
+            versions.push((*from, raw, info.previous_secret_stored_version));
+        }
+        crate::secrets::LedgerSecrets::from_versions(versions)
+    }
+
     /// The latest ledger secret, decoded.
     pub fn latest_ledger_secret(&self) -> Result<[u8; 32], String> {
         let (_, latest) = self
@@ -225,7 +239,7 @@ impl Node {
             quote_info: body.quote_info,
             encryption_pub_key: body.public_encryption_key,
             status,
-            ledger_secret_seqno: opening.then(|| self.secret.applies_from()),
+            ledger_secret_seqno: opening.then(|| self.secrets.latest().applies_from()),
             code_digest: Some(measurement),
             certificate_signing_request: Some(csr.to_owned()),
             public_key: Some(coco_crypto::spki_der_to_pem(&spki)),
@@ -287,13 +301,22 @@ impl Node {
             last_recovered_signed_idx: 0,
             consensus_type: "CFT".to_owned(),
             reconfiguration_type: "OneTransaction".to_owned(),
-            ledger_secrets: BTreeMap::from([(
-                self.secret.applies_from(),
-                LedgerSecretInfo {
-                    raw_key: B64.encode(self.secret.raw()),
-                    previous_secret_stored_version: None,
-                },
-            )]),
+            ledger_secrets: self
+                .secrets
+                .all()
+                .iter()
+                .map(|s| {
+                    (
+                        s.applies_from(),
+                        LedgerSecretInfo {
+                            raw_key: B64.encode(s.raw()),
+                            previous_secret_stored_version: self
+                                .secrets
+                                .previous_stored(s.applies_from()),
+                        },
+                    )
+                })
+                .collect(),
             identity: ServiceIdentity {
                 cert: service.cert,
                 priv_key: self.identity.service_key.to_pkcs8_pem(),

@@ -46,7 +46,7 @@ use coco_types::{FIRST_VIEW, SeqNo, TxId, View, limits};
 pub use config::{CoreConfig, GenesisConfig, MemberSpec, UserSpec};
 pub use identity::NodeIdentity;
 pub use peer::PeerMessage;
-use secrets::LedgerSecret;
+use secrets::LedgerSecrets;
 
 /// `set_js_runtime_options` writes here; the constitution runtime is loaded with these limits.
 const JS_RUNTIME_OPTIONS: &str = "public:ccf.gov.js_runtime_options";
@@ -219,7 +219,8 @@ pub struct Node {
     config: CoreConfig,
     identity: NodeIdentity,
     service_kid_hex: String,
-    secret: LedgerSecret,
+    /// Every ledger secret, by the seqno it applies from.
+    secrets: LedgerSecrets,
     store: Store,
     tree: MerkleTree,
     registry: Registry,
@@ -284,7 +285,7 @@ impl Node {
     fn new(
         config: CoreConfig,
         identity: NodeIdentity,
-        ledger_secret: [u8; 32],
+        secrets: LedgerSecrets,
         plugins: Plugins,
         now: Now,
         raft: coco_consensus::Raft,
@@ -323,7 +324,7 @@ impl Node {
             service_kid_hex: identity.service_kid_hex(),
             config,
             identity,
-            secret: LedgerSecret::new(ledger_secret),
+            secrets,
             store: Store::new(),
             tree,
             registry,
@@ -375,7 +376,7 @@ impl Node {
             config.seed,
             now.monotonic_ms,
         );
-        let mut node = Node::new(config, identity, ledger_secret, plugins, now, raft);
+        let mut node = Node::new(config, identity, ledger_secret.into(), plugins, now, raft);
         node.consensus.primary_id = Some(node.identity.node_id.clone());
         node.consensus.view_history = vec![(FIRST_VIEW, 1)];
         node.service_data = genesis
@@ -442,10 +443,15 @@ impl Node {
         self.service_status
     }
 
-    /// The ledger secret. Exposed for the host's test-only export path (the oracle test that
+    /// Every ledger secret of the service (snapshot loading, tools).
+    pub fn ledger_secrets(&self) -> &LedgerSecrets {
+        &self.secrets
+    }
+
+    /// The latest ledger secret. Exposed for the host's test-only export path (the oracle test that
     /// decrypts private domains) — never over an endpoint.
     pub fn ledger_secret_raw(&self) -> &[u8; 32] {
-        self.secret.raw()
+        self.secrets.latest().raw()
     }
 
     /// Feeds one input to the core and appends what it asks for to `out`.
@@ -824,7 +830,7 @@ impl Node {
                     commit: self.consensus.commit.seqno,
                     raft: &self.raft,
                     cache: &mut self.historical,
-                    secret: &self.secret,
+                    secrets: &self.secrets,
                     out: &mut *out,
                     now,
                 };
@@ -944,7 +950,7 @@ impl Node {
         proposals::NetworkIdentity {
             service_key: self.identity.service_key.clone(),
             service_cert_pem: self.service.service_cert_pem.clone(),
-            latest_ledger_secret_seqno: self.secret.applies_from(),
+            latest_ledger_secret_seqno: self.secrets.latest().applies_from(),
         }
     }
 
@@ -1016,7 +1022,7 @@ impl Node {
             recovery::due(tx, &mut self.store.begin())
         };
         match holders {
-            Some(h) => recovery::issue(tx, &h, self.secret.raw(), &mut self.drbg),
+            Some(h) => recovery::issue(tx, &h, self.secrets.latest().raw(), &mut self.drbg),
             None => Ok(()),
         }
     }
@@ -1334,7 +1340,8 @@ impl Node {
     ) -> TxId {
         let seqno = self.consensus.last_seqno + 1;
         let txid = TxId::new(self.consensus.view, seqno);
-        let commit_evidence = self.secret.commit_evidence(txid);
+        let secret = self.secrets.for_seqno(seqno);
+        let commit_evidence = secret.commit_evidence(txid);
         let ce_digest = sha256(commit_evidence.as_bytes());
         let flags = if force_chunk_after {
             EntryFlags::FORCE_LEDGER_CHUNK_AFTER
@@ -1346,7 +1353,7 @@ impl Node {
                 .expect("a transaction of this node always fits the entry format");
         let iv = builder.iv();
         let (aad, private) = builder.aad_and_private_mut();
-        let tag = self.secret.key().seal_in_place_detached(&iv, aad, private);
+        let tag = secret.key().seal_in_place_detached(&iv, aad, private);
         let entry = builder.finish(&tag);
         let mut leaf_input = [0u8; 96];
         leaf_input[..32].copy_from_slice(&sha256(&entry));
@@ -1470,7 +1477,7 @@ impl Node {
                 self.store.snapshot(),
                 leaf,
                 snapshot::ccf_view_history(&self.consensus.view_history),
-                self.secret.clone(),
+                self.secrets.for_seqno(seqno).clone(),
             ));
         }
         self.txs_since_signature = 0;

@@ -276,7 +276,7 @@ pub(crate) struct HistoryView<'a> {
     pub(crate) commit: coco_types::SeqNo,
     pub(crate) raft: &'a coco_consensus::Raft,
     pub(crate) cache: &'a mut crate::historical::HistoricalCache,
-    pub(crate) secret: &'a crate::secrets::LedgerSecret,
+    pub(crate) secrets: &'a crate::secrets::LedgerSecrets,
     pub(crate) out: &'a mut Vec<crate::Output>,
     pub(crate) now: crate::Now,
 }
@@ -360,7 +360,7 @@ impl coco_app_api::History for HistoryView<'_> {
         }
         let mut states = Vec::with_capacity(entries.len());
         for entry in entries {
-            let decoded = crate::replica::decode_entry(self.secret, &entry)
+            let decoded = crate::replica::decode_entry(self.secrets, &entry)
                 .map_err(|e| ApiError::internal(format!("Cannot read a past entry: {e}")))?;
             let mut store = coco_kv::Store::new();
             store
@@ -465,7 +465,7 @@ impl crate::Node {
         let (Some(entry), Some(signature)) = (entry, signature) else {
             return Ok(None);
         };
-        let evidence = self.secret.commit_evidence(txid);
+        let evidence = self.secrets.for_seqno(txid.seqno).commit_evidence(txid);
         let proof = tx_proof(txid, &entry, &signature, &evidence)
             .map_err(|e| ApiError::internal(format!("Cannot prove {txid}: {e}")))?;
         Ok(Some((entry, proof)))
@@ -511,7 +511,7 @@ impl crate::Node {
         let Some((entry, proof)) = self.load_tx_proof(txid, now, out)? else {
             return Ok(None);
         };
-        let decoded = crate::replica::decode_entry(&self.secret, &entry)
+        let decoded = crate::replica::decode_entry(&self.secrets, &entry)
             .map_err(|e| ApiError::internal(format!("Cannot read {txid}: {e}")))?;
         let mut store = coco_kv::Store::new();
         store

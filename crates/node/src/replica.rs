@@ -30,10 +30,11 @@ pub(crate) struct DecodedEntry {
 /// Parses an entry and decrypts its private domain with `secret` (the public domain is the AAD,
 /// so tampering fails).
 pub(crate) fn decode_entry(
-    secret: &crate::secrets::LedgerSecret,
+    secrets: &crate::secrets::LedgerSecrets,
     data: &Bytes,
 ) -> Result<DecodedEntry, String> {
     let view = parse_entry(data).map_err(|e| e.to_string())?;
+    let secret = secrets.for_seqno(view.seqno);
     let public_start = data.len() - view.public.len() - view.private.len();
     let public =
         parse_public_domain_shared(&data.slice(public_start..public_start + view.public.len()))
@@ -65,7 +66,7 @@ impl Node {
     pub fn join(
         config: CoreConfig,
         identity: NodeIdentity,
-        ledger_secret: [u8; 32],
+        ledger_secrets: impl Into<crate::secrets::LedgerSecrets>,
         plugins: Plugins,
         now: Now,
     ) -> Node {
@@ -75,7 +76,7 @@ impl Node {
             config.seed,
             now.monotonic_ms,
         );
-        Node::new(config, identity, ledger_secret, plugins, now, raft)
+        Node::new(config, identity, ledger_secrets.into(), plugins, now, raft)
     }
 
     /// A node joining from a committed snapshot (already verified and decrypted by
@@ -86,7 +87,7 @@ impl Node {
     pub fn join_from_snapshot(
         config: CoreConfig,
         identity: NodeIdentity,
-        ledger_secret: [u8; 32],
+        ledger_secrets: impl Into<crate::secrets::LedgerSecrets>,
         plugins: Plugins,
         now: Now,
         snapshot: crate::snapshot::LoadedSnapshot,
@@ -139,7 +140,7 @@ impl Node {
             &snapshot.view_history,
             std::sync::Arc::new(trusted),
         );
-        let mut node = Node::new(config, identity, ledger_secret, plugins, now, raft);
+        let mut node = Node::new(config, identity, ledger_secrets.into(), plugins, now, raft);
         node.store = store;
         node.tree = tree;
         node.consensus.view = view;
@@ -183,7 +184,7 @@ impl Node {
             self.consensus.last_seqno + 1,
             "entries arrive in order"
         );
-        let decoded = decode_entry(&self.secret, &entry.data)?;
+        let decoded = decode_entry(&self.secrets, &entry.data)?;
         let (view, public, write_set) = (decoded.txid, decoded.public, decoded.write_set);
         if view.seqno != idx || view.view != entry.term {
             return Err(format!(
@@ -278,6 +279,7 @@ impl Node {
         self.historical.truncate(to);
         self.index.truncate(to);
         self.snapshots.roll_back(to);
+        self.secrets.roll_back(to);
         self.pending_retirements.retain(|(seqno, _)| *seqno <= to);
         out.push(Output::Truncate { seqno: to });
     }

@@ -65,9 +65,118 @@ impl LedgerSecret {
     }
 }
 
+/// Every ledger secret of the service, by the seqno each first applies to (CCF's
+/// `LedgerSecrets`): a rekey at seqno r adds one applying from r + 1; older entries stay
+/// readable with the secret that applies to them.
+#[derive(Clone)]
+pub struct LedgerSecrets {
+    /// Ascending `applies_from`; never empty.
+    secrets: Vec<LedgerSecret>,
+    /// Where the previous secret of each (by `applies_from`) is stored encrypted under it
+    /// (`previous_secret_stored_version`).
+    stored: std::collections::BTreeMap<u64, u64>,
+}
+
+impl From<[u8; 32]> for LedgerSecrets {
+    /// Just the genesis secret.
+    fn from(raw: [u8; 32]) -> Self {
+        LedgerSecrets {
+            secrets: vec![LedgerSecret::new(raw)],
+            stored: Default::default(),
+        }
+    }
+}
+
+impl LedgerSecrets {
+    /// Secrets by `applies_from`, each with where its predecessor is stored (if known).
+    pub fn from_versions(
+        versions: impl IntoIterator<Item = (u64, [u8; 32], Option<u64>)>,
+    ) -> Result<Self, String> {
+        let mut secrets: Vec<LedgerSecret> = Vec::new();
+        let mut stored = std::collections::BTreeMap::new();
+        for (from, raw, previous_stored) in versions {
+            if secrets.last().is_some_and(|l| l.applies_from >= from) {
+                return Err(format!("ledger secret versions must ascend (at {from})"));
+            }
+            secrets.push(LedgerSecret::applying_from(from, raw));
+            if let Some(v) = previous_stored {
+                stored.insert(from, v);
+            }
+        }
+        if secrets.is_empty() {
+            return Err("no ledger secret".into());
+        }
+        Ok(LedgerSecrets { secrets, stored })
+    }
+
+    pub fn latest(&self) -> &LedgerSecret {
+        self.secrets.last().expect("never empty")
+    }
+
+    /// The secret that encrypts the entry at `seqno`.
+    pub fn for_seqno(&self, seqno: u64) -> &LedgerSecret {
+        let k = self.secrets.partition_point(|s| s.applies_from <= seqno);
+        &self.secrets[k.saturating_sub(1)]
+    }
+
+    pub fn all(&self) -> &[LedgerSecret] {
+        &self.secrets
+    }
+
+    /// Where the predecessor of the secret applying from `applies_from` is stored.
+    pub fn previous_stored(&self, applies_from: u64) -> Option<u64> {
+        self.stored.get(&applies_from).copied()
+    }
+
+    /// Adds a secret applying from `applies_from` (after every known one); a secret already
+    /// known at that version is kept.
+    pub fn add(&mut self, applies_from: u64, raw: [u8; 32], previous_stored: Option<u64>) {
+        if self.secrets.iter().any(|s| s.applies_from == applies_from) {
+            return;
+        }
+        assert!(
+            applies_from > self.latest().applies_from,
+            "a new ledger secret applies after the latest"
+        );
+        self.secrets
+            .push(LedgerSecret::applying_from(applies_from, raw));
+        if let Some(v) = previous_stored {
+            self.stored.insert(applies_from, v);
+        }
+    }
+
+    /// Forgets secrets installed by transactions after `seqno` (rolled back).
+    pub fn roll_back(&mut self, seqno: u64) {
+        while self.secrets.len() > 1 && self.latest().applies_from > seqno + 1 {
+            let s = self.secrets.pop().expect("more than one");
+            self.stored.remove(&s.applies_from);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_apply_by_seqno_and_roll_back_with_their_rekey() {
+        let mut s = LedgerSecrets::from([1; 32]);
+        s.add(11, [2; 32], Some(10));
+        s.add(31, [3; 32], Some(30));
+        assert_eq!(s.for_seqno(1).raw(), &[1; 32]);
+        assert_eq!(s.for_seqno(10).raw(), &[1; 32]);
+        assert_eq!(s.for_seqno(11).raw(), &[2; 32]);
+        assert_eq!(s.for_seqno(1_000).raw(), &[3; 32]);
+        assert_eq!(s.previous_stored(31), Some(30));
+        s.roll_back(30);
+        assert_eq!(s.latest().raw(), &[3; 32], "the rekey at 30 is kept");
+        s.roll_back(29);
+        assert_eq!(s.latest().raw(), &[2; 32]);
+        assert_eq!(s.previous_stored(31), None);
+        s.roll_back(0);
+        assert_eq!(s.all().len(), 1, "the genesis secret always stays");
+        assert!(LedgerSecrets::from_versions([(5, [1; 32], None), (5, [2; 32], None)]).is_err());
+    }
 
     #[test]
     fn commit_evidence_shape_and_determinism() {

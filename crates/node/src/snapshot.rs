@@ -193,7 +193,7 @@ pub fn verify_snapshot_file<'a>(
 pub fn load_snapshot(
     file: &[u8],
     service_cert_pem: &str,
-    secret: &[u8; 32],
+    secrets: &crate::secrets::LedgerSecrets,
 ) -> Result<LoadedSnapshot, String> {
     let view = verify_snapshot_file(file, service_cert_pem)?;
     let public = parse_snapshot_public(&Bytes::copy_from_slice(view.public))
@@ -205,7 +205,8 @@ pub fn load_snapshot(
         ));
     }
     let mut private = view.private.to_vec();
-    LedgerSecret::new(*secret)
+    secrets
+        .for_seqno(view.seqno)
         .key()
         .open_in_place_detached(view.iv, view.public, &mut private, view.tag)
         .map_err(|e| format!("snapshot private domain: {e}"))?;

@@ -646,7 +646,8 @@ fn trigger_snapshot_snapshots_at_the_next_signature_and_proves_it() {
         .expect("the snapshot commits");
     let mut file = entry;
     file.extend_from_slice(&receipt);
-    let loaded = coco_node::snapshot::load_snapshot(&file, &f.service_cert_pem, &[9; 32]).unwrap();
+    let loaded =
+        coco_node::snapshot::load_snapshot(&file, &f.service_cert_pem, &[9; 32].into()).unwrap();
     assert_eq!(loaded.seqno, job.seqno);
     assert_eq!(loaded.store.len(), job.store.len());
     // Only once: the following signature is an ordinary one.

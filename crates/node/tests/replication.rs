@@ -1070,7 +1070,8 @@ fn a_node_joins_from_a_committed_snapshot_and_catches_up() {
         .map(|(n, f)| (n.clone(), f.clone()))
         .expect("a committed snapshot");
     let service_cert = c.nodes[&p].service_cert_pem().to_owned();
-    let snapshot = coco_node::snapshot::load_snapshot(&file, &service_cert, &[9; 32]).unwrap();
+    let snapshot =
+        coco_node::snapshot::load_snapshot(&file, &service_cert, &[9; 32].into()).unwrap();
     let s = snapshot.seqno;
     assert!(name.starts_with(&format!("snapshot_{s}_")), "{name}");
     assert!(
@@ -1083,12 +1084,12 @@ fn a_node_joins_from_a_committed_snapshot_and_catches_up() {
     // Tampering is refused: a flipped byte in the entry, a receipt for another service, no receipt.
     let mut tampered = file.clone();
     tampered[200] ^= 1;
-    assert!(coco_node::snapshot::load_snapshot(&tampered, &service_cert, &[9; 32]).is_err());
+    assert!(coco_node::snapshot::load_snapshot(&tampered, &service_cert, &[9; 32].into()).is_err());
     let other = identity().service_cert_pem;
-    assert!(coco_node::snapshot::load_snapshot(&file, &other, &[9; 32]).is_err());
+    assert!(coco_node::snapshot::load_snapshot(&file, &other, &[9; 32].into()).is_err());
     let (entry, _) = coco_codec::snapshot::split_snapshot_file(&file).unwrap();
-    assert!(coco_node::snapshot::load_snapshot(entry, &service_cert, &[9; 32]).is_err());
-    assert!(coco_node::snapshot::load_snapshot(&file, &service_cert, &[8; 32]).is_err());
+    assert!(coco_node::snapshot::load_snapshot(entry, &service_cert, &[9; 32].into()).is_err());
+    assert!(coco_node::snapshot::load_snapshot(&file, &service_cert, &[8; 32].into()).is_err());
 
     let spare = spares.remove(0);
     let id = spare.node_id.clone();

@@ -636,7 +636,7 @@ impl Sim {
                     let loaded = coco_node::snapshot::load_snapshot(
                         &file,
                         &pool().service_cert,
-                        n.node.ledger_secret_raw(),
+                        n.node.ledger_secrets(),
                     )
                     .map_err(|e| format!("{}'s snapshot at {seqno}: {e}", Self::short(from)))?;
                     if loaded.seqno != seqno
