@@ -7,7 +7,8 @@ AAD, must authenticate (every entry carries a tag, even with an empty private do
 decrypted private domain must parse as CCF map records.
 
 Usage: python decrypt_private_domains.py LEDGER_DIR LEDGER_SECRET_HEX EXPECTED_PRIVATE_MAP
-Prints one JSON line: {"transactions": N, "private_domains": P, "expected_map_writes": W}.
+[FROM_SEQNO [TO_SEQNO]] (only entries in that range: a secret applies to a range of seqnos once
+the ledger has been rekeyed). Prints one JSON line: {"transactions": N, "private_domains": P, "expected_map_writes": W}.
 """
 import json
 import struct
@@ -49,10 +50,14 @@ def parse_records(buf):
 
 def main():
     ledger_dir, secret_hex, expected_map = sys.argv[1], sys.argv[2], sys.argv[3]
+    first = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+    last = int(sys.argv[5]) if len(sys.argv) > 5 else 2**64
     aead = AESGCM(bytes.fromhex(secret_hex))
     n_tx = n_private = n_expected = 0
     for chunk in Ledger([ledger_dir], committed_only=False):
         for tx in chunk:
+            if not first <= tx.get_public_domain().get_seqno() <= last:
+                continue
             raw = tx.get_raw_tx()
             n_tx += 1
             # entry header (8) | tag (16) | iv (12) | public len (8) | public | private

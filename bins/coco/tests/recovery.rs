@@ -217,3 +217,140 @@ fn no_file_a_node_writes_holds_private_values_in_plaintext() {
     assert!(scanned >= 3, "{files:?}");
     assert!(public_seen, "the scan finds public values (control)");
 }
+
+/// `trigger_ledger_rekey` on a 3-node network: entries after the rekey use a new secret that
+/// every node installs from the rekey transaction, old entries stay readable, a node joining
+/// later gets every secret, CCF's `verify_ledger_secrets_chain.py` accepts the chain of secrets,
+/// and the recovery shares now recover the new secret — which decrypts exactly the entries
+/// after the rekey, while the original secret decrypts exactly those before (independent Python
+/// decryption).
+#[test]
+fn rekey_installs_a_new_secret_everywhere_and_keeps_history_readable() {
+    let opts = Options {
+        sig_tx_count: 10,
+        export_ledger_secret: true,
+        election_timeout_ms: 3000,
+        ..Options::default()
+    };
+    let nodes = TestNode::cluster(3, opts.clone());
+    let primary = &nodes[0];
+    let mut user = primary.user();
+    let mut write = |id: u64| {
+        let r = user
+            .post_json(
+                "/app/log/private",
+                &json!({"id": id, "msg": format!("m{id}")}),
+            )
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        txid_of(&r)
+    };
+    let before = write(1);
+    let ballot = support::propose_and_vote(
+        primary,
+        &json!({"actions": [{"name": "trigger_ledger_rekey"}]}),
+    );
+    assert_eq!(ballot["proposalState"], "Accepted", "{ballot}");
+    let after = write(2);
+    for n in &nodes {
+        n.wait_committed_here(&after);
+        let mut c = n.user();
+        for id in [1, 2] {
+            let r = c.get(&format!("/app/log/private?id={id}")).unwrap();
+            assert_eq!(r.json()["msg"], format!("m{id}"), "{}", r.text());
+        }
+        // A receipt for the transaction before the rekey still verifies.
+        let r = c
+            .get(&format!("/app/receipt?transaction_id={before}"))
+            .unwrap();
+        if r.status == 200 {
+            coco_node::receipt::verify_json_receipt(&r.json(), &primary.ca_pem).unwrap();
+        }
+    }
+    // A node joining now gets every secret and replays both sides of the rekey.
+    let mut joiner = primary.spawn_joiner(&opts);
+    support::trust_pending(primary);
+    joiner.wait_started();
+    let last = write(3);
+    joiner.wait_committed_here(&last);
+    let mut c = joiner.user();
+    for id in [1, 2, 3] {
+        let r = c.get(&format!("/app/log/private?id={id}")).unwrap();
+        assert_eq!(r.json()["msg"], format!("m{id}"), "{}", r.text());
+    }
+
+    let rekey_seqno = rekey_seqno(primary);
+    // CCF's chain check over the primary's ledger.
+    let py = ccf_python();
+    let chain = Command::new(py.parent().unwrap().join("verify_ledger_secrets_chain.py"))
+        .arg("--uncommitted")
+        .arg(primary.ledger_dir())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&chain.stdout);
+    assert!(chain.status.success() && !text.contains("Error"), "{text}");
+    assert!(text.contains("previous_ledger_secret"), "{text}");
+
+    // The shares wrap the new secret; each secret decrypts its own side of the rekey.
+    let (status, body) = encrypted_share(primary, "member0");
+    assert_eq!(status, 200, "{body}");
+    let new_secret = recover(
+        primary,
+        &[("member0", body["encryptedShare"].as_str().unwrap())],
+    )
+    .expect("member0's share recovers the new secret");
+    let old_secret = std::fs::read_to_string(primary.path("ledger_secret.hex"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_ne!(new_secret, old_secret);
+    let decrypt = |secret: &str, range: (u64, u64)| {
+        let out = Command::new(&py)
+            .arg(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../tests/oracle/decrypt_private_domains.py"),
+            )
+            .arg(primary.ledger_dir())
+            .arg(secret)
+            .arg("records")
+            .arg(range.0.to_string())
+            .arg(range.1.to_string())
+            .output()
+            .unwrap();
+        out.status.success()
+    };
+    assert!(decrypt(&old_secret, (1, rekey_seqno)));
+    assert!(decrypt(&new_secret, (rekey_seqno + 1, u64::MAX / 2)));
+    assert!(!decrypt(&old_secret, (rekey_seqno + 1, u64::MAX / 2)));
+    assert!(!decrypt(&new_secret, (1, rekey_seqno)));
+}
+
+/// The seqno of the rekey: the transaction that wrote `encrypted_ledger_secrets` (found with
+/// CCF's ledger reader).
+fn rekey_seqno(node: &TestNode) -> u64 {
+    let script = r#"
+import sys, ccf.ledger
+for c in ccf.ledger.Ledger([sys.argv[1]], committed_only=False):
+    for tx in c:
+        pd = tx.get_public_domain()
+        if "public:ccf.internal.encrypted_ledger_secrets" in pd.get_tables():
+            print(pd.get_seqno())
+"#;
+    let out = Command::new(ccf_python())
+        .arg("-c")
+        .arg(script)
+        .arg(node.ledger_dir())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.lines()
+        .last()
+        .unwrap_or_else(|| {
+            panic!(
+                "no rekey in the ledger: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+        .parse()
+        .unwrap()
+}

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{Options, TestNode, asn1_time, now, propose_and_vote, txid_of};
+use support::{Options, TestNode, trust_pending, txid_of};
 
 fn committed_snapshots(node: &TestNode) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(node.path("snapshots"))
@@ -42,32 +42,6 @@ fn read_ledger(args: &[&std::ffi::OsStr]) -> String {
         "read_ledger.py {args:?} failed:\n{text}"
     );
     text
-}
-
-/// Waits for a Pending node in `primary`'s view and has member0 trust it.
-fn trust_pending(primary: &TestNode) {
-    let mut anon = primary.anonymous();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let pending = loop {
-        let nodes = anon.get("/node/network/nodes").unwrap().json();
-        if let Some(id) = nodes["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|n| n["status"] == "Pending")
-            .map(|n| n["node_id"].as_str().unwrap().to_owned())
-        {
-            break id;
-        }
-        assert!(Instant::now() < deadline, "the joiner never became Pending");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let ballot = propose_and_vote(
-        primary,
-        &json!({"actions": [{"name": "transition_node_to_trusted", "args": {
-            "node_id": pending, "valid_from": asn1_time(now() - 60)}}]}),
-    );
-    assert_eq!(ballot["proposalState"], "Accepted", "{ballot}");
 }
 
 #[test]

@@ -62,6 +62,11 @@ pub const SIGNATURES: &str = "public:ccf.internal.signatures";
 pub const COSE_SIGNATURES: &str = "public:ccf.internal.cose_signatures";
 /// The serialised Merkle tree singleton, raw bytes.
 pub const TREE: &str = "public:ccf.internal.tree";
+/// Ledger secrets for each trusted node, RSA-OAEP wrapped (rekey): [`LedgerSecretsForNodes`].
+pub const ENCRYPTED_LEDGER_SECRETS: &str = "public:ccf.internal.encrypted_ledger_secrets";
+/// The chain of past ledger secrets singleton: [`EncryptedLedgerSecretInfo`] JSON.
+pub const HISTORICAL_ENCRYPTED_LEDGER_SECRET: &str =
+    "public:ccf.internal.historical_encrypted_ledger_secret";
 /// The recovery shares singleton: [`RecoverySharesInfo`] JSON.
 pub const RECOVERY_SHARES: &str = "public:ccf.internal.recovery_shares";
 /// The evidence of the latest snapshot singleton: [`SnapshotEvidence`] JSON.
@@ -272,6 +277,43 @@ pub struct RecoverySharesInfo {
     pub encrypted_shares: std::collections::BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_secret_stored_version: Option<u64>,
+}
+
+/// One ledger secret for one node (`EncryptedLedgerSecret`, `src/service/tables/secrets.h`):
+/// `version` is null for a secret that applies from the transaction after the one writing it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncryptedLedgerSecret {
+    pub version: Option<u64>,
+    #[serde(with = "b64")]
+    pub encrypted_secret: Vec<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret_stored_version: Option<u64>,
+}
+
+/// Value of [`ENCRYPTED_LEDGER_SECRETS`]: node id → its secrets.
+pub type LedgerSecretsForNodes = std::collections::BTreeMap<String, Vec<EncryptedLedgerSecret>>;
+
+/// The previous ledger secret, AES-GCM encrypted under the next one (`PreviousLedgerSecretInfo`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviousLedgerSecretInfo {
+    /// tag ‖ IV ‖ ciphertext.
+    #[serde(with = "b64")]
+    pub encrypted_data: Vec<u8>,
+    /// The seqno the previous secret applies from.
+    pub version: u64,
+    /// Where the secret before it is stored (the previous write of this map).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret_stored_version: Option<u64>,
+}
+
+/// Value of [`HISTORICAL_ENCRYPTED_LEDGER_SECRET`] (`EncryptedLedgerSecretInfo`): at service
+/// start only `next_version`; at each rekey the previous secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncryptedLedgerSecretInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_ledger_secret: Option<PreviousLedgerSecretInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_version: Option<u64>,
 }
 
 // ---------------------------------------------------------------- service

@@ -1000,29 +1000,45 @@ impl Node {
         match hook {
             proposals::NodeHook::TriggerLedgerChunk => self.chunk_requested = true,
             proposals::NodeHook::TriggerSnapshot => self.snapshots.request(),
-            // Shares are re-issued inside the proposal's own transaction (see
-            // `reissue_recovery_shares`).
-            proposals::NodeHook::TriggerRecoverySharesRefresh => {}
-            // Rekeying arrives with the recovery issue; until then the request is recorded in
-            // the ledger by the proposal and has no further effect.
-            proposals::NodeHook::TriggerLedgerRekey => {}
+            // Done inside the proposal's own transaction (see `reissue_recovery_shares`); the
+            // new secret is installed when that transaction is observed.
+            proposals::NodeHook::TriggerRecoverySharesRefresh
+            | proposals::NodeHook::TriggerLedgerRekey => {}
         }
     }
 
     /// Re-issues recovery shares in `tx` when it asks for it (`trigger_recovery_shares_refresh`),
-    /// opens the service, or changes the share holders or threshold of an open service (CCF
-    /// does this in the same transaction: on opening, on a member's ack, on refresh).
+    /// opens the service, or changes the share holders or threshold of an open service; rekeys
+    /// when it asks for it (`trigger_ledger_rekey`). CCF does all of this in the same
+    /// transaction: on opening, on a member's ack, in the proposal that asks.
     fn reissue_recovery_shares(&mut self, tx: &mut coco_kv::Tx) -> Result<(), String> {
-        let refresh = self
+        let seqno = self.consensus.last_seqno + 1;
+        if self
             .requested_hooks
-            .contains(&proposals::NodeHook::TriggerRecoverySharesRefresh);
-        let holders = if refresh {
-            Some(recovery::holders(tx))
-        } else {
-            recovery::due(tx, &mut self.store.begin())
-        };
-        match holders {
-            Some(h) => recovery::issue(tx, &h, self.secrets.latest().raw(), &mut self.drbg),
+            .contains(&proposals::NodeHook::TriggerLedgerRekey)
+        {
+            let mut new_secret = [0u8; 32];
+            self.drbg.fill(&mut new_secret);
+            let holders = recovery::holders(tx);
+            let current = self.secrets.for_seqno(seqno).clone();
+            return recovery::rekey(tx, &holders, &current, &new_secret, seqno, &mut self.drbg);
+        }
+        let latest = self.secrets.latest().clone();
+        let previous_stored = self.secrets.previous_stored(latest.applies_from());
+        if self
+            .requested_hooks
+            .contains(&proposals::NodeHook::TriggerRecoverySharesRefresh)
+        {
+            let holders = recovery::holders(tx);
+            return recovery::issue(tx, &holders, latest.raw(), previous_stored, &mut self.drbg);
+        }
+        match recovery::due(tx, &mut self.store.begin()) {
+            Some((holders, opening)) => {
+                if opening {
+                    recovery::record_first_secret(tx, latest.applies_from())?;
+                }
+                recovery::issue(tx, &holders, latest.raw(), previous_stored, &mut self.drbg)
+            }
             None => Ok(()),
         }
     }
@@ -1030,6 +1046,14 @@ impl Node {
     /// Governance changes the node acts on: the service status (opening the app frontend) at
     /// once; renewed node and service certificates once `seqno` commits.
     fn observe_governance_writes(&mut self, write_set: &WriteSet, seqno: SeqNo) {
+        if let Some(for_nodes) = write_set
+            .maps
+            .get(tables::ENCRYPTED_LEDGER_SECRETS)
+            .and_then(|m| m.writes.get(&tables::SINGLETON_KEY[..]))
+            .and_then(|v| v.as_ref())
+        {
+            self.install_ledger_secrets(for_nodes, seqno);
+        }
         if let Some(evidence) = write_set
             .maps
             .get(tables::SNAPSHOT_EVIDENCE)
@@ -1079,6 +1103,40 @@ impl Node {
                 tables::ServiceStatus::Open => ServiceStatus::Open,
                 _ => ServiceStatus::Opening,
             };
+        }
+    }
+
+    /// A transaction at `seqno` wrapped ledger secrets for the trusted nodes (a rekey): this
+    /// node unwraps its own with its encryption key; a secret without a version applies from
+    /// `seqno + 1`. A secret this node cannot unwrap stops it (as an entry it cannot apply).
+    fn install_ledger_secrets(&mut self, value: &Bytes, seqno: SeqNo) {
+        let result = (|| -> Result<(), String> {
+            let for_nodes: tables::LedgerSecretsForNodes = tables::from_ccf_json(value)
+                .map_err(|e| format!("encrypted ledger secrets: {e}"))?;
+            let Some(mine) = for_nodes.get(&self.identity.node_id) else {
+                // Not for this node (it joined later, with every secret in its NetworkInfo).
+                return Ok(());
+            };
+            for s in mine {
+                let raw: [u8; 32] = self
+                    .identity
+                    .encryption_key
+                    .rsa_oaep_sha256_decrypt(&s.encrypted_secret)
+                    .map_err(|e| format!("unwrapping a ledger secret: {e}"))?
+                    .try_into()
+                    .map_err(|_| "a ledger secret is 32 bytes".to_owned())?;
+                self.secrets.add(
+                    s.version.unwrap_or(seqno + 1),
+                    raw,
+                    s.previous_secret_stored_version,
+                );
+            }
+            Ok(())
+        })();
+        if let Err(e) = result
+            && self.storage_failure.is_none()
+        {
+            self.storage_failure = Some(format!("ledger secrets at {seqno}: {e}"));
         }
     }
 

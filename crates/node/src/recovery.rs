@@ -80,11 +80,13 @@ pub(crate) fn holders(tx: &mut Tx) -> Holders {
 }
 
 /// Writes fresh recovery shares of `ledger_secret` for `holders` into `tx` (CCF's
-/// `shuffle_recovery_shares`), with the same refusals as CCF.
+/// `shuffle_recovery_shares`), with the same refusals as CCF. `previous_stored` is where the
+/// secret before it is stored (recovery walks back from there).
 pub(crate) fn issue(
     tx: &mut Tx,
     holders: &Holders,
     ledger_secret: &[u8; 32],
+    previous_stored: Option<u64>,
     rng: &mut Drbg,
 ) -> Result<(), String> {
     if holders.participants.is_empty() && holders.owners.is_empty() {
@@ -135,7 +137,7 @@ pub(crate) fn issue(
     let info = tables::RecoverySharesInfo {
         wrapped_latest_ledger_secret: wrapped,
         encrypted_shares,
-        previous_secret_stored_version: None,
+        previous_secret_stored_version: previous_stored,
     };
     tx.put(
         tables::RECOVERY_SHARES,
@@ -145,9 +147,94 @@ pub(crate) fn issue(
     Ok(())
 }
 
-/// Whether the transaction in `tx` must (re-)issue shares: it opens the service, or changes the
-/// holders or the threshold of an open service. `before` is the store it started from.
-pub(crate) fn due(tx: &mut Tx, before: &mut Tx) -> Option<Holders> {
+fn put_singleton<T: serde::Serialize>(tx: &mut Tx, map: &str, value: &T) -> Result<(), String> {
+    tx.put(
+        map,
+        Bytes::from_static(&tables::SINGLETON_KEY),
+        Bytes::from(tables::to_ccf_json(value).map_err(|e| e.to_string())?),
+    );
+    Ok(())
+}
+
+/// The start of the chain of ledger secrets (CCF writes it when the service opens): the
+/// current secret applies from `applies_from`.
+pub(crate) fn record_first_secret(tx: &mut Tx, applies_from: u64) -> Result<(), String> {
+    put_singleton(
+        tx,
+        tables::HISTORICAL_ENCRYPTED_LEDGER_SECRET,
+        &tables::EncryptedLedgerSecretInfo {
+            previous_ledger_secret: None,
+            next_version: Some(applies_from),
+        },
+    )
+}
+
+/// A rekey in the transaction `tx` at seqno `seqno` (CCF's `rekey_ledger`): `new_secret`, which
+/// applies from `seqno + 1`, wrapped for every trusted node in `encrypted_ledger_secrets`; the
+/// current secret encrypted under it in `historical_encrypted_ledger_secret`; recovery shares of
+/// the new secret for `holders`.
+pub(crate) fn rekey(
+    tx: &mut Tx,
+    holders: &Holders,
+    current: &crate::secrets::LedgerSecret,
+    new_secret: &[u8; 32],
+    seqno: u64,
+    rng: &mut Drbg,
+) -> Result<(), String> {
+    if !holders.open {
+        return Err("Cannot rekey ledger while the service is not open".into());
+    }
+    let mut nodes = Vec::new();
+    tx.for_each(tables::NODES_INFO, |k, v| {
+        nodes.push((k.clone(), v.clone()));
+        true
+    });
+    let mut for_nodes = tables::LedgerSecretsForNodes::new();
+    for (id, info) in nodes {
+        let info: tables::NodeInfo =
+            tables::from_ccf_json(&info).map_err(|e| format!("nodes.info: {e}"))?;
+        if info.status != tables::NodeStatus::Trusted {
+            continue;
+        }
+        let encrypted = coco_crypto::rsa_oaep_sha256_encrypt(&info.encryption_pub_key, new_secret)
+            .map_err(|e| format!("wrapping the ledger secret for a node: {e}"))?;
+        for_nodes.insert(
+            String::from_utf8_lossy(&id).into_owned(),
+            vec![tables::EncryptedLedgerSecret {
+                version: None,
+                encrypted_secret: encrypted,
+                previous_secret_stored_version: Some(seqno),
+            }],
+        );
+    }
+    put_singleton(tx, tables::ENCRYPTED_LEDGER_SECRETS, &for_nodes)?;
+    let mut iv = [0u8; coco_crypto::GCM_IV_SIZE_BYTES];
+    rng.fill(&mut iv);
+    let mut ct = *current.raw();
+    let tag = coco_crypto::AesGcmKey::new(new_secret).seal_in_place_detached(&iv, &[], &mut ct);
+    let stored_before = tx.get_version_of_previous_write(
+        tables::HISTORICAL_ENCRYPTED_LEDGER_SECRET,
+        &tables::SINGLETON_KEY,
+    );
+    put_singleton(
+        tx,
+        tables::HISTORICAL_ENCRYPTED_LEDGER_SECRET,
+        &tables::EncryptedLedgerSecretInfo {
+            previous_ledger_secret: Some(tables::PreviousLedgerSecretInfo {
+                encrypted_data: [&tag[..], &iv[..], &ct[..]].concat(),
+                version: current.applies_from(),
+                previous_secret_stored_version: stored_before,
+            }),
+            next_version: None,
+        },
+    )?;
+    issue(tx, holders, new_secret, Some(seqno), rng)
+}
+
+/// Whether the transaction in `tx` must (re-)issue shares: it opens the service (then the
+/// second value is true), or changes the holders or the threshold of an open service. `before`
+/// is the store it started from.
+pub(crate) fn due(tx: &mut Tx, before: &mut Tx) -> Option<(Holders, bool)> {
     let touched = tx.written_maps().any(|m| {
         [
             tables::SERVICE_INFO,
@@ -161,5 +248,7 @@ pub(crate) fn due(tx: &mut Tx, before: &mut Tx) -> Option<Holders> {
         return None;
     }
     let after = holders(tx);
-    (after.open && after != holders(before)).then_some(after)
+    let before = holders(before);
+    let opening = after.open && !before.open;
+    (after.open && after != before).then_some((after, opening))
 }

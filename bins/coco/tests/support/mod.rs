@@ -514,6 +514,35 @@ pub fn verified_counts(
     (nums[0], nums[1])
 }
 
+/// Waits for a Pending node in `primary`'s view and has member0 trust it.
+pub fn trust_pending(primary: &TestNode) {
+    let mut anon = primary.anonymous();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let pending = loop {
+        let nodes = anon.get("/node/network/nodes").unwrap().json();
+        if let Some(id) = nodes["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["status"] == "Pending")
+            .map(|n| n["node_id"].as_str().unwrap().to_owned())
+        {
+            break id;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the joiner never became Pending"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let ballot = propose_and_vote(
+        primary,
+        &serde_json::json!({"actions": [{"name": "transition_node_to_trusted", "args": {
+            "node_id": pending, "valid_from": asn1_time(now() - 60)}}]}),
+    );
+    assert_eq!(ballot["proposalState"], "Accepted", "{ballot}");
+}
+
 /// The `.committed` chunks of a ledger directory, by name, with their bytes.
 pub fn committed_chunks(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut chunks: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
