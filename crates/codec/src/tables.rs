@@ -67,6 +67,11 @@ pub const ENCRYPTED_LEDGER_SECRETS: &str = "public:ccf.internal.encrypted_ledger
 /// The chain of past ledger secrets singleton: [`EncryptedLedgerSecretInfo`] JSON.
 pub const HISTORICAL_ENCRYPTED_LEDGER_SECRET: &str =
     "public:ccf.internal.historical_encrypted_ledger_secret";
+/// The identity of the service before the last disaster recovery: JSON string of its PEM.
+pub const PREVIOUS_SERVICE_IDENTITY: &str = "public:ccf.gov.service.previous_service_identity";
+/// The last Merkle root the previous service signed: JSON string of its hex.
+pub const PREVIOUS_SERVICE_LAST_SIGNED_ROOT: &str =
+    "public:ccf.internal.previous_service_last_signed_root";
 /// The recovery shares singleton: [`RecoverySharesInfo`] JSON.
 pub const RECOVERY_SHARES: &str = "public:ccf.internal.recovery_shares";
 /// The evidence of the latest snapshot singleton: [`SnapshotEvidence`] JSON.

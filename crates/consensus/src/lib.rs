@@ -331,6 +331,30 @@ impl Raft {
         r
     }
 
+    /// The first node of a service recovered from a ledger that ends at the committable entry
+    /// `seqno`: leader of `view` (after every view of that ledger), its log committed up to
+    /// `seqno`, alone in its configuration until others join.
+    pub fn new_recovered(
+        id: NodeId,
+        config: Config,
+        seed: u64,
+        now_ms: u64,
+        seqno: SeqNo,
+        view_history: &[(View, SeqNo)],
+        view: View,
+    ) -> Raft {
+        assert!(
+            view_history.last().is_some_and(|(v, _)| *v < view),
+            "the recovered service's view follows the ledger's"
+        );
+        let me: Configuration = Arc::new(BTreeSet::from([id.clone()]));
+        let mut r = Raft::new_from_snapshot(id, config, seed, now_ms, seqno, view_history, me);
+        r.term = view;
+        // The node layer acts on leadership itself (as for a new service).
+        r.become_leader(&mut Vec::new());
+        r
+    }
+
     fn blank(id: NodeId, config: Config, seed: u64, now_ms: u64) -> Raft {
         assert!(
             config.message_timeout_ms > 0 && config.election_timeout_ms > config.message_timeout_ms,

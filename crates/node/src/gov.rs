@@ -738,10 +738,11 @@ pub fn sign_request(
 /// `ccf.node.transitionServiceToOpen(previous, next)` (CCF `NodeState::transition_service_to_open`
 /// and `InternalTablesAccess::open_service`): opens a service that is Opening, once `next` is this
 /// service's certificate and enough active recovery members exist for the recovery threshold.
-/// Opening an open service again is a no-op. (Recovering services arrive with the recovery issue.)
+/// Opening an open service again is a no-op; a recovering service moves to
+/// `WaitingForRecoveryShares`.
 pub fn open_service(
     tx: &mut coco_kv::Tx,
-    _previous_identity: Option<&str>,
+    previous_identity: Option<&str>,
     next_identity: &str,
 ) -> Result<(), String> {
     let raw = tx
@@ -758,6 +759,32 @@ pub fn open_service(
     match info.status {
         tables::ServiceStatus::Open => return Ok(()),
         tables::ServiceStatus::Opening => {}
+        tables::ServiceStatus::Recovering => {
+            // A recovered service opens once members have submitted enough recovery shares
+            // (CCF: `WaitingForRecoveryShares`); the previous identity must be named.
+            let recorded: String = tx
+                .get(tables::PREVIOUS_SERVICE_IDENTITY, &tables::SINGLETON_KEY)
+                .and_then(|v| tables::from_ccf_json(&v).ok())
+                .ok_or("The recovering service has no previous service identity")?;
+            let previous = previous_identity.ok_or(
+                "Unable to open service: a recovering service needs the previous service identity",
+            )?;
+            if previous.trim() != recorded.trim() {
+                return Err(
+                    "Unable to open service: previous service identity does not match the recovered ledger's"
+                        .into(),
+                );
+            }
+            info.status = tables::ServiceStatus::WaitingForRecoveryShares;
+            tx.put(
+                tables::SERVICE_INFO,
+                Bytes::from_static(&tables::SINGLETON_KEY),
+                Bytes::from(
+                    tables::to_ccf_json(&info).map_err(|e| format!("Service information: {e}"))?,
+                ),
+            );
+            return Ok(());
+        }
         other => {
             return Err(format!(
                 "Could not open current service: status is {other:?}, not Opening"

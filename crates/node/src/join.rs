@@ -226,7 +226,15 @@ impl Node {
         let opening = tx
             .get(tables::SERVICE_INFO, &tables::SINGLETON_KEY)
             .and_then(|v| tables::from_ccf_json::<tables::ServiceInfo>(&v).ok())
-            .is_some_and(|s| s.status == tables::ServiceStatus::Opening);
+            .is_some_and(|s| {
+                // CCF trusts joiners at once while the service is opening or recovering.
+                matches!(
+                    s.status,
+                    tables::ServiceStatus::Opening
+                        | tables::ServiceStatus::Recovering
+                        | tables::ServiceStatus::WaitingForRecoveryShares
+                )
+            });
         let status = if opening {
             tables::NodeStatus::Trusted
         } else {

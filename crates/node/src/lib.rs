@@ -11,6 +11,7 @@
 
 pub mod attestation;
 pub mod config;
+pub mod disaster;
 pub mod endpoints;
 mod forwarding;
 pub mod gov;
@@ -184,20 +185,7 @@ pub struct Plugins {
 }
 
 /// Service lifecycle (`public:ccf.gov.service.info` status).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ServiceStatus {
-    Opening,
-    Open,
-}
-
-impl ServiceStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ServiceStatus::Opening => "Opening",
-            ServiceStatus::Open => "Open",
-        }
-    }
-}
+pub use tables::ServiceStatus;
 
 /// Where a request being executed came from.
 enum Origin {
@@ -409,6 +397,12 @@ impl Node {
     /// A snapshot of the whole KV store at the last executed transaction (tests, tools).
     pub fn kv_snapshot(&self) -> coco_kv::StoreSnapshot {
         self.store.snapshot()
+    }
+
+    /// A copy of the store at the last executed transaction, to run read or trial transactions
+    /// against (tests, tools); it shares structure with the node's and costs O(1).
+    pub fn kv_snapshot_store(&self) -> Store {
+        Store::from_snapshot(&self.store.snapshot())
     }
 
     /// This node's consensus role.
@@ -1099,10 +1093,7 @@ impl Node {
                 self.pending_certificates
                     .push_back((seqno, CertificateChange::Service(info.cert.clone())));
             }
-            self.service_status = match info.status {
-                tables::ServiceStatus::Open => ServiceStatus::Open,
-                _ => ServiceStatus::Opening,
-            };
+            self.service_status = info.status;
         }
     }
 
@@ -1703,10 +1694,7 @@ impl Node {
 
     fn write_service_status(&mut self, status: ServiceStatus, out: &mut Vec<Output>) {
         let mut tx = self.store.begin();
-        let table_status = match status {
-            ServiceStatus::Opening => tables::ServiceStatus::Opening,
-            ServiceStatus::Open => tables::ServiceStatus::Open,
-        };
+        let table_status = status;
         tx.put(
             tables::SERVICE_INFO,
             Bytes::from_static(&tables::SINGLETON_KEY),

@@ -148,10 +148,7 @@ impl Node {
         node.consensus.last_signed_seqno = seqno;
         node.consensus.commit = TxId::new(signature.view, seqno);
         node.consensus.view_history = snapshot.view_history;
-        node.service_status = match info.status {
-            tables::ServiceStatus::Open => crate::ServiceStatus::Open,
-            _ => crate::ServiceStatus::Opening,
-        };
+        node.service_status = info.status;
         node.service.service_cert_pem = info.cert;
         node.service_data = info.service_data;
         node.service_create_txid = info.current_service_create_txid;
