@@ -69,6 +69,17 @@ pub enum MemberCommand {
         #[arg(long)]
         proposal_id: String,
     },
+    /// Disaster recovery: fetch your encrypted recovery share, decrypt it with your
+    /// encryption key and submit it (what CCF's `submit_recovery_share.sh` does).
+    SubmitShare {
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        address: SocketAddr,
+        #[arg(long)]
+        cacert: PathBuf,
+        /// Your RSA encryption private key (PEM), e.g. member0_enc_privk.pem.
+        #[arg(long)]
+        enc_key: PathBuf,
+    },
     /// Acknowledge the current state digest: the member becomes Active.
     Ack {
         /// Node address, host:port.
@@ -198,6 +209,40 @@ impl Member {
         Ok(v["proposalState"].as_str().unwrap_or_default().to_owned())
     }
 
+    /// Fetches this member's encrypted recovery share, decrypts it with `enc_key` and submits
+    /// it; returns the service's answer (`submittedCount`, `recoveryThreshold`, …).
+    pub fn submit_share(
+        &self,
+        conn: &mut BlockingConnection,
+        enc_key: &coco_crypto::RsaKeyPair,
+    ) -> anyhow::Result<serde_json::Value> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let path = format!("/gov/recovery/encrypted-shares/{}?{API_VERSION}", self.id);
+        let r = conn.get(&path)?;
+        if !r.status.is_success() {
+            bail!("{path}: {} {}", r.status, r.text());
+        }
+        let encrypted = b64
+            .decode(
+                r.json()["encryptedShare"]
+                    .as_str()
+                    .context("no encryptedShare in the response")?,
+            )
+            .context("the encrypted share is not base64")?;
+        let share = enc_key
+            .rsa_oaep_sha256_decrypt(&encrypted)
+            .context("decrypting the recovery share (is this your encryption key?)")?;
+        let body = serde_json::json!({ "share": b64.encode(share) }).to_string();
+        self.post(
+            conn,
+            &format!("/gov/recovery/members/{}:recover?{API_VERSION}", self.id),
+            "recovery_share",
+            body.as_bytes(),
+            None,
+        )
+    }
+
     /// `state-digests/{id}:update` then `:ack` with the returned digest.
     pub fn ack(&self, conn: &mut BlockingConnection) -> anyhow::Result<String> {
         let cose = [("content-type", "application/cose")];
@@ -244,6 +289,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let signed = member.sign(&msg_type, &payload, proposal_id.as_deref())?;
             use std::io::Write;
             std::io::stdout().write_all(&signed)?;
+            Ok(())
+        }
+        MemberCommand::SubmitShare {
+            address,
+            cacert,
+            enc_key,
+        } => {
+            let key = coco_crypto::RsaKeyPair::from_pkcs8_pem(
+                &std::fs::read_to_string(&enc_key)
+                    .with_context(|| format!("reading {}", enc_key.display()))?,
+            )?;
+            let answer = member.submit_share(&mut connect(&cacert, address)?, &key)?;
+            println!("{answer}");
             Ok(())
         }
         MemberCommand::Ack { address, cacert } => {

@@ -60,6 +60,10 @@ pub enum ErrorCode {
     RequestForwardingTimedOut,
     /// `DELETE /node/network/nodes/{id}` on a node that is not retired and committed as such.
     NodeNotRetiredCommitted,
+    /// A recovery share submitted while the service is not waiting for them.
+    ServiceNotWaitingForRecoveryShares,
+    /// A recovery share submitted while this node already replays the private ledger.
+    NodeAlreadyRecovering,
 }
 
 impl ErrorCode {
@@ -107,6 +111,8 @@ impl ErrorCode {
             ErrorCode::SessionConsistencyLost => "SessionConsistencyLost",
             ErrorCode::RequestForwardingTimedOut => "RequestForwardingTimedOut",
             ErrorCode::NodeNotRetiredCommitted => "NodeNotRetiredCommitted",
+            ErrorCode::ServiceNotWaitingForRecoveryShares => "ServiceNotWaitingForRecoveryShares",
+            ErrorCode::NodeAlreadyRecovering => "NodeAlreadyRecovering",
         }
     }
 }

@@ -72,6 +72,9 @@ pub const PREVIOUS_SERVICE_IDENTITY: &str = "public:ccf.gov.service.previous_ser
 /// The last Merkle root the previous service signed: JSON string of its hex.
 pub const PREVIOUS_SERVICE_LAST_SIGNED_ROOT: &str =
     "public:ccf.internal.previous_service_last_signed_root";
+/// Recovery shares members submitted to a recovering service: member id → JSON string of the
+/// base64 of the share AES-GCM encrypted under the current ledger secret (tag ‖ IV ‖ ct).
+pub const ENCRYPTED_SUBMITTED_SHARES: &str = "public:ccf.internal.encrypted_submitted_shares";
 /// The recovery shares singleton: [`RecoverySharesInfo`] JSON.
 pub const RECOVERY_SHARES: &str = "public:ccf.internal.recovery_shares";
 /// The evidence of the latest snapshot singleton: [`SnapshotEvidence`] JSON.

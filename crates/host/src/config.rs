@@ -140,6 +140,23 @@ pub struct Command {
     pub service_certificate_file: PathBuf,
     pub start: Option<Start>,
     pub join: Option<Join>,
+    pub recover: Option<Recover>,
+}
+
+/// `command.recover` (CCF `Recover`): start a new service from a dead one's ledger, found in
+/// `ledger.directory`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recover {
+    /// The dead service's certificate (PEM): the new service endorses it.
+    pub previous_service_identity_file: PathBuf,
+    #[serde(default = "default_validity_days")]
+    pub initial_service_certificate_validity_days: u32,
+    /// The new service certificate's subject (CCF keeps the previous service's; coco names it).
+    #[serde(default = "default_service_subject")]
+    pub service_subject_name: String,
+    #[serde(default)]
+    pub cose_signatures: CoseSignatures,
 }
 
 /// `command.join`: where to ask to join and how to poll.
@@ -632,10 +649,17 @@ impl NodeConfigFile {
                 }
             }
             CommandKind::Recover => {
-                return Err(
-                    "at 'command.type': Recover is not supported yet (it arrives with recovery)"
-                        .into(),
-                );
+                let recover = self
+                    .command
+                    .recover
+                    .as_ref()
+                    .ok_or("at 'command.recover': required when command.type is Recover")?;
+                if recover.initial_service_certificate_validity_days == 0 {
+                    return Err(
+                        "at 'command.recover.initial_service_certificate_validity_days': must be at least 1"
+                            .into(),
+                    );
+                }
             }
         }
         if self.consensus.message_timeout.0 == 0
@@ -720,7 +744,11 @@ mod tests {
             ),
             (r#""type": "Start""#, r#""type": "Begin""#, "command.type"),
             (r#""type": "Start""#, r#""type": "Join""#, "command.join"),
-            (r#""type": "Start""#, r#""type": "Recover""#, "command.type"),
+            (
+                r#""type": "Start""#,
+                r#""type": "Recover""#,
+                "command.recover",
+            ),
             (
                 r#""members": [{"certificate_file": "m.pem"}]"#,
                 r#""members": []"#,

@@ -78,6 +78,8 @@ pub enum StorageOp {
         from_idx: SeqNo,
         to_idx: SeqNo,
     },
+    /// A disaster recovery ended: rename the `.recovery` files.
+    CompleteRecovery,
 }
 
 /// The request queue is full.
@@ -440,6 +442,10 @@ impl Router {
                 Output::ServiceCertificate { .. } => {
                     tracing::info!("the service certificate was renewed by governance")
                 }
+                Output::RecoveryComplete => {
+                    tracing::info!("the recovered service is open");
+                    ops.push(StorageOp::CompleteRecovery);
+                }
                 Output::Snapshot(action) => {
                     if let Some(worker) = &self.snapshots
                         && worker.send(action).is_err()
@@ -483,6 +489,7 @@ fn storage_loop<D: Disk>(
                     truncations += 1;
                     result = writer.truncate(s);
                 }
+                StorageOp::CompleteRecovery => result = writer.complete_recovery(),
                 StorageOp::Read {
                     peer,
                     from_idx,
@@ -501,7 +508,7 @@ fn storage_loop<D: Disk>(
                     // The reader asks again (a peer on its next probe, a historical query after
                     // a while); a read failure is not a reason to stop this node's own storage.
                     (Err(e), peer) => {
-                        tracing::warn!(?peer, error = %e, "cannot read ledger entries back")
+                        tracing::warn!(?peer, from_idx, to_idx, error = %e, "cannot read ledger entries back")
                     }
                 },
             }

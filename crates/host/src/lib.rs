@@ -18,7 +18,7 @@ pub mod tls;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use coco_codec::tables;
 use coco_crypto::{Curve, EcKeyPair, RsaKeyPair, SubjectAltName, Validity};
@@ -58,6 +58,8 @@ pub enum StartError {
     Tls(#[from] tls::TlsSetupError),
     #[error("joining the service failed: {0}")]
     Join(String),
+    #[error("recovering the service failed: {0}")]
+    Recover(String),
     #[error("cannot bind interface {name} to {address}: {source}")]
     Bind {
         name: String,
@@ -513,6 +515,99 @@ fn prepare_start(
     })
 }
 
+/// Recovers a dead service from its ledger (CCF `Recover`): a new service identity, the
+/// previous service's public state replayed, status `Recovering` until members open it and
+/// submit their recovery shares.
+fn prepare_recover(
+    cfg: &NodeConfigFile,
+    plugins: Plugins,
+    bound: &Bound,
+    host_data: [u8; 32],
+    ledger: &[bytes::Bytes],
+) -> Result<Prepared, StartError> {
+    let recover = cfg
+        .command
+        .recover
+        .as_ref()
+        .expect("validated by the config parser");
+    let previous_identity = read_cert(
+        "previous service identity",
+        &recover.previous_service_identity_file,
+    )?;
+    let now = unix_now();
+    let service_key = EcKeyPair::generate(Curve::P384).map_err(crypto)?;
+    let service_days = i64::from(recover.initial_service_certificate_validity_days);
+    let service_cert_pem = coco_crypto::self_signed_ca_cert(
+        &service_key,
+        &common_name(&recover.service_subject_name),
+        Validity {
+            not_before_unix_s: now - 60,
+            not_after_unix_s: now + service_days * 86_400,
+        },
+    )
+    .map_err(crypto)?;
+    let mut identity = NodeIdentity::new(
+        EcKeyPair::generate(node_curve(cfg)).map_err(crypto)?,
+        &common_name(&cfg.node_certificate.subject_name),
+        &node_sans(cfg)?,
+        node_validity(cfg, now),
+        std::sync::Arc::new(service_key),
+        service_cert_pem.clone(),
+        RsaKeyPair::generate(2048).map_err(crypto)?,
+    )
+    .map_err(crypto)?;
+    identity.virtual_host_data = host_data;
+    let node_cert_pem = identity.node_cert_pem.clone();
+    let node_key_pem = identity.node_key.to_pkcs8_pem();
+    let network = node_info_network(cfg, bound);
+    let genesis = GenesisConfig {
+        rpc_interfaces: network.rpc_interfaces,
+        node_to_node_interface: network.node_to_node_interface,
+        ..GenesisConfig::default()
+    };
+    let core = core_config(
+        cfg,
+        recover.cose_signatures.issuer.clone(),
+        recover.cose_signatures.subject.clone(),
+    )?;
+    let mut secret = [0u8; 32];
+    coco_crypto::random_bytes(&mut secret).map_err(crypto)?;
+    let started = std::time::Instant::now();
+    let mut out = Vec::new();
+    let node = Node::start_recovery(
+        core,
+        identity,
+        coco_node::disaster::Recovery {
+            ledger,
+            genesis: &genesis,
+            ledger_secret: secret,
+            previous_service_identity: Some(&previous_identity),
+        },
+        plugins,
+        Clock::new().now(),
+        &mut out,
+    )
+    .map_err(StartError::Recover)?;
+    tracing::info!(
+        entries = ledger.len(),
+        replay_ms = started.elapsed().as_millis() as u64,
+        "recovering: the previous service's public state is replayed"
+    );
+    write_file(
+        "service certificate",
+        &cfg.command.service_certificate_file,
+        service_cert_pem.as_bytes(),
+    )?;
+    Ok(Prepared {
+        ledger_starts_after: ledger.len() as coco_types::SeqNo,
+        node,
+        genesis_outputs: out,
+        node_key_pem,
+        node_cert_pem,
+        service_cert_pem,
+    })
+}
+
 /// Joins an existing service (CCF `Join`): asks the target (or the primary it names) until
 /// this node is trusted, then starts as a backup with what the primary sent.
 fn prepare_join(
@@ -559,16 +654,38 @@ fn prepare_join(
     )?;
     let node_cert_pem = identity.node_cert_pem.clone();
     let fetch_started = std::time::Instant::now();
-    let snapshot = if target.fetch_recent_snapshot {
-        runtime
+    // A recovered service does not replicate the ledger from before its recovery: a joiner
+    // starts from a snapshot taken after it (the service takes one when it opens).
+    let recovered_at = info.last_recovered_signed_idx;
+    let seqno_of = |s: &Option<(String, Vec<u8>)>| {
+        s.as_ref()
+            .and_then(|(name, _)| coco_codec::snapshot::SnapshotName::parse(name))
+            .map(|n| n.seqno)
+    };
+    let wait_until =
+        fetch_started + Duration::from_millis(coco_types::limits::JOIN_SNAPSHOT_WAIT_MS);
+    let snapshot = loop {
+        if !target.fetch_recent_snapshot {
+            break None;
+        }
+        let fetched = runtime
             .block_on(join::fetch_snapshot(
                 &service_cert_pem,
                 primary,
                 target.fetch_snapshot_max_size.0,
             ))
-            .map_err(|e| StartError::Join(format!("fetching a snapshot from {primary}: {e}")))?
-    } else {
-        None
+            .map_err(|e| StartError::Join(format!("fetching a snapshot from {primary}: {e}")))?;
+        if recovered_at == 0
+            || seqno_of(&fetched).is_some_and(|s| s > recovered_at)
+            || std::time::Instant::now() >= wait_until
+        {
+            break fetched;
+        }
+        tracing::info!(
+            recovered_at,
+            "waiting for a snapshot taken after the service's recovery"
+        );
+        std::thread::sleep(Duration::from_millis(target.retry_timeout.0));
     };
     let fetch_ms = fetch_started.elapsed().as_millis() as u64;
     // A committed snapshot already on this machine (`snapshots.directory`,
@@ -584,10 +701,7 @@ fn prepare_join(
         Some((name, dir.join(name.file_name())))
     })
     .max_by_key(|(name, _)| name.seqno);
-    let fetched_seqno = snapshot
-        .as_ref()
-        .and_then(|(name, _)| coco_codec::snapshot::SnapshotName::parse(name))
-        .map(|n| n.seqno);
+    let fetched_seqno = seqno_of(&snapshot);
     let snapshot = match local {
         Some((name, path)) if fetched_seqno.is_none_or(|s| name.seqno > s) => {
             let file = std::fs::read(&path).map_err(|source| StartError::File {
@@ -599,6 +713,13 @@ fn prepare_join(
         }
         _ => snapshot,
     };
+    if recovered_at > 0 && seqno_of(&snapshot).is_none_or(|s| s <= recovered_at) {
+        return Err(StartError::Join(format!(
+            "the service was recovered after seqno {recovered_at}: a node joins it from a \
+             snapshot taken since, and none was available (the service takes one when it opens; \
+             see join.fetch_recent_snapshot and snapshots.read_only_directory)"
+        )));
+    }
     let node = match snapshot {
         Some((name, file)) => {
             let started = std::time::Instant::now();
@@ -647,7 +768,14 @@ pub fn start_with_disk<D: Disk>(
     plugins: Plugins,
     disk: D,
 ) -> Result<RunningNode, StartError> {
-    let mut writer = LedgerWriter::create(&cfg.ledger.directory, disk)?;
+    // A recovery opens the dead service's ledger; other nodes start an empty one.
+    let (mut writer, recovered_ledger) = match cfg.command.kind {
+        CommandKind::Recover => {
+            let (writer, entries) = LedgerWriter::open_for_recovery(&cfg.ledger.directory, disk)?;
+            (writer, Some(entries))
+        }
+        _ => (LedgerWriter::create(&cfg.ledger.directory, disk)?, None),
+    };
     std::fs::create_dir_all(&cfg.snapshots.directory).map_err(|source| StartError::File {
         what: "snapshots directory",
         path: cfg.snapshots.directory.clone(),
@@ -667,10 +795,27 @@ pub fn start_with_disk<D: Disk>(
     let prepared = match cfg.command.kind {
         CommandKind::Start => prepare_start(cfg, plugins, &bound, host_data)?,
         CommandKind::Join => prepare_join(cfg, plugins, &bound, host_data, &runtime)?,
-        CommandKind::Recover => unreachable!("refused by the config parser"),
+        CommandKind::Recover => {
+            let entries = recovered_ledger.expect("opened above");
+            let last = coco_node::disaster::last_signature_seqno(&entries).ok_or_else(|| {
+                StartError::Recover(format!(
+                    "the ledger in {} holds no signature transaction: nothing was committed",
+                    cfg.ledger.directory.display()
+                ))
+            })?;
+            let prepared =
+                prepare_recover(cfg, plugins, &bound, host_data, &entries[..last as usize])?;
+            drop(entries);
+            // Nothing after the last signature was committed: it goes, and what the recovered
+            // service writes goes to `.recovery` files until it opens.
+            writer.begin_recovery_after(last)?;
+            prepared
+        }
     };
     // A node started from a snapshot writes its ledger from the entry after it.
-    writer.start_after(prepared.ledger_starts_after);
+    if cfg.command.kind != CommandKind::Recover {
+        writer.start_after(prepared.ledger_starts_after);
+    }
     writer.set_read_only_directories(cfg.ledger.read_only_directories.clone());
     if let Some(p) = &cfg.output_files.node_certificate_file {
         write_file("node certificate", p, prepared.node_cert_pem.as_bytes())?;

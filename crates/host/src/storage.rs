@@ -125,6 +125,8 @@ pub struct LedgerWriter<D: Disk> {
     /// `ledger.read_only_directories`: committed chunks from elsewhere (e.g. the history before
     /// the snapshot this node started from), read when this node's own files lack an entry.
     read_only: Vec<PathBuf>,
+    /// A disaster recovery is under way: new chunks are named `….recovery` until it ends.
+    recovery: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -181,7 +183,200 @@ impl<D: Disk> LedgerWriter<D> {
             failed: None,
             read_cache: None,
             read_only: Vec::new(),
+            recovery: false,
         })
+    }
+
+    /// Opens a dead service's ledger directory for a disaster recovery (CCF `Recover`): repairs
+    /// a torn final entry, sets aside the files of an abandoned earlier recovery (`.ignored`),
+    /// and reads every entry back — the chunks must hold seqnos 1.. without gaps. Returns the
+    /// writer, positioned after the last entry, and the entries.
+    pub fn open_for_recovery(
+        dir: &Path,
+        disk: D,
+    ) -> Result<(Self, Vec<bytes::Bytes>), StorageError> {
+        let io = |source| StorageError::Io {
+            path: dir.to_owned(),
+            source,
+        };
+        if !dir.is_dir() {
+            return Err(StorageError::Io {
+                path: dir.to_owned(),
+                source: io::Error::new(io::ErrorKind::NotFound, "no ledger directory to recover"),
+            });
+        }
+        repair_torn_tail(dir).map_err(io)?;
+        let mut writer = LedgerWriter {
+            dir: dir.to_owned(),
+            disk,
+            open: None,
+            complete: Vec::new(),
+            last_seqno: 0,
+            committed_seqno: 0,
+            failed: None,
+            read_cache: None,
+            read_only: Vec::new(),
+            recovery: false,
+        };
+        let mut chunks = Vec::new();
+        for e in std::fs::read_dir(dir).map_err(io)? {
+            let e = e.map_err(io)?;
+            let Some(name) = ChunkName::parse(&e.file_name().to_string_lossy()) else {
+                continue;
+            };
+            if name.ignored {
+                continue;
+            }
+            if name.recovery {
+                let to = dir.join(
+                    ChunkName {
+                        ignored: true,
+                        ..name
+                    }
+                    .to_string(),
+                );
+                writer
+                    .disk
+                    .rename(&e.path(), &to)
+                    .map_err(|source| StorageError::Io {
+                        path: e.path(),
+                        source,
+                    })?;
+                continue;
+            }
+            chunks.push((name, e.path()));
+        }
+        chunks.sort_by_key(|(name, _)| name.start);
+        let mut entries = Vec::new();
+        for (k, (name, path)) in chunks.iter().enumerate() {
+            let corrupt = |message: String| StorageError::Corrupt {
+                path: path.clone(),
+                message,
+            };
+            let bytes =
+                bytes::Bytes::from(std::fs::read(path).map_err(|source| StorageError::Io {
+                    path: path.clone(),
+                    source,
+                })?);
+            let scan = chunk::scan_chunk(&bytes).map_err(|e| corrupt(e.to_string()))?;
+            let expected = entries.len() as SeqNo + 1;
+            if name.start != expected || scan.first_seqno().is_some_and(|f| f != expected) {
+                return Err(corrupt(format!(
+                    "starts at {} where seqno {expected} was expected: the ledger has a gap or                      overlapping chunks",
+                    name.start
+                )));
+            }
+            if name.end.is_none() && k + 1 != chunks.len() {
+                return Err(corrupt("an open chunk that is not the last one".into()));
+            }
+            if let Some(end) = name.end
+                && scan.last_seqno() != Some(end)
+            {
+                return Err(corrupt(format!("does not end at entry {end}")));
+            }
+            for e in &scan.entries {
+                entries.push(bytes.slice(e.range()));
+            }
+            let last = entries.len() as SeqNo;
+            match name.end {
+                None => {
+                    let file =
+                        writer
+                            .disk
+                            .open_existing(path)
+                            .map_err(|source| StorageError::Io {
+                                path: path.clone(),
+                                source,
+                            })?;
+                    let len_bytes = scan
+                        .entries
+                        .last()
+                        .map(|e| e.offset + e.len_bytes)
+                        .unwrap_or(chunk::CHUNK_HEADER_SIZE_BYTES as u64);
+                    let mut file = file;
+                    writer
+                        .disk
+                        .set_len(&mut file, len_bytes)
+                        .map_err(|source| StorageError::Io {
+                            path: path.clone(),
+                            source,
+                        })?;
+                    writer.open = Some(OpenChunk {
+                        start: name.start,
+                        last,
+                        file,
+                        path: path.clone(),
+                        len_bytes,
+                        positions: scan.entries.iter().map(|e| e.offset as u32).collect(),
+                        needs_dir_sync: false,
+                        pending: Vec::new(),
+                    });
+                }
+                Some(end) if name.committed => writer.committed_seqno = end,
+                Some(end) => writer.complete.push(CompleteChunk {
+                    start: name.start,
+                    end,
+                    path: path.clone(),
+                }),
+            }
+        }
+        writer.last_seqno = entries.len() as SeqNo;
+        Ok((writer, entries))
+    }
+
+    /// The recovery starts after entry `last` (the dead service's last signature): everything
+    /// after it is discarded, the ledger up to it is closed and committed, and new chunks are
+    /// `….recovery` files until [`Self::complete_recovery`].
+    pub fn begin_recovery_after(&mut self, last: SeqNo) -> Result<(), StorageError> {
+        self.truncate(last)?;
+        self.complete_open_chunk()?;
+        self.commit(last)?;
+        self.recovery = true;
+        Ok(())
+    }
+
+    /// The recovered service opened: `.recovery` files take their ordinary names.
+    pub fn complete_recovery(&mut self) -> Result<(), StorageError> {
+        self.check()?;
+        if !self.recovery {
+            return Ok(());
+        }
+        self.recovery = false;
+        self.read_cache = None;
+        let dir = self.dir.clone();
+        let names = std::fs::read_dir(&dir)
+            .and_then(|entries| {
+                entries
+                    .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+                    .collect::<io::Result<Vec<String>>>()
+            })
+            .map_err(|e| self.fail(&dir, e))?;
+        for file in names {
+            let Some(name) = ChunkName::parse(&file).filter(|n| n.recovery && !n.ignored) else {
+                continue;
+            };
+            let from = dir.join(&file);
+            let to = dir.join(
+                ChunkName {
+                    recovery: false,
+                    ..name
+                }
+                .to_string(),
+            );
+            if let Err(e) = self.disk.rename(&from, &to) {
+                return Err(self.fail(&from, e));
+            }
+            if let Some(open) = self.open.as_mut().filter(|o| o.path == from) {
+                open.path = to.clone();
+            }
+            for c in self.complete.iter_mut().filter(|c| c.path == from) {
+                c.path = to.clone();
+            }
+        }
+        if let Err(e) = self.disk.sync_dir(&dir) {
+            return Err(self.fail(&dir, e));
+        }
+        Ok(())
     }
 
     pub fn last_seqno(&self) -> SeqNo {
@@ -239,7 +434,7 @@ impl<D: Disk> LedgerWriter<D> {
                 start: seqno,
                 end: None,
                 committed: false,
-                recovery: false,
+                recovery: self.recovery,
                 ignored: false,
             };
             let path = self.dir.join(name.to_string());
@@ -287,7 +482,7 @@ impl<D: Disk> LedgerWriter<D> {
             start: open.start,
             end: Some(open.last),
             committed: false,
-            recovery: false,
+            recovery: self.recovery,
             ignored: false,
         };
         let complete_path = self.dir.join(name.to_string());
@@ -416,7 +611,13 @@ impl<D: Disk> LedgerWriter<D> {
             .last()
             .map(|e| e.offset + e.len_bytes)
             .unwrap_or(chunk::CHUNK_HEADER_SIZE_BYTES as u64);
-        let open_path = self.dir.join(ChunkName::open(c.start).to_string());
+        let open_path = self.dir.join(
+            ChunkName {
+                recovery: self.recovery,
+                ..ChunkName::open(c.start)
+            }
+            .to_string(),
+        );
         let result = (|| {
             let mut file = self.disk.open_existing(&c.path)?;
             self.disk.set_len(&mut file, data_end)?;
@@ -494,11 +695,9 @@ impl<D: Disk> LedgerWriter<D> {
                 continue;
             };
             let holds = name.start <= seqno && name.end.is_none_or(|end| seqno <= end);
-            if holds
-                && !name.ignored
-                && !name.recovery
-                && best.as_ref().is_none_or(|(b, _)| name.start > b.start)
-            {
+            // This node's own `.recovery` files are part of its ledger (stale ones from an
+            // abandoned recovery were set aside as `.ignored`).
+            if holds && !name.ignored && best.as_ref().is_none_or(|(b, _)| name.start > b.start) {
                 best = Some((name, e.path()));
             }
         }
@@ -563,7 +762,7 @@ impl<D: Disk> LedgerWriter<D> {
                 start: c.start,
                 end: Some(c.end),
                 committed: true,
-                recovery: false,
+                recovery: self.recovery,
                 ignored: false,
             };
             let to = self.dir.join(name.to_string());
@@ -833,6 +1032,80 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    #[test]
+    fn a_recovery_reads_the_old_ledger_cuts_it_at_its_last_signature_and_marks_new_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = LedgerWriter::create(dir.path(), RealDisk).unwrap();
+        for s in 1..=8 {
+            w.append(s, &entry(s), s == 3).unwrap();
+        }
+        w.sync().unwrap();
+        w.commit(3).unwrap();
+        drop(w);
+        // A stale file of an abandoned recovery is set aside.
+        std::fs::write(dir.path().join("ledger_9.recovery"), b"stale").unwrap();
+        let (mut w, entries) = LedgerWriter::open_for_recovery(dir.path(), RealDisk).unwrap();
+        let want: Vec<Vec<u8>> = (1..=8).map(entry).collect();
+        assert_eq!(entries.iter().map(|b| b.to_vec()).collect::<Vec<_>>(), want);
+        // Say 6 was the last signature.
+        w.begin_recovery_after(6).unwrap();
+        assert_eq!(
+            names(dir.path()),
+            vec![
+                "ledger_1-3.committed",
+                "ledger_4-6.committed",
+                "ledger_9.recovery.ignored"
+            ]
+        );
+        assert_eq!(w.read_entries(1, 6).unwrap().len(), 6);
+        w.append(7, &entry(7), true).unwrap();
+        w.append(8, &entry(8), false).unwrap();
+        w.sync().unwrap();
+        w.commit(7).unwrap();
+        assert_eq!(
+            names(dir.path()),
+            vec![
+                "ledger_1-3.committed",
+                "ledger_4-6.committed",
+                "ledger_7-7.committed.recovery",
+                "ledger_8.recovery",
+                "ledger_9.recovery.ignored"
+            ]
+        );
+        assert_eq!(w.read_entries(1, 8).unwrap()[7].to_vec(), entry(8));
+        w.complete_recovery().unwrap();
+        w.append(9, &entry(9), false).unwrap();
+        w.sync().unwrap();
+        assert_eq!(
+            names(dir.path()),
+            vec![
+                "ledger_1-3.committed",
+                "ledger_4-6.committed",
+                "ledger_7-7.committed",
+                "ledger_8",
+                "ledger_9.recovery.ignored"
+            ]
+        );
+        assert_eq!(w.read_entries(8, 9).unwrap()[1].to_vec(), entry(9));
+        // Recovering again, from a ledger whose open chunk ends at its last signature.
+        drop(w);
+        std::fs::remove_file(dir.path().join("ledger_9.recovery.ignored")).unwrap();
+        let (mut w, entries) = LedgerWriter::open_for_recovery(dir.path(), RealDisk).unwrap();
+        assert_eq!(entries.len(), 9);
+        w.begin_recovery_after(9).unwrap();
+        assert_eq!(w.read_entries(1, 9).unwrap().len(), 9);
+        w.append(10, &entry(10), false).unwrap();
+        w.sync().unwrap();
+        assert_eq!(w.read_entries(9, 10).unwrap()[1].to_vec(), entry(10));
+        // A gap is refused.
+        std::fs::remove_file(dir.path().join("ledger_4-6.committed")).unwrap();
+        drop(w);
+        assert!(matches!(
+            LedgerWriter::open_for_recovery(dir.path(), RealDisk),
+            Err(StorageError::Corrupt { .. })
+        ));
     }
 
     #[test]

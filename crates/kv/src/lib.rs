@@ -254,6 +254,35 @@ impl Store {
         }
     }
 
+    /// Replaces every private map, in the current state and every state still held for
+    /// rollback, with `from`'s current private maps (CCF's `swap_private_maps`): a recovered
+    /// service replays its private domains into a separate store, then adopts them. Keys keep
+    /// the versions `from` gave them.
+    pub fn replace_private_maps(&mut self, from: &Store) {
+        let private: Vec<(String, MapState)> = from
+            .current()
+            .maps
+            .iter()
+            .filter(|(name, _)| !is_public(name))
+            .map(|(name, m)| (name.clone(), m.clone()))
+            .collect();
+        for state in self.history.iter_mut() {
+            let state = Arc::make_mut(state);
+            let stale: Vec<String> = state
+                .maps
+                .keys()
+                .filter(|name| !is_public(name))
+                .cloned()
+                .collect();
+            for name in stale {
+                state.maps.remove(&name);
+            }
+            for (name, m) in &private {
+                state.maps.insert(name.clone(), m.clone());
+            }
+        }
+    }
+
     /// A consistent snapshot of the current state. O(1).
     pub fn snapshot(&self) -> StoreSnapshot {
         StoreSnapshot::new(self.current().clone())

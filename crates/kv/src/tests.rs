@@ -522,3 +522,37 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn replacing_private_maps_keeps_public_ones_and_survives_rollback() {
+    let ws = |pairs: &[(&str, &str, &str)]| {
+        let mut tx = Store::new().begin();
+        for (m, k, v) in pairs {
+            tx.put(m, b(k), b(v));
+        }
+        tx.write_set()
+    };
+    let mut store = Store::new();
+    store
+        .apply(&ws(&[("public:p", "a", "1"), ("priv", "x", "new")]), 1)
+        .unwrap();
+    store.apply(&ws(&[("public:p", "b", "2")]), 2).unwrap();
+    let mut recovered = Store::new();
+    recovered.apply(&ws(&[("priv", "y", "old")]), 1).unwrap();
+    recovered.apply(&ws(&[("other", "z", "old")]), 2).unwrap();
+    store.replace_private_maps(&recovered);
+    let check = |store: &Store, public: &[&str]| {
+        let mut tx = store.begin();
+        assert_eq!(tx.get("priv", b"x"), None);
+        assert_eq!(tx.get("priv", b"y"), Some(b("old")));
+        assert_eq!(tx.get("other", b"z"), Some(b("old")));
+        assert_eq!(tx.get_version_of_previous_write("other", b"z"), Some(2));
+        for k in public {
+            assert!(tx.get("public:p", k.as_bytes()).is_some(), "{k}");
+        }
+    };
+    check(&store, &["a", "b"]);
+    store.rollback(1).unwrap();
+    check(&store, &["a"]);
+    assert_eq!(store.current_version(), 1);
+}

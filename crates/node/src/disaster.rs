@@ -3,21 +3,44 @@
 //! service identity and ledger secret, and records the recovery: service `Recovering` under the
 //! new certificate, the previous identity and its last signed root, `recovery_count` + 1, the old
 //! nodes retired and itself trusted. Members then open it with both identities (→
-//! `WaitingForRecoveryShares`). The private domains stay encrypted until members' shares recover
-//! the old ledger secrets.
+//! `WaitingForRecoveryShares`).
+//!
+//! Second phase: members submit their decrypted recovery shares
+//! (`POST /gov/recovery/members/{id}:recover`, stored encrypted under the new ledger secret so
+//! an election loses none). At the threshold (or one full-key share) the primary combines them,
+//! unwraps the previous service's latest ledger secret, walks the chain of older secrets back
+//! through every write of `historical_encrypted_ledger_secret`, and hands all of them to every
+//! trusted node in `encrypted_ledger_secrets`. Each node then replays the private domains of
+//! the previous ledger into a separate store, checks that the entries it read rebuild the
+//! previous service's last signed Merkle root, and adopts those private maps (CCF's
+//! `swap_private_maps`). The primary then opens the service: fresh recovery shares of the new
+//! secret (with the previous secret chained under it), status `Open`, a snapshot at the next
+//! signature.
 
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
+use coco_app_api::{ApiError, Caller, ErrorCode, Request, Response, StatusCode};
 use coco_codec::WriteSet;
 use coco_codec::domain::parse_public_domain_shared;
 use coco_codec::entry::parse_entry;
 use coco_codec::tables;
-use coco_crypto::sha256;
+use coco_crypto::{AesGcmKey, GCM_IV_SIZE_BYTES, GCM_TAG_SIZE_BYTES, sha256, sharing};
 use coco_kv::{CommitResult, Store};
 use coco_merkle::MerkleTree;
-use coco_types::{SeqNo, TxId, View};
+use coco_types::{SeqNo, TxId, View, limits};
 
 use crate::secrets::LedgerSecrets;
 use crate::{CoreConfig, GenesisConfig, Node, NodeIdentity, Now, Output, Plugins, ccf_json};
+
+impl PendingPrivate {
+    /// Whether the private maps are back (snapshots may be taken again).
+    pub(crate) fn private_maps_back(&self) -> bool {
+        matches!(self.stage, Stage::Opened)
+    }
+}
 
 /// The public state of a ledger, replayed.
 struct Replayed {
@@ -27,6 +50,42 @@ struct Replayed {
     write_sets: Vec<WriteSet>,
     last_signature: tables::SignatureValue,
 }
+
+/// A recovered service whose private domains are not back yet (CCF's public-only network).
+pub(crate) struct PendingPrivate {
+    /// The previous service's last seqno (CCF's `last_recovered_signed_idx`).
+    pub(crate) upto: SeqNo,
+    /// Its last signed Merkle root: the private replay must rebuild exactly this tree.
+    root: [u8; 32],
+    /// Every write of `historical_encrypted_ledger_secret` in the previous ledger, in order.
+    chain: Vec<(SeqNo, tables::EncryptedLedgerSecretInfo)>,
+    stage: Stage,
+}
+
+enum Stage {
+    /// Members are submitting shares.
+    WaitingForSecrets,
+    /// The previous secrets are known: reading the previous ledger back.
+    Reading(Box<Reading>),
+    /// The private maps are back; the primary opens the service.
+    Replayed,
+    /// The service is open again: the host renames the files it wrote while recovering.
+    Opened,
+}
+
+struct Reading {
+    secrets: LedgerSecrets,
+    /// The next entry to replay.
+    next: SeqNo,
+    /// When the outstanding read was asked for (`None`: ask now).
+    requested_at_ms: Option<u64>,
+    store: Store,
+    tree: MerkleTree,
+}
+
+/// The previous service's secrets, each with the seqno it applies from and where its
+/// predecessor is stored.
+type RecoveredSecrets = Vec<(SeqNo, [u8; 32], Option<SeqNo>)>;
 
 /// Replays the public domains of `ledger` (entries 1..=n, the last one a signature): KV, Merkle
 /// tree (leaves from each entry's digests), views; every signature's root is checked against the
@@ -100,6 +159,22 @@ fn replay_public(ledger: &[Bytes]) -> Result<Replayed, String> {
     })
 }
 
+/// The seqno of the last signature transaction in `ledger` (entries from seqno 1): where a
+/// recovery starts, since nothing after it was ever committed. `None` if there is none or an
+/// entry near the end does not parse.
+pub fn last_signature_seqno(ledger: &[Bytes]) -> Option<SeqNo> {
+    for (k, entry) in ledger.iter().enumerate().rev() {
+        let view = parse_entry(entry).ok()?;
+        let start = entry.len() - view.public.len() - view.private.len();
+        let public =
+            parse_public_domain_shared(&entry.slice(start..start + view.public.len())).ok()?;
+        if public.maps.contains_key(tables::SIGNATURES) {
+            return Some(k as SeqNo + 1);
+        }
+    }
+    None
+}
+
 /// What a recovering node starts from.
 pub struct Recovery<'a> {
     /// The dead service's ledger entries from seqno 1 up to its last signature.
@@ -108,6 +183,9 @@ pub struct Recovery<'a> {
     pub genesis: &'a GenesisConfig,
     /// Encrypts what the recovered service writes (from a CSPRNG).
     pub ledger_secret: [u8; 32],
+    /// The operator's copy of the previous service certificate
+    /// (`command.recover.previous_service_identity_file`): it must be the ledger's.
+    pub previous_service_identity: Option<&'a str>,
 }
 
 impl Node {
@@ -125,6 +203,7 @@ impl Node {
             ledger,
             genesis,
             ledger_secret,
+            previous_service_identity,
         } = recovery;
         let replayed = replay_public(ledger)?;
         let last = ledger.len() as SeqNo;
@@ -159,7 +238,32 @@ impl Node {
         node.consensus.commit = TxId::new(replayed.last_signature.view, last);
         node.consensus.view_history = view_history;
         node.snapshots.observe_evidence(last);
-        node.write_recovery(genesis, &replayed.last_signature, out)?;
+        let mut chain = Vec::new();
+        for (k, ws) in replayed.write_sets.iter().enumerate() {
+            if let Some(raw) = ws
+                .maps
+                .get(tables::HISTORICAL_ENCRYPTED_LEDGER_SECRET)
+                .and_then(|m| m.writes.get(&tables::SINGLETON_KEY[..]))
+                .and_then(|v| v.as_ref())
+            {
+                let info = tables::from_ccf_json(raw).map_err(|e| {
+                    format!("ledger entry {}: historical ledger secret: {e}", k + 1)
+                })?;
+                chain.push((k as SeqNo + 1, info));
+            }
+        }
+        node.recovery = Some(PendingPrivate {
+            upto: last,
+            root: replayed.last_signature.root,
+            chain,
+            stage: Stage::WaitingForSecrets,
+        });
+        node.write_recovery(
+            genesis,
+            &replayed.last_signature,
+            previous_service_identity,
+            out,
+        )?;
         node.refresh_peer_addresses();
         node.emit_signature(now, out);
         Ok(node)
@@ -171,6 +275,7 @@ impl Node {
         &mut self,
         genesis: &GenesisConfig,
         last_signature: &tables::SignatureValue,
+        previous_service_identity: Option<&str>,
         out: &mut Vec<Output>,
     ) -> Result<(), String> {
         let seqno = self.consensus.last_seqno + 1;
@@ -183,9 +288,19 @@ impl Node {
             .and_then(|v| {
                 tables::from_ccf_json(&v).map_err(|_| "the ledger's service.info does not parse")
             })?;
+        if let Some(given) = previous_service_identity
+            && given.trim() != previous.cert.trim()
+        {
+            return Err(
+                "the previous service identity given is not the certificate of the service \
+                 whose ledger this is"
+                    .into(),
+            );
+        }
+        // A ledger whose genesis did not record it was created at seqno 1.
         let previous_created = previous
             .current_service_create_txid
-            .ok_or("the previous service has no current_service_create_txid")?;
+            .unwrap_or(TxId::new(0, 1));
         self.service_data = previous.service_data.clone();
         self.service_create_txid = Some(txid);
         let info = tables::ServiceInfo {
@@ -252,9 +367,507 @@ impl Node {
     }
 }
 
+/// CCF's `restore_recovery_shares_info`: the previous service's secrets, from its latest one
+/// (unwrapped with the members' shares) back through each write of
+/// `historical_encrypted_ledger_secret`, where every secret encrypts the one before it.
+fn restore_secrets(
+    chain: &[(SeqNo, tables::EncryptedLedgerSecretInfo)],
+    latest: [u8; 32],
+) -> Result<RecoveredSecrets, String> {
+    let (last_write, last) = chain
+        .last()
+        .ok_or("the previous ledger records no ledger secret")?;
+    let latest_version = last.next_version.unwrap_or(last_write + 1);
+    let mut secrets: RecoveredSecrets = vec![(
+        latest_version,
+        latest,
+        last.previous_ledger_secret.as_ref().map(|_| *last_write),
+    )];
+    for (write, info) in chain.iter().rev() {
+        let Some(previous) = &info.previous_ledger_secret else {
+            break;
+        };
+        if secrets.iter().any(|(v, ..)| *v == previous.version) {
+            continue;
+        }
+        let key = secrets.last().expect("never empty").1;
+        let raw = open_tag_iv_ct(&key, &previous.encrypted_data)
+            .map_err(|e| format!("the ledger secret recorded at {write} does not decrypt: {e}"))?;
+        let raw: [u8; 32] = raw
+            .try_into()
+            .map_err(|_| format!("the ledger secret recorded at {write} is not 32 bytes"))?;
+        secrets.push((
+            previous.version,
+            raw,
+            previous.previous_secret_stored_version,
+        ));
+    }
+    secrets.reverse();
+    Ok(secrets)
+}
+
+/// AES-256-GCM under `key` as CCF's `GcmCipher` serialises it: tag ‖ IV ‖ ciphertext, no AAD.
+fn seal_tag_iv_ct(key: &[u8; 32], iv: [u8; GCM_IV_SIZE_BYTES], plaintext: &[u8]) -> Vec<u8> {
+    let mut ct = plaintext.to_vec();
+    let tag = AesGcmKey::new(key).seal_in_place_detached(&iv, &[], &mut ct);
+    [&tag[..], &iv[..], &ct[..]].concat()
+}
+
+fn open_tag_iv_ct(key: &[u8; 32], data: &[u8]) -> Result<Vec<u8>, String> {
+    if data.len() < GCM_TAG_SIZE_BYTES + GCM_IV_SIZE_BYTES {
+        return Err(format!("{} bytes is too short", data.len()));
+    }
+    let (tag, rest) = data.split_at(GCM_TAG_SIZE_BYTES);
+    let (iv, ct) = rest.split_at(GCM_IV_SIZE_BYTES);
+    let mut pt = ct.to_vec();
+    AesGcmKey::new(key)
+        .open_in_place_detached(
+            iv.try_into().expect("split above"),
+            &[],
+            &mut pt,
+            tag.try_into().expect("split above"),
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(pt)
+}
+
+fn service_info(tx: &mut coco_kv::Tx) -> Result<tables::ServiceInfo, ApiError> {
+    tx.get(tables::SERVICE_INFO, &tables::SINGLETON_KEY)
+        .ok_or_else(|| ApiError::internal("No service.info record."))
+        .and_then(|v| {
+            tables::from_ccf_json(&v)
+                .map_err(|e| ApiError::internal(format!("service.info does not parse: {e}")))
+        })
+}
+
+impl Node {
+    /// `POST /gov/recovery/members/{memberId}:recover` (CCF's `submit_recovery_share`): a
+    /// recovery member's decrypted share, COSE-signed with msg type `recovery_share`, body
+    /// `{"share": base64}`. Stored encrypted under the current ledger secret; at the threshold
+    /// (or with one full-key share) the previous secrets are restored and handed to every node.
+    /// Shares that do not restore them are discarded, so members can submit again.
+    pub(crate) fn recovery_share_endpoint(
+        &mut self,
+        tx: &mut coco_kv::Tx,
+        request: &Request,
+        caller: &Caller,
+        params: &BTreeMap<String, String>,
+    ) -> Result<Response, ApiError> {
+        crate::gov::check_request_api_version(request)?;
+        let not_waiting = || {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::ServiceNotWaitingForRecoveryShares,
+                "Service is not waiting for recovery shares.",
+            )
+        };
+        if service_info(tx)?.status != tables::ServiceStatus::WaitingForRecoveryShares {
+            return Err(not_waiting());
+        }
+        match self.recovery.as_ref().map(|p| &p.stage) {
+            Some(Stage::WaitingForSecrets) => {}
+            Some(_) => {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    ErrorCode::NodeAlreadyRecovering,
+                    "Node is already recovering private ledger.",
+                ));
+            }
+            None => return Err(not_waiting()),
+        }
+        let (member, signed) = crate::gov::signed_by_member(
+            caller,
+            params.get("memberId").map(String::as_str),
+            "recovery_share",
+        )?;
+        #[derive(serde::Deserialize)]
+        struct Body {
+            share: String,
+        }
+        let body: Body = serde_json::from_slice(&signed.payload)
+            .map_err(|e| ApiError::invalid_input(format!("Invalid recovery share body: {e}")))?;
+        let raw = B64
+            .decode(body.share.trim())
+            .map_err(|e| ApiError::invalid_input(format!("The share is not base64: {e}")))?;
+        let share = sharing::Share::from_bytes(&raw)
+            .map_err(|e| ApiError::invalid_input(format!("Invalid recovery share: {e}")))?;
+        let shares_info: tables::RecoverySharesInfo = tx
+            .get(tables::RECOVERY_SHARES, &tables::SINGLETON_KEY)
+            .ok_or_else(|| ApiError::internal("The recovered ledger holds no recovery shares."))
+            .and_then(|v| {
+                tables::from_ccf_json(&v)
+                    .map_err(|e| ApiError::internal(format!("recovery_shares: {e}")))
+            })?;
+        if !shares_info.encrypted_shares.contains_key(member) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::AuthorizationFailed,
+                format!("Member {member} holds no recovery share of the previous service."),
+            ));
+        }
+        let mut iv = [0u8; GCM_IV_SIZE_BYTES];
+        self.drbg.fill(&mut iv);
+        let sealed = seal_tag_iv_ct(self.secrets.latest().raw(), iv, &raw);
+        tx.put(
+            tables::ENCRYPTED_SUBMITTED_SHARES,
+            Bytes::from(member.to_owned()),
+            ccf_json(&B64.encode(sealed)),
+        );
+        let submitted = tx.size(tables::ENCRYPTED_SUBMITTED_SHARES) as u64;
+        let threshold = tx
+            .get(tables::SERVICE_CONFIG, &tables::SINGLETON_KEY)
+            .and_then(|v| tables::from_ccf_json::<tables::ServiceConfiguration>(&v).ok())
+            .map_or(1, |c| c.recovery_threshold);
+        let full_key = share.x == 0;
+        let mut message = if full_key {
+            "Full recovery key successfully submitted".to_owned()
+        } else {
+            format!("{submitted}/{threshold} recovery shares successfully submitted")
+        };
+        if submitted >= threshold || full_key {
+            let restored = self
+                .combine_submitted_shares(tx, threshold, &shares_info)
+                .and_then(|secrets| self.hand_out_recovered_secrets(tx, &secrets));
+            if let Err(e) = restored {
+                // CCF discards the submitted shares so that members can start over; the
+                // discarding is committed even though the request failed.
+                tx.clear(tables::ENCRYPTED_SUBMITTED_SHARES);
+                self.apply_writes_on_error = true;
+                return Ok(ApiError::invalid_input(format!(
+                    "The submitted recovery shares do not recover the ledger secret ({e}). They \
+                     were discarded: members must submit their shares again."
+                ))
+                .into_response());
+            }
+            message.push_str("\nEnd of recovery procedure initiated");
+        }
+        Ok(Response::ok_json(&serde_json::json!({
+            "message": message,
+            "submittedCount": submitted,
+            "recoveryThreshold": threshold,
+            "fullKeySubmitted": full_key,
+        })))
+    }
+
+    /// The previous service's secrets from the shares submitted so far.
+    fn combine_submitted_shares(
+        &self,
+        tx: &mut coco_kv::Tx,
+        threshold: u64,
+        shares_info: &tables::RecoverySharesInfo,
+    ) -> Result<RecoveredSecrets, String> {
+        let mut sealed = Vec::new();
+        tx.for_each(tables::ENCRYPTED_SUBMITTED_SHARES, |_, v| {
+            sealed.push(v.clone());
+            true
+        });
+        let mut shares = Vec::new();
+        for v in sealed {
+            let b64: String =
+                tables::from_ccf_json(&v).map_err(|e| format!("a submitted share: {e}"))?;
+            let data = B64
+                .decode(b64)
+                .map_err(|e| format!("a submitted share: {e}"))?;
+            let raw = open_tag_iv_ct(self.secrets.latest().raw(), &data)
+                .map_err(|e| format!("a submitted share: {e}"))?;
+            shares.push(sharing::Share::from_bytes(&raw).map_err(|e| e.to_string())?);
+        }
+        let key = match shares.iter().find(|s| s.x == 0) {
+            Some(full) => full.clone(),
+            None => sharing::combine(&shares, threshold as usize).map_err(|e| e.to_string())?,
+        };
+        let latest = sharing::unwrap_ledger_secret(&key, &shares_info.wrapped_latest_ledger_secret)
+            .map_err(|e| e.to_string())?;
+        restore_secrets(&self.recovery.as_ref().expect("checked").chain, latest)
+    }
+
+    /// Writes the recovered secrets for every trusted node (CCF's `broadcast_some`); each node
+    /// starts its private replay when it sees them.
+    fn hand_out_recovered_secrets(
+        &self,
+        tx: &mut coco_kv::Tx,
+        secrets: &RecoveredSecrets,
+    ) -> Result<(), String> {
+        let mut nodes = Vec::new();
+        tx.for_each(tables::NODES_INFO, |k, v| {
+            nodes.push((k.clone(), v.clone()));
+            true
+        });
+        let mut for_nodes = tables::LedgerSecretsForNodes::new();
+        for (id, info) in nodes {
+            let info: tables::NodeInfo =
+                tables::from_ccf_json(&info).map_err(|e| format!("nodes.info: {e}"))?;
+            if info.status != tables::NodeStatus::Trusted {
+                continue;
+            }
+            let mut list = Vec::with_capacity(secrets.len());
+            for (version, raw, stored) in secrets {
+                list.push(tables::EncryptedLedgerSecret {
+                    version: Some(*version),
+                    encrypted_secret: coco_crypto::rsa_oaep_sha256_encrypt(
+                        &info.encryption_pub_key,
+                        raw,
+                    )
+                    .map_err(|e| format!("wrapping a ledger secret for a node: {e}"))?,
+                    previous_secret_stored_version: *stored,
+                });
+            }
+            for_nodes.insert(String::from_utf8_lossy(&id).into_owned(), list);
+        }
+        tx.put(
+            tables::ENCRYPTED_LEDGER_SECRETS,
+            Bytes::from_static(&tables::SINGLETON_KEY),
+            ccf_json(&for_nodes),
+        );
+        Ok(())
+    }
+
+    /// Called with this node's secrets from an `encrypted_ledger_secrets` write: if they are
+    /// the previous service's, the private replay starts. Returns whether they were.
+    pub(crate) fn receive_recovered_secrets(
+        &mut self,
+        secrets: &[(Option<u64>, [u8; 32], Option<u64>)],
+    ) -> Result<bool, String> {
+        let Some(pending) = self.recovery.as_mut() else {
+            return Ok(false);
+        };
+        if !secrets
+            .iter()
+            .all(|(v, ..)| v.is_some_and(|v| v <= pending.upto))
+        {
+            return Ok(false);
+        }
+        if !matches!(pending.stage, Stage::WaitingForSecrets) {
+            return Ok(true);
+        }
+        let recovered = LedgerSecrets::from_versions(
+            secrets
+                .iter()
+                .map(|(v, raw, stored)| (v.expect("checked"), *raw, *stored)),
+        )?;
+        let mut tree = MerkleTree::new();
+        tree.append([0u8; 32]);
+        pending.stage = Stage::Reading(Box::new(Reading {
+            secrets: recovered,
+            next: 1,
+            requested_at_ms: None,
+            store: Store::new(),
+            tree,
+        }));
+        Ok(true)
+    }
+
+    /// Asks the host for the next entries to replay; on the primary, opens the service once
+    /// the private maps are back.
+    pub(crate) fn drive_private_recovery(&mut self, now: Now, out: &mut Vec<Output>) {
+        let Some(pending) = self.recovery.as_mut() else {
+            return;
+        };
+        match &mut pending.stage {
+            Stage::Reading(r) => {
+                let due = r
+                    .requested_at_ms
+                    .is_none_or(|at| now.monotonic_ms >= at + limits::HISTORICAL_READ_RETRY_MS);
+                if due {
+                    r.requested_at_ms = Some(now.monotonic_ms);
+                    out.push(Output::ReadLedger {
+                        from_idx: r.next,
+                        to_idx: pending
+                            .upto
+                            .min(r.next + limits::PRIVATE_RECOVERY_READ_BATCH_COUNT - 1),
+                    });
+                }
+            }
+            Stage::Replayed => {
+                if self.raft.role() == coco_consensus::Role::Leader
+                    && self.service_status == tables::ServiceStatus::WaitingForRecoveryShares
+                    && self.storage_failure.is_none()
+                    && let Err(e) = self.open_recovered_service(out)
+                {
+                    self.storage_failure = Some(format!("opening the recovered service: {e}"));
+                }
+            }
+            Stage::Opened => {
+                out.push(Output::RecoveryComplete);
+                self.recovery = None;
+            }
+            Stage::WaitingForSecrets => {}
+        }
+    }
+
+    /// The service status became `Open`: a recovery under way is over.
+    pub(crate) fn recovered_service_opened(&mut self) {
+        if let Some(pending) = self.recovery.as_mut() {
+            pending.stage = Stage::Opened;
+        }
+    }
+
+    /// Entries read back from the ledger: if the private replay asked for them, they are
+    /// replayed and the function returns true.
+    pub(crate) fn private_recovery_read(&mut self, from_idx: SeqNo, entries: &[Bytes]) -> bool {
+        let Some(pending) = self.recovery.as_mut() else {
+            return false;
+        };
+        let Stage::Reading(r) = &mut pending.stage else {
+            return false;
+        };
+        if from_idx != r.next || entries.is_empty() {
+            return false;
+        }
+        r.requested_at_ms = None;
+        let upto = pending.upto;
+        let result = (|| -> Result<(), String> {
+            for entry in entries {
+                if r.next > upto {
+                    break;
+                }
+                let seqno = r.next;
+                let decoded = crate::replica::decode_entry(&r.secrets, entry)
+                    .map_err(|e| format!("ledger entry {seqno}: {e}"))?;
+                if decoded.txid.seqno != seqno {
+                    return Err(format!(
+                        "ledger entry {seqno} carries seqno {}",
+                        decoded.txid.seqno
+                    ));
+                }
+                let private = WriteSet {
+                    maps: decoded
+                        .write_set
+                        .maps
+                        .into_iter()
+                        .filter(|(name, _)| !coco_kv::is_public(name))
+                        .collect(),
+                };
+                r.store
+                    .apply(&private, seqno)
+                    .map_err(|e| format!("ledger entry {seqno}: {e}"))?;
+                r.store.compact(seqno);
+                self.index.record(&private, seqno);
+                // The last entry is the previous service's last signature: it signed the tree
+                // of everything before it.
+                if seqno == upto && r.tree.root() != pending.root {
+                    return Err(
+                        "the entries read back do not rebuild the previous service's \
+                         last signed root"
+                            .into(),
+                    );
+                }
+                let mut leaf = [0u8; 96];
+                leaf[..32].copy_from_slice(&sha256(entry));
+                leaf[32..64].copy_from_slice(
+                    &decoded
+                        .public
+                        .prefix
+                        .commit_evidence_digest
+                        .ok_or_else(|| format!("ledger entry {seqno}: no commit evidence"))?,
+                );
+                leaf[64..].copy_from_slice(&decoded.public.prefix.claims_digest.unwrap_or([0; 32]));
+                r.tree.append(sha256(&leaf));
+                r.next += 1;
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            self.storage_failure = Some(format!("replaying the previous private ledger: {e}"));
+            return true;
+        }
+        if r.next > upto {
+            let Stage::Reading(r) = std::mem::replace(&mut pending.stage, Stage::Replayed) else {
+                unreachable!("matched above");
+            };
+            self.store.replace_private_maps(&r.store);
+            self.secrets.prepend(r.secrets);
+        }
+        true
+    }
+
+    /// The transaction that ends a recovery (CCF's `recover_private_ledger_end_unsafe` on the
+    /// primary): submitted shares cleared, the previous service's latest secret chained under
+    /// the new one, fresh recovery shares of the new secret, the service `Open`, a snapshot at
+    /// the next signature.
+    fn open_recovered_service(&mut self, out: &mut Vec<Output>) -> Result<(), String> {
+        let seqno = self.consensus.last_seqno + 1;
+        let mut tx = self.store.begin();
+        tx.clear(tables::ENCRYPTED_SUBMITTED_SHARES);
+        let new = self.secrets.latest().clone();
+        let previous = self.secrets.for_seqno(new.applies_from() - 1).clone();
+        let mut iv = [0u8; GCM_IV_SIZE_BYTES];
+        self.drbg.fill(&mut iv);
+        let stored_before = tx.get_version_of_previous_write(
+            tables::HISTORICAL_ENCRYPTED_LEDGER_SECRET,
+            &tables::SINGLETON_KEY,
+        );
+        tx.put(
+            tables::HISTORICAL_ENCRYPTED_LEDGER_SECRET,
+            Bytes::from_static(&tables::SINGLETON_KEY),
+            ccf_json(&tables::EncryptedLedgerSecretInfo {
+                previous_ledger_secret: Some(tables::PreviousLedgerSecretInfo {
+                    encrypted_data: seal_tag_iv_ct(new.raw(), iv, previous.raw()),
+                    version: previous.applies_from(),
+                    previous_secret_stored_version: stored_before,
+                }),
+                next_version: Some(new.applies_from()),
+            }),
+        );
+        let mut info = service_info(&mut tx).map_err(|e| e.message)?;
+        info.status = tables::ServiceStatus::Open;
+        tx.put(
+            tables::SERVICE_INFO,
+            Bytes::from_static(&tables::SINGLETON_KEY),
+            ccf_json(&info),
+        );
+        let holders = crate::recovery::holders(&mut tx);
+        crate::recovery::issue(&mut tx, &holders, new.raw(), Some(seqno), &mut self.drbg)?;
+        let write_set = match self.store.commit(tx, seqno) {
+            Ok(CommitResult::Committed { write_set }) => write_set,
+            other => return Err(format!("the opening transaction did not commit: {other:?}")),
+        };
+        self.secrets.set_previous_stored(new.applies_from(), seqno);
+        self.observe_governance_writes(&write_set, seqno);
+        self.append_entry(&write_set, [0; 32], false, false, out);
+        self.snapshots.request();
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_chain_of_secrets_is_walked_back_from_the_latest() {
+        let (a, b, c) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+        let rekey = |previous: [u8; 32], under: [u8; 32], version, stored| {
+            tables::EncryptedLedgerSecretInfo {
+                previous_ledger_secret: Some(tables::PreviousLedgerSecretInfo {
+                    encrypted_data: seal_tag_iv_ct(&under, [7; GCM_IV_SIZE_BYTES], &previous),
+                    version,
+                    previous_secret_stored_version: stored,
+                }),
+                next_version: None,
+            }
+        };
+        // Opened at 5 (secret a from 1), rekeyed at 10 (b from 11) and at 20 (c from 21).
+        let chain = vec![
+            (
+                5,
+                tables::EncryptedLedgerSecretInfo {
+                    previous_ledger_secret: None,
+                    next_version: Some(1),
+                },
+            ),
+            (10, rekey(a, b, 1, Some(5))),
+            (20, rekey(b, c, 11, Some(10))),
+        ];
+        assert_eq!(
+            restore_secrets(&chain, c).unwrap(),
+            vec![(1, a, Some(5)), (11, b, Some(10)), (21, c, Some(20))]
+        );
+        // The wrong latest secret decrypts nothing.
+        let e = restore_secrets(&chain, b).unwrap_err();
+        assert!(e.contains("recorded at 20"), "{e}");
+        assert!(restore_secrets(&[], c).is_err());
+    }
 
     #[test]
     fn replay_refuses_what_is_not_a_ledger_prefix_ending_at_a_signature() {

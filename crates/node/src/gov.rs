@@ -195,6 +195,14 @@ pub fn registry() -> Registry {
         encrypted_share,
     );
     r.route_fn(
+        Method::POST,
+        "/gov/recovery/members/{memberId}:recover",
+        ACTIVE_MEMBER_COSE,
+        EndpointMode::ReadWrite,
+        "Submit a decrypted recovery share (msg type recovery_share)",
+        run_by_node,
+    );
+    r.route_fn(
         Method::GET,
         "/gov/service/transactions/commit",
         NO_AUTH,
@@ -250,7 +258,20 @@ fn signed_by_path_member<'a>(
     ctx: &'a EndpointContext<'_>,
     msg_type: &str,
 ) -> Result<(&'a str, &'a coco_app_api::SignedRequest), ApiError> {
-    let Caller::MemberCose { id, signed, .. } = ctx.caller else {
+    signed_by_member(
+        ctx.caller,
+        ctx.path_params.get("memberId").map(String::as_str),
+        msg_type,
+    )
+}
+
+/// `caller`'s signed request, which must carry `msg_type` and be by `path_member`.
+pub(crate) fn signed_by_member<'a>(
+    caller: &'a Caller,
+    path_member: Option<&str>,
+    msg_type: &str,
+) -> Result<(&'a str, &'a coco_app_api::SignedRequest), ApiError> {
+    let Caller::MemberCose { id, signed, .. } = caller else {
         return Err(ApiError::cose_unauthorized(
             "A COSE Sign1 request signed by a member is required.",
         ));
@@ -261,16 +282,13 @@ fn signed_by_path_member<'a>(
             signed.msg_type
         )));
     }
-    if ctx.path_params.get("memberId").map(String::as_str) != Some(id.as_str()) {
+    if path_member != Some(id.as_str()) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             ErrorCode::AuthorizationFailed,
             format!(
                 "Member {id} cannot act for member {}.",
-                ctx.path_params
-                    .get("memberId")
-                    .map(String::as_str)
-                    .unwrap_or("")
+                path_member.unwrap_or("")
             ),
         ));
     }

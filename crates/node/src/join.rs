@@ -175,6 +175,15 @@ impl Node {
             };
         }
 
+        if self.recovery.is_some() {
+            // CCF lets nodes join a recovering service and replay it public-only; coco adds
+            // nodes once the recovered service is open (they start from its first snapshot).
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::ServiceUnavailable,
+                "The service is recovering: new nodes can join once it is open.",
+            ));
+        }
         let address = published(&body.node_info_network.node_to_node_interface).to_owned();
         if address.is_empty() {
             return Err(ApiError::invalid_input(
@@ -304,9 +313,16 @@ impl Node {
             .get(tables::SERVICE_INFO, &tables::SINGLETON_KEY)
             .and_then(|v| tables::from_ccf_json::<tables::ServiceInfo>(&v).ok())
             .ok_or_else(|| ApiError::internal("The service has no service.info record."))?;
+        // After a disaster recovery, entries before it are not replicated (a recovered primary
+        // replays them itself): a joiner must start from a snapshot taken after it.
+        let last_recovered_signed_idx =
+            match (service.recovery_count, service.current_service_create_txid) {
+                (Some(n), Some(created)) if n > 0 => created.seqno - 1,
+                _ => 0,
+            };
         let network_info = NetworkInfo {
             public_only: false,
-            last_recovered_signed_idx: 0,
+            last_recovered_signed_idx,
             consensus_type: "CFT".to_owned(),
             reconfiguration_type: "OneTransaction".to_owned(),
             ledger_secrets: self

@@ -167,6 +167,9 @@ pub enum Output {
     },
     /// Snapshot work for the host: serialise, write, commit (see [`snapshot`]).
     Snapshot(snapshot::SnapshotAction),
+    /// A disaster recovery ended (the service is open): ledger files written while recovering
+    /// (`….recovery`) take their ordinary names.
+    RecoveryComplete,
 }
 
 /// A certificate change written by governance, acted on once its transaction commits.
@@ -266,6 +269,11 @@ pub struct Node {
     snapshots: snapshot::Snapshotter,
     /// Randomness for recovery shares, seeded by the host.
     drbg: coco_crypto::Drbg,
+    /// A recovered service's private domains, until they are back (disaster recovery).
+    recovery: Option<disaster::PendingPrivate>,
+    /// The node-run endpoint being executed asked for its writes to commit even though it
+    /// answers with an error (CCF's `set_apply_writes`).
+    apply_writes_on_error: bool,
 }
 
 impl Node {
@@ -343,6 +351,8 @@ impl Node {
             index: seqno_index,
             snapshots: snapshot::Snapshotter::new(snapshot_interval, 0),
             drbg: coco_crypto::Drbg::new(entropy),
+            recovery: None,
+            apply_writes_on_error: false,
         }
     }
 
@@ -490,7 +500,7 @@ impl Node {
                 }
             }
             Input::LedgerRead { from_idx, entries } => {
-                if !entries.is_empty() {
+                if !self.private_recovery_read(from_idx, &entries) && !entries.is_empty() {
                     self.historical.insert(from_idx, entries);
                 }
             }
@@ -504,6 +514,7 @@ impl Node {
             }
         }
         self.record_committed_retirements(out);
+        self.drive_private_recovery(now, out);
         // A transaction count trigger can fire while executing; the delay trigger on ticks.
         if self.txs_since_signature >= self.config.signature_tx_interval_count {
             self.emit_signature(now, out);
@@ -801,12 +812,18 @@ impl Node {
         };
         for _attempt in 1..=limits::TX_EXECUTION_ATTEMPTS_MAX {
             self.requested_hooks.clear();
+            self.apply_writes_on_error = false;
             let mut tx = self.store.begin();
             let read_txid = TxId::new(self.view_of_last(), self.consensus.last_seqno);
             let (result, claims_digest) = if endpoint.template == "/node/join" {
                 (self.join_endpoint(&mut tx, request, &caller), None)
             } else if endpoints::is_receipt_path(&endpoint.template) {
                 (self.receipt_endpoint(now, request, out), None)
+            } else if endpoint.template == "/gov/recovery/members/{memberId}:recover" {
+                (
+                    self.recovery_share_endpoint(&mut tx, request, &caller, &path_params),
+                    None,
+                )
             } else if endpoint.template.starts_with("/gov/members/proposals") {
                 (
                     self.proposal_endpoint(
@@ -851,7 +868,7 @@ impl Node {
                         .with_header(TX_ID_HEADER, read_txid.to_string());
                 }
             };
-            if !response.status.is_success() {
+            if !response.status.is_success() && !std::mem::take(&mut self.apply_writes_on_error) {
                 // CCF applies writes only for successful responses.
                 return response.with_header(TX_ID_HEADER, read_txid.to_string());
             }
@@ -1094,6 +1111,9 @@ impl Node {
                     .push_back((seqno, CertificateChange::Service(info.cert.clone())));
             }
             self.service_status = info.status;
+            if info.status == ServiceStatus::Open {
+                self.recovered_service_opened();
+            }
         }
     }
 
@@ -1108,6 +1128,7 @@ impl Node {
                 // Not for this node (it joined later, with every secret in its NetworkInfo).
                 return Ok(());
             };
+            let mut secrets = Vec::with_capacity(mine.len());
             for s in mine {
                 let raw: [u8; 32] = self
                     .identity
@@ -1116,11 +1137,14 @@ impl Node {
                     .map_err(|e| format!("unwrapping a ledger secret: {e}"))?
                     .try_into()
                     .map_err(|_| "a ledger secret is 32 bytes".to_owned())?;
-                self.secrets.add(
-                    s.version.unwrap_or(seqno + 1),
-                    raw,
-                    s.previous_secret_stored_version,
-                );
+                secrets.push((s.version, raw, s.previous_secret_stored_version));
+            }
+            // A recovering service hands out the previous service's secrets this way.
+            if self.receive_recovered_secrets(&secrets)? {
+                return Ok(());
+            }
+            for (version, raw, stored) in secrets {
+                self.secrets.add(version.unwrap_or(seqno + 1), raw, stored);
             }
             Ok(())
         })();
@@ -1511,7 +1535,10 @@ impl Node {
             other => panic!("a signature transaction always commits, got {other:?}"),
         };
         // A snapshot point closes its chunk too, so the ledger after a snapshot starts a file.
-        let snapshot_due = self.snapshots.due_at(seqno);
+        // No snapshots while a recovered service's private maps are not back: they would miss
+        // them (CCF enables snapshot generation when private recovery ends).
+        let snapshot_due = self.recovery.as_ref().is_none_or(|r| r.private_maps_back())
+            && self.snapshots.due_at(seqno);
         let force_chunk_after = self.bytes_since_chunk >= self.config.chunk_size_bytes
             || std::mem::take(&mut self.chunk_requested)
             || snapshot_due;
@@ -1538,6 +1565,8 @@ impl Node {
     }
 
     fn write_genesis(&mut self, genesis: &GenesisConfig, out: &mut Vec<Output>) {
+        // CCF records the creating transaction in `service.info` from the start.
+        self.service_create_txid = Some(TxId::new(FIRST_VIEW, 1));
         let id = &self.identity;
         let mut tx = self.store.begin();
         let singleton = || Bytes::from_static(&tables::SINGLETON_KEY);
@@ -1641,7 +1670,7 @@ impl Node {
             other => panic!("genesis always commits, got {other:?}"),
         };
         let txid = self.append_entry(&write_set, [0; 32], false, false, out);
-        self.service_create_txid = Some(txid);
+        assert_eq!(Some(txid), self.service_create_txid, "genesis is 2.1");
     }
 
     fn service_info(&self, status: tables::ServiceStatus) -> tables::ServiceInfo {
@@ -1694,12 +1723,17 @@ impl Node {
 
     fn write_service_status(&mut self, status: ServiceStatus, out: &mut Vec<Output>) {
         let mut tx = self.store.begin();
-        let table_status = status;
         tx.put(
             tables::SERVICE_INFO,
             Bytes::from_static(&tables::SINGLETON_KEY),
-            ccf_json(&self.service_info(table_status)),
+            ccf_json(&self.service_info(status)),
         );
+        if status == ServiceStatus::Open {
+            // As when governance opens it: the chain of ledger secrets starts here (shares
+            // follow once recovery members are active).
+            recovery::record_first_secret(&mut tx, self.secrets.latest().applies_from())
+                .expect("the secret chain's first record serialises");
+        }
         let seqno = self.consensus.last_seqno + 1;
         let write_set = match self.store.commit(tx, seqno) {
             Ok(CommitResult::Committed { write_set }) => write_set,

@@ -145,6 +145,24 @@ impl LedgerSecrets {
         }
     }
 
+    /// Puts `older` — a previous service's secrets, recovered, all applying before every secret
+    /// here — in front of these.
+    pub fn prepend(&mut self, older: LedgerSecrets) {
+        assert!(
+            older.latest().applies_from < self.secrets[0].applies_from,
+            "recovered secrets apply before the recovered service's"
+        );
+        let mut secrets = older.secrets;
+        secrets.append(&mut self.secrets);
+        self.secrets = secrets;
+        self.stored.extend(older.stored);
+    }
+
+    /// Records where the predecessor of the secret applying from `applies_from` is stored.
+    pub fn set_previous_stored(&mut self, applies_from: u64, stored: u64) {
+        self.stored.insert(applies_from, stored);
+    }
+
     /// Forgets secrets installed by transactions after `seqno` (rolled back).
     pub fn roll_back(&mut self, seqno: u64) {
         while self.secrets.len() > 1 && self.latest().applies_from > seqno + 1 {

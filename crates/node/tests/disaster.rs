@@ -71,6 +71,7 @@ fn recover(ledger: &[Bytes]) -> Result<(Node, Vec<Output>), String> {
             ledger,
             genesis: &GenesisConfig::default(),
             ledger_secret: [5; 32],
+            previous_service_identity: None,
         },
         coco_node::Plugins {
             app: coco_app_logging::registry(),

@@ -325,7 +325,8 @@ impl Cluster {
                 }
                 Output::GlobalCommit { .. }
                 | Output::NodeCertificate { .. }
-                | Output::ServiceCertificate { .. } => {}
+                | Output::ServiceCertificate { .. }
+                | Output::RecoveryComplete => {}
             }
         }
     }

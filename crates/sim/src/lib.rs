@@ -779,7 +779,9 @@ impl Sim {
                     self.report.messages += 1;
                     self.send(from, to, message);
                 }
-                Output::NodeCertificate { .. } | Output::ServiceCertificate { .. } => {}
+                Output::NodeCertificate { .. }
+                | Output::ServiceCertificate { .. }
+                | Output::RecoveryComplete => {}
             }
         }
         Ok(())

@@ -102,3 +102,10 @@ pub const HISTORICAL_RETRY_AFTER_S: u64 = 3;
 pub const HISTORICAL_SIGNATURE_SEARCH_SEQNOS: u64 = 5_000;
 /// Seqnos one page of a historical range query covers; the rest is behind `@nextLink`.
 pub const HISTORICAL_RANGE_SEQNOS_PER_PAGE: u64 = 2_000;
+
+/// Entries a recovering node reads back from its ledger at a time while it replays the previous
+/// service's private domains (CCF's `recovery_batch_size`).
+pub const PRIVATE_RECOVERY_READ_BATCH_COUNT: u64 = 1_000;
+
+/// How long a node joining a recovered service waits for a snapshot taken after the recovery.
+pub const JOIN_SNAPSHOT_WAIT_MS: u64 = 60_000;

@@ -259,6 +259,52 @@ impl TestNode {
         node
     }
 
+    /// A node started in `Recover` mode on a copy of `ledger` (a dead service's ledger
+    /// directory), with this node's identities (members, users) and this node's service
+    /// certificate as the previous identity. Not waited for.
+    pub fn spawn_recovery(&self, ledger: &Path, opts: &Options) -> TestNode {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        for e in std::fs::read_dir(self.dir.path()).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".pem") && name != "service_cert.pem" {
+                std::fs::copy(e.path(), d.join(&name)).unwrap();
+            }
+        }
+        std::fs::write(d.join("previous_service_cert.pem"), &self.ca_pem).unwrap();
+        std::fs::create_dir(d.join("ledger")).unwrap();
+        for e in std::fs::read_dir(ledger).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), d.join("ledger").join(e.file_name())).unwrap();
+        }
+        let mut config = serde_json::json!({
+            "network": {
+                "rpc_interfaces": {"primary_rpc_interface": {"bind_address": "127.0.0.1:0"}},
+                "node_to_node_interface": {"bind_address": "127.0.0.1:0"}
+            },
+            "command": {
+                "type": "Recover",
+                "service_certificate_file": d.join("service_cert.pem"),
+                "recover": {"previous_service_identity_file": d.join("previous_service_cert.pem")}
+            },
+            "ledger": {"directory": d.join("ledger"), "chunk_size": opts.chunk_size},
+            "ledger_signatures": {"tx_count": opts.sig_tx_count, "delay": format!("{}ms", opts.sig_delay_ms)},
+            "consensus": {"election_timeout": format!("{}ms", opts.election_timeout_ms)},
+            "output_files": {"rpc_addresses_file": d.join("rpc_addresses.json"), "pid_file": d.join("coco.pid")}
+        });
+        snapshot_options(&mut config, d, opts);
+        TestNode::spawn(dir, &config)
+    }
+
+    /// [`Self::spawn_recovery`], waited for until it serves.
+    pub fn recover(&self, ledger: &Path, opts: &Options) -> TestNode {
+        let mut node = self.spawn_recovery(ledger, opts);
+        node.wait_started();
+        node.ca_pem = std::fs::read_to_string(node.path("service_cert.pem")).unwrap();
+        node
+    }
+
     /// A joined, serving node (the service must be Opening, or the node trusted by members).
     pub fn join(&self, opts: &Options) -> TestNode {
         let mut node = self.spawn_joiner(opts);
@@ -516,6 +562,12 @@ pub fn verified_counts(
 
 /// Waits for a Pending node in `primary`'s view and has member0 trust it.
 pub fn trust_pending(primary: &TestNode) {
+    trust_pending_by(primary, &[]);
+}
+
+/// [`trust_pending`], with `more_voters` voting after member0 (when one vote is not a
+/// majority).
+pub fn trust_pending_by(primary: &TestNode, more_voters: &[&str]) {
     let mut anon = primary.anonymous();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let pending = loop {
@@ -535,11 +587,15 @@ pub fn trust_pending(primary: &TestNode) {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
-    let ballot = propose_and_vote(
+    let mut ballot = propose_and_vote(
         primary,
         &serde_json::json!({"actions": [{"name": "transition_node_to_trusted", "args": {
             "node_id": pending, "valid_from": asn1_time(now() - 60)}}]}),
     );
+    for voter in more_voters {
+        let id = ballot["proposalId"].as_str().unwrap().to_owned();
+        ballot = member_cli_as(primary, voter, &["vote", "--proposal-id", &id]);
+    }
     assert_eq!(ballot["proposalState"], "Accepted", "{ballot}");
 }
 
