@@ -403,28 +403,22 @@ fn executable_host_data() -> Result<[u8; 32], StartError> {
     Ok(hasher.finish())
 }
 
-/// Creates identities and runs genesis (CCF `Start`), writing the service certificate and
-/// other output files.
-fn prepare_start(
+/// A fresh service identity (P-384 key, self-signed CA certificate valid for `validity_days`)
+/// and this node's identity endorsed by it.
+fn new_service_identity(
     cfg: &NodeConfigFile,
-    plugins: Plugins,
-    bound: &Bound,
+    subject: &str,
+    validity_days: u32,
     host_data: [u8; 32],
-) -> Result<Prepared, StartError> {
-    let start = cfg
-        .command
-        .start
-        .as_ref()
-        .expect("validated by the config parser");
+) -> Result<(NodeIdentity, String), StartError> {
     let now = unix_now();
     let service_key = EcKeyPair::generate(Curve::P384).map_err(crypto)?;
-    let service_days = i64::from(start.initial_service_certificate_validity_days);
     let service_cert_pem = coco_crypto::self_signed_ca_cert(
         &service_key,
-        &common_name(&start.service_subject_name),
+        &common_name(subject),
         Validity {
             not_before_unix_s: now - 60,
-            not_after_unix_s: now + service_days * 86_400,
+            not_after_unix_s: now + i64::from(validity_days) * 86_400,
         },
     )
     .map_err(crypto)?;
@@ -439,6 +433,28 @@ fn prepare_start(
     )
     .map_err(crypto)?;
     identity.virtual_host_data = host_data;
+    Ok((identity, service_cert_pem))
+}
+
+/// Creates identities and runs genesis (CCF `Start`), writing the service certificate and
+/// other output files.
+fn prepare_start(
+    cfg: &NodeConfigFile,
+    plugins: Plugins,
+    bound: &Bound,
+    host_data: [u8; 32],
+) -> Result<Prepared, StartError> {
+    let start = cfg
+        .command
+        .start
+        .as_ref()
+        .expect("validated by the config parser");
+    let (identity, service_cert_pem) = new_service_identity(
+        cfg,
+        &start.service_subject_name,
+        start.initial_service_certificate_validity_days,
+        host_data,
+    )?;
     let node_cert_pem = identity.node_cert_pem.clone();
 
     let mut members = Vec::new();
@@ -534,29 +550,12 @@ fn prepare_recover(
         "previous service identity",
         &recover.previous_service_identity_file,
     )?;
-    let now = unix_now();
-    let service_key = EcKeyPair::generate(Curve::P384).map_err(crypto)?;
-    let service_days = i64::from(recover.initial_service_certificate_validity_days);
-    let service_cert_pem = coco_crypto::self_signed_ca_cert(
-        &service_key,
-        &common_name(&recover.service_subject_name),
-        Validity {
-            not_before_unix_s: now - 60,
-            not_after_unix_s: now + service_days * 86_400,
-        },
-    )
-    .map_err(crypto)?;
-    let mut identity = NodeIdentity::new(
-        EcKeyPair::generate(node_curve(cfg)).map_err(crypto)?,
-        &common_name(&cfg.node_certificate.subject_name),
-        &node_sans(cfg)?,
-        node_validity(cfg, now),
-        std::sync::Arc::new(service_key),
-        service_cert_pem.clone(),
-        RsaKeyPair::generate(2048).map_err(crypto)?,
-    )
-    .map_err(crypto)?;
-    identity.virtual_host_data = host_data;
+    let (identity, service_cert_pem) = new_service_identity(
+        cfg,
+        &recover.service_subject_name,
+        recover.initial_service_certificate_validity_days,
+        host_data,
+    )?;
     let node_cert_pem = identity.node_cert_pem.clone();
     let node_key_pem = identity.node_key.to_pkcs8_pem();
     let network = node_info_network(cfg, bound);

@@ -173,7 +173,11 @@ impl<D: Disk> LedgerWriter<D> {
         if std::fs::read_dir(dir).map_err(io)?.next().is_some() {
             return Err(StorageError::NotEmpty(dir.to_owned()));
         }
-        Ok(LedgerWriter {
+        Ok(Self::empty(dir, disk))
+    }
+
+    fn empty(dir: &Path, disk: D) -> Self {
+        LedgerWriter {
             dir: dir.to_owned(),
             disk,
             open: None,
@@ -184,7 +188,7 @@ impl<D: Disk> LedgerWriter<D> {
             read_cache: None,
             read_only: Vec::new(),
             recovery: false,
-        })
+        }
     }
 
     /// Opens a dead service's ledger directory for a disaster recovery (CCF `Recover`): repairs
@@ -206,18 +210,7 @@ impl<D: Disk> LedgerWriter<D> {
             });
         }
         repair_torn_tail(dir).map_err(io)?;
-        let mut writer = LedgerWriter {
-            dir: dir.to_owned(),
-            disk,
-            open: None,
-            complete: Vec::new(),
-            last_seqno: 0,
-            committed_seqno: 0,
-            failed: None,
-            read_cache: None,
-            read_only: Vec::new(),
-            recovery: false,
-        };
+        let mut writer = Self::empty(dir, disk);
         let mut chunks = Vec::new();
         for e in std::fs::read_dir(dir).map_err(io)? {
             let e = e.map_err(io)?;
