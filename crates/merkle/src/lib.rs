@@ -105,6 +105,20 @@ pub fn hash_children(left: &Hash, right: &Hash) -> Hash {
     h.finish()
 }
 
+/// A transaction's leaf (ccf-reference §1.8): SHA-256 of the entry's write-set digest, the
+/// digest of its commit evidence and its claims digest, concatenated.
+pub fn transaction_leaf(
+    write_set_digest: &Hash,
+    commit_evidence_digest: &Hash,
+    claims_digest: &Hash,
+) -> Hash {
+    let mut h = Sha256::new();
+    h.update(write_set_digest);
+    h.update(commit_evidence_digest);
+    h.update(claims_digest);
+    h.finish()
+}
+
 /// Folds an inclusion path onto `leaf`, returning the root it proves (receipt verification).
 pub fn fold_path(leaf: &Hash, path: &[PathElem]) -> Hash {
     path.iter().fold(*leaf, |acc, elem| {

@@ -562,3 +562,12 @@ proptest! {
         prop_assert_eq!(t.serialise(), bytes);
     }
 }
+
+#[test]
+fn a_transaction_leaf_hashes_its_three_digests_in_order() {
+    let (a, b, c) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+    let mut h = Sha256::new();
+    h.update(&[a, b, c].concat());
+    assert_eq!(transaction_leaf(&a, &b, &c), h.finish());
+    assert_ne!(transaction_leaf(&a, &b, &c), transaction_leaf(&b, &a, &c));
+}

@@ -27,7 +27,7 @@ use coco_codec::WriteSet;
 use coco_codec::domain::parse_public_domain_shared;
 use coco_codec::entry::parse_entry;
 use coco_codec::tables;
-use coco_crypto::{AesGcmKey, GCM_IV_SIZE_BYTES, GCM_TAG_SIZE_BYTES, sha256, sharing};
+use coco_crypto::{AesGcmKey, GCM_IV_SIZE_BYTES, GCM_TAG_SIZE_BYTES, sharing};
 use coco_kv::{CommitResult, Store};
 use coco_merkle::MerkleTree;
 use coco_types::{SeqNo, TxId, View, limits};
@@ -110,6 +110,7 @@ fn replay_public(ledger: &[Bytes]) -> Result<Replayed, String> {
         let start = entry.len() - view.public.len() - view.private.len();
         let public = parse_public_domain_shared(&entry.slice(start..start + view.public.len()))
             .map_err(|e| at(e.to_string()))?;
+        let leaf = crate::replica::entry_leaf(entry, &public).map_err(at)?;
         let ws = WriteSet { maps: public.maps };
         if let Some(raw) = ws
             .maps
@@ -125,16 +126,7 @@ fn replay_public(ledger: &[Bytes]) -> Result<Replayed, String> {
             last_signature = Some((seqno, sig));
         }
         store.apply(&ws, seqno).map_err(|e| at(e.to_string()))?;
-        let mut leaf = [0u8; 96];
-        leaf[..32].copy_from_slice(&sha256(entry));
-        leaf[32..64].copy_from_slice(
-            &public
-                .prefix
-                .commit_evidence_digest
-                .ok_or_else(|| at("no commit evidence digest".into()))?,
-        );
-        leaf[64..].copy_from_slice(&public.prefix.claims_digest.unwrap_or([0; 32]));
-        tree.append(sha256(&leaf));
+        tree.append(leaf);
         if view_history.last().is_none_or(|(v, _)| *v != view.view) {
             if view_history.last().is_some_and(|(v, _)| *v > view.view) {
                 return Err(at(format!("view {} goes back", view.view)));
@@ -752,17 +744,10 @@ impl Node {
                             .into(),
                     );
                 }
-                let mut leaf = [0u8; 96];
-                leaf[..32].copy_from_slice(&sha256(entry));
-                leaf[32..64].copy_from_slice(
-                    &decoded
-                        .public
-                        .prefix
-                        .commit_evidence_digest
-                        .ok_or_else(|| format!("ledger entry {seqno}: no commit evidence"))?,
+                r.tree.append(
+                    crate::replica::entry_leaf(entry, &decoded.public)
+                        .map_err(|e| format!("ledger entry {seqno}: {e}"))?,
                 );
-                leaf[64..].copy_from_slice(&decoded.public.prefix.claims_digest.unwrap_or([0; 32]));
-                r.tree.append(sha256(&leaf));
                 r.next += 1;
             }
             Ok(())

@@ -1428,11 +1428,11 @@ impl Node {
         let (aad, private) = builder.aad_and_private_mut();
         let tag = secret.key().seal_in_place_detached(&iv, aad, private);
         let entry = builder.finish(&tag);
-        let mut leaf_input = [0u8; 96];
-        leaf_input[..32].copy_from_slice(&sha256(&entry));
-        leaf_input[32..64].copy_from_slice(&sha256(commit_evidence.as_bytes()));
-        leaf_input[64..].copy_from_slice(&claims_digest);
-        self.tree.append(sha256(&leaf_input));
+        self.tree.append(coco_merkle::transaction_leaf(
+            &sha256(&entry),
+            &sha256(commit_evidence.as_bytes()),
+            &claims_digest,
+        ));
         assert_eq!(self.tree.len(), seqno + 1, "Merkle leaf i must be seqno i");
         self.consensus.last_seqno = seqno;
         self.txs_since_signature += 1;

@@ -92,11 +92,8 @@ pub fn tx_proof(
         let path = tree
             .path(txid.seqno, signature.seqno)
             .map_err(|e| format!("inclusion path of {txid}: {e}"))?;
-        let mut leaf_input = [0u8; 96];
-        leaf_input[..32].copy_from_slice(&write_set_digest);
-        leaf_input[32..64].copy_from_slice(&ce_digest);
-        leaf_input[64..].copy_from_slice(&claims_digest);
-        if coco_merkle::fold_path(&sha256(&leaf_input), &path) != signature.root {
+        let leaf = coco_merkle::transaction_leaf(&write_set_digest, &ce_digest, &claims_digest);
+        if coco_merkle::fold_path(&leaf, &path) != signature.root {
             return Err(format!(
                 "the inclusion path of {txid} does not lead to the signed root"
             ));
@@ -195,11 +192,11 @@ pub fn verify_json_receipt(receipt: &Value, service_cert_pem: &str) -> Result<[u
         let ce = c["commit_evidence"]
             .as_str()
             .ok_or("commit_evidence is not a string")?;
-        let mut input = [0u8; 96];
-        input[..32].copy_from_slice(&hex32(&c["write_set_digest"], "write_set_digest")?);
-        input[32..64].copy_from_slice(&sha256(ce.as_bytes()));
-        input[64..].copy_from_slice(&hex32(&c["claims_digest"], "claims_digest")?);
-        sha256(&input)
+        coco_merkle::transaction_leaf(
+            &hex32(&c["write_set_digest"], "write_set_digest")?,
+            &sha256(ce.as_bytes()),
+            &hex32(&c["claims_digest"], "claims_digest")?,
+        )
     } else {
         hex32(&receipt["leaf"], "leaf")?
     };

@@ -60,6 +60,21 @@ pub(crate) fn decode_entry(
     })
 }
 
+/// The Merkle leaf of a serialised entry whose public domain is `public`.
+pub(crate) fn entry_leaf(
+    entry: &[u8],
+    public: &coco_codec::domain::PublicDomain,
+) -> Result<coco_merkle::Hash, String> {
+    Ok(coco_merkle::transaction_leaf(
+        &sha256(entry),
+        &public
+            .prefix
+            .commit_evidence_digest
+            .ok_or("entry without commit evidence")?,
+        &public.prefix.claims_digest.unwrap_or([0; 32]),
+    ))
+}
+
 impl Node {
     /// A node joining an existing service that already holds the service identity and the
     /// ledger secret (what CCF's `NetworkInfo` carries): it waits for the primary's entries.
@@ -217,16 +232,7 @@ impl Node {
                 "the configuration replicated with the entry differs from its nodes.info".into(),
             );
         }
-        let mut leaf_input = [0u8; 96];
-        leaf_input[..32].copy_from_slice(&sha256(&entry.data));
-        leaf_input[32..64].copy_from_slice(
-            &public
-                .prefix
-                .commit_evidence_digest
-                .ok_or("entry without commit evidence")?,
-        );
-        leaf_input[64..].copy_from_slice(&public.prefix.claims_digest.unwrap_or([0; 32]));
-        self.tree.append(sha256(&leaf_input));
+        self.tree.append(entry_leaf(&entry.data, &public)?);
         assert_eq!(self.tree.len(), idx + 1, "Merkle leaf i must be seqno i");
         self.consensus.last_seqno = idx;
         if is_signature {
