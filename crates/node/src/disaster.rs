@@ -27,11 +27,12 @@ use coco_codec::WriteSet;
 use coco_codec::domain::parse_public_domain_shared;
 use coco_codec::entry::parse_entry;
 use coco_codec::tables;
-use coco_crypto::{AesGcmKey, GCM_IV_SIZE_BYTES, GCM_TAG_SIZE_BYTES, sharing};
+use coco_crypto::{GCM_IV_SIZE_BYTES, sharing};
 use coco_kv::{CommitResult, Store};
 use coco_merkle::MerkleTree;
 use coco_types::{SeqNo, TxId, View, limits};
 
+use crate::recovery::{self, open_tag_iv_ct, seal_tag_iv_ct};
 use crate::secrets::LedgerSecrets;
 use crate::{CoreConfig, GenesisConfig, Node, NodeIdentity, Now, Output, Plugins, ccf_json};
 
@@ -398,31 +399,6 @@ fn restore_secrets(
     Ok(secrets)
 }
 
-/// AES-256-GCM under `key` as CCF's `GcmCipher` serialises it: tag ‖ IV ‖ ciphertext, no AAD.
-fn seal_tag_iv_ct(key: &[u8; 32], iv: [u8; GCM_IV_SIZE_BYTES], plaintext: &[u8]) -> Vec<u8> {
-    let mut ct = plaintext.to_vec();
-    let tag = AesGcmKey::new(key).seal_in_place_detached(&iv, &[], &mut ct);
-    [&tag[..], &iv[..], &ct[..]].concat()
-}
-
-fn open_tag_iv_ct(key: &[u8; 32], data: &[u8]) -> Result<Vec<u8>, String> {
-    if data.len() < GCM_TAG_SIZE_BYTES + GCM_IV_SIZE_BYTES {
-        return Err(format!("{} bytes is too short", data.len()));
-    }
-    let (tag, rest) = data.split_at(GCM_TAG_SIZE_BYTES);
-    let (iv, ct) = rest.split_at(GCM_IV_SIZE_BYTES);
-    let mut pt = ct.to_vec();
-    AesGcmKey::new(key)
-        .open_in_place_detached(
-            iv.try_into().expect("split above"),
-            &[],
-            &mut pt,
-            tag.try_into().expect("split above"),
-        )
-        .map_err(|e| e.to_string())?;
-    Ok(pt)
-}
-
 fn service_info(tx: &mut coco_kv::Tx) -> Result<tables::ServiceInfo, ApiError> {
     tx.get(tables::SERVICE_INFO, &tables::SINGLETON_KEY)
         .ok_or_else(|| ApiError::internal("No service.info record."))
@@ -519,7 +495,15 @@ impl Node {
         if submitted >= threshold || full_key {
             let restored = self
                 .combine_submitted_shares(tx, threshold, &shares_info)
-                .and_then(|secrets| self.hand_out_recovered_secrets(tx, &secrets));
+                .and_then(|secrets| {
+                    // Every trusted node gets them (CCF's `broadcast_some`) and starts its
+                    // private replay when it sees them.
+                    let versioned: Vec<_> = secrets
+                        .into_iter()
+                        .map(|(version, raw, stored)| (Some(version), raw, stored))
+                        .collect();
+                    recovery::send_to_trusted_nodes(tx, &versioned)
+                });
             if let Err(e) = restored {
                 // CCF discards the submitted shares so that members can start over; the
                 // discarding is committed even though the request failed.
@@ -571,47 +555,6 @@ impl Node {
         let latest = sharing::unwrap_ledger_secret(&key, &shares_info.wrapped_latest_ledger_secret)
             .map_err(|e| e.to_string())?;
         restore_secrets(&self.recovery.as_ref().expect("checked").chain, latest)
-    }
-
-    /// Writes the recovered secrets for every trusted node (CCF's `broadcast_some`); each node
-    /// starts its private replay when it sees them.
-    fn hand_out_recovered_secrets(
-        &self,
-        tx: &mut coco_kv::Tx,
-        secrets: &RecoveredSecrets,
-    ) -> Result<(), String> {
-        let mut nodes = Vec::new();
-        tx.for_each(tables::NODES_INFO, |k, v| {
-            nodes.push((k.clone(), v.clone()));
-            true
-        });
-        let mut for_nodes = tables::LedgerSecretsForNodes::new();
-        for (id, info) in nodes {
-            let info: tables::NodeInfo =
-                tables::from_ccf_json(&info).map_err(|e| format!("nodes.info: {e}"))?;
-            if info.status != tables::NodeStatus::Trusted {
-                continue;
-            }
-            let mut list = Vec::with_capacity(secrets.len());
-            for (version, raw, stored) in secrets {
-                list.push(tables::EncryptedLedgerSecret {
-                    version: Some(*version),
-                    encrypted_secret: coco_crypto::rsa_oaep_sha256_encrypt(
-                        &info.encryption_pub_key,
-                        raw,
-                    )
-                    .map_err(|e| format!("wrapping a ledger secret for a node: {e}"))?,
-                    previous_secret_stored_version: *stored,
-                });
-            }
-            for_nodes.insert(String::from_utf8_lossy(&id).into_owned(), list);
-        }
-        tx.put(
-            tables::ENCRYPTED_LEDGER_SECRETS,
-            Bytes::from_static(&tables::SINGLETON_KEY),
-            ccf_json(&for_nodes),
-        );
-        Ok(())
     }
 
     /// Called with this node's secrets from an `encrypted_ledger_secrets` write: if they are

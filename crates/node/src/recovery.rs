@@ -184,6 +184,35 @@ pub(crate) fn rekey(
     if !holders.open {
         return Err("Cannot rekey ledger while the service is not open".into());
     }
+    send_to_trusted_nodes(tx, &[(None, *new_secret, Some(seqno))])?;
+    let mut iv = [0u8; coco_crypto::GCM_IV_SIZE_BYTES];
+    rng.fill(&mut iv);
+    let stored_before = tx.get_version_of_previous_write(
+        tables::HISTORICAL_ENCRYPTED_LEDGER_SECRET,
+        &tables::SINGLETON_KEY,
+    );
+    put_singleton(
+        tx,
+        tables::HISTORICAL_ENCRYPTED_LEDGER_SECRET,
+        &tables::EncryptedLedgerSecretInfo {
+            previous_ledger_secret: Some(tables::PreviousLedgerSecretInfo {
+                encrypted_data: seal_tag_iv_ct(new_secret, iv, current.raw()),
+                version: current.applies_from(),
+                previous_secret_stored_version: stored_before,
+            }),
+            next_version: None,
+        },
+    )?;
+    issue(tx, holders, new_secret, Some(seqno), rng)
+}
+
+/// Writes `secrets` — (version, raw secret, where its predecessor is stored) — RSA-OAEP-wrapped
+/// for every trusted node into `encrypted_ledger_secrets` (CCF's `LedgerSecretsBroadcast`); a
+/// `None` version applies from the transaction after this one.
+pub(crate) fn send_to_trusted_nodes(
+    tx: &mut Tx,
+    secrets: &[(Option<u64>, [u8; 32], Option<u64>)],
+) -> Result<(), String> {
     let mut nodes = Vec::new();
     tx.for_each(tables::NODES_INFO, |k, v| {
         nodes.push((k.clone(), v.clone()));
@@ -196,39 +225,52 @@ pub(crate) fn rekey(
         if info.status != tables::NodeStatus::Trusted {
             continue;
         }
-        let encrypted = coco_crypto::rsa_oaep_sha256_encrypt(&info.encryption_pub_key, new_secret)
-            .map_err(|e| format!("wrapping the ledger secret for a node: {e}"))?;
-        for_nodes.insert(
-            String::from_utf8_lossy(&id).into_owned(),
-            vec![tables::EncryptedLedgerSecret {
-                version: None,
-                encrypted_secret: encrypted,
-                previous_secret_stored_version: Some(seqno),
-            }],
-        );
+        let mut list = Vec::with_capacity(secrets.len());
+        for (version, raw, stored) in secrets {
+            list.push(tables::EncryptedLedgerSecret {
+                version: *version,
+                encrypted_secret: coco_crypto::rsa_oaep_sha256_encrypt(
+                    &info.encryption_pub_key,
+                    raw,
+                )
+                .map_err(|e| format!("wrapping a ledger secret for a node: {e}"))?,
+                previous_secret_stored_version: *stored,
+            });
+        }
+        for_nodes.insert(String::from_utf8_lossy(&id).into_owned(), list);
     }
-    put_singleton(tx, tables::ENCRYPTED_LEDGER_SECRETS, &for_nodes)?;
-    let mut iv = [0u8; coco_crypto::GCM_IV_SIZE_BYTES];
-    rng.fill(&mut iv);
-    let mut ct = *current.raw();
-    let tag = coco_crypto::AesGcmKey::new(new_secret).seal_in_place_detached(&iv, &[], &mut ct);
-    let stored_before = tx.get_version_of_previous_write(
-        tables::HISTORICAL_ENCRYPTED_LEDGER_SECRET,
-        &tables::SINGLETON_KEY,
-    );
-    put_singleton(
-        tx,
-        tables::HISTORICAL_ENCRYPTED_LEDGER_SECRET,
-        &tables::EncryptedLedgerSecretInfo {
-            previous_ledger_secret: Some(tables::PreviousLedgerSecretInfo {
-                encrypted_data: [&tag[..], &iv[..], &ct[..]].concat(),
-                version: current.applies_from(),
-                previous_secret_stored_version: stored_before,
-            }),
-            next_version: None,
-        },
-    )?;
-    issue(tx, holders, new_secret, Some(seqno), rng)
+    put_singleton(tx, tables::ENCRYPTED_LEDGER_SECRETS, &for_nodes)
+}
+
+/// AES-256-GCM under `key` as CCF's `GcmCipher` serialises it: tag ‖ IV ‖ ciphertext, no AAD.
+pub(crate) fn seal_tag_iv_ct(
+    key: &[u8; 32],
+    iv: [u8; coco_crypto::GCM_IV_SIZE_BYTES],
+    plaintext: &[u8],
+) -> Vec<u8> {
+    let mut ct = plaintext.to_vec();
+    let tag = coco_crypto::AesGcmKey::new(key).seal_in_place_detached(&iv, &[], &mut ct);
+    [&tag[..], &iv[..], &ct[..]].concat()
+}
+
+/// The inverse of [`seal_tag_iv_ct`].
+pub(crate) fn open_tag_iv_ct(key: &[u8; 32], data: &[u8]) -> Result<Vec<u8>, String> {
+    use coco_crypto::{GCM_IV_SIZE_BYTES, GCM_TAG_SIZE_BYTES};
+    if data.len() < GCM_TAG_SIZE_BYTES + GCM_IV_SIZE_BYTES {
+        return Err(format!("{} bytes is too short", data.len()));
+    }
+    let (tag, rest) = data.split_at(GCM_TAG_SIZE_BYTES);
+    let (iv, ct) = rest.split_at(GCM_IV_SIZE_BYTES);
+    let mut pt = ct.to_vec();
+    coco_crypto::AesGcmKey::new(key)
+        .open_in_place_detached(
+            iv.try_into().expect("split above"),
+            &[],
+            &mut pt,
+            tag.try_into().expect("split above"),
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(pt)
 }
 
 /// Whether the transaction in `tx` must (re-)issue shares: it opens the service (then the
