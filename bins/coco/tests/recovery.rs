@@ -142,7 +142,7 @@ fn recovery_shares_recover_the_ledger_secret_at_the_threshold_only() {
 /// private record's value in plaintext, while public values (the control) are found.
 #[test]
 fn no_file_a_node_writes_holds_private_values_in_plaintext() {
-    let node = TestNode::start(Options {
+    let mut node = TestNode::start(Options {
         sig_tx_count: 10,
         snapshot_tx_count: Some(20),
         ..Options::default()
@@ -181,6 +181,8 @@ fn no_file_a_node_writes_holds_private_values_in_plaintext() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    // Stop the node so that no file is renamed (`.committed`) or replaced while it is scanned.
+    node.kill9();
     let mut files = Vec::new();
     let mut dirs = vec![node.dir.path().to_owned()];
     while let Some(d) = dirs.pop() {
