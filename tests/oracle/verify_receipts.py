@@ -2,7 +2,8 @@
 recompute the leaf from its components (or take `leaf` for signature transactions), fold the
 proof with `ccf.receipt.root`, check the node's signature over the root with
 `ccf.receipt.verify`, and the node certificate's endorsement by the service certificate with
-`ccf.receipt.check_endorsements`. No coco code involved.
+`ccf.receipt.check_endorsements` (through the receipt's `service_endorsements` when an earlier
+service identity endorsed the node, after a disaster recovery). No coco code involved.
 
 Usage: python verify_receipts.py RECEIPTS_JSON
 RECEIPTS_JSON: {"service_cert": PEM, "receipts": [receipt, ...]}.
@@ -37,7 +38,11 @@ def main():
             node_cert = load_pem_x509_certificate(receipt["cert"].encode())
             root = ccf.receipt.root(leaf_of(receipt), receipt["proof"])
             ccf.receipt.verify(root, receipt["signature"], node_cert)
-            ccf.receipt.check_endorsements(node_cert, service_cert, [])
+            endorsements = [
+                load_pem_x509_certificate(e.encode())
+                for e in receipt.get("service_endorsements", [])
+            ]
+            ccf.receipt.check_endorsements(node_cert, service_cert, endorsements)
         except Exception as e:  # noqa: BLE001 - any failure is a verification failure
             print(f"receipt {i} does not verify: {type(e).__name__}: {e}")
             sys.exit(1)

@@ -13,7 +13,7 @@ use std::process::Command;
 
 use base64::Engine as _;
 use serde_json::json;
-use support::{Options, TestNode, ccf_python, member_cli_as, txid_of};
+use support::{Options, TestNode, ccf_python, member_cli_as, oracle, txid_of};
 
 /// Public and private writes: enough to span many signatures and ledger chunks.
 const WRITES: u64 = 10_000;
@@ -118,6 +118,92 @@ fn chunk_files(dir: &Path) -> Vec<String> {
     names
 }
 
+/// After the recovery, receipts of a transaction from before it — the one the client kept and
+/// the one the recovered service gives — verify against the *new* service certificate with
+/// CCF's own Python package: JSON receipts through `service_endorsements`, COSE receipts through
+/// the COSE endorsements chain, whose epoch ends at the previous service's last signature.
+fn receipts_from_before_the_disaster_still_verify(
+    node: &TestNode,
+    previous_cert: &str,
+    early: &str,
+    kept_receipt: &serde_json::Value,
+    kept_cose: &[u8],
+) {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let r = node
+        .anonymous()
+        .get("/node/service/previous_identity")
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["previous_service_identity"], previous_cert);
+    let dir = node.dir.path();
+    let verify = |receipts: serde_json::Value| {
+        oracle(
+            dir,
+            "verify_receipts.py",
+            &json!({"service_cert": node.ca_pem, "receipts": receipts}),
+        )
+    };
+    // The kept receipt has no endorsement of the old identity: it fails against the new one.
+    assert!(verify(json!([kept_receipt])).is_err());
+    let receipt = node.receipt(early);
+    let endorsements = receipt["service_endorsements"].as_array().unwrap();
+    assert_eq!(endorsements.len(), 1, "{receipt}");
+    assert_eq!(receipt["signature"], kept_receipt["signature"]);
+    verify(json!([receipt])).expect("CCF verifies a pre-disaster receipt after the recovery");
+    let file = dir.join("early_receipt.json");
+    std::fs::write(&file, receipt.to_string()).unwrap();
+    let out = Command::new(support::COCO)
+        .args(["receipt", "verify", "--service-cert"])
+        .arg(dir.join("service_cert.pem"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let r = node.historical("/app/log/public/cose_endorsements", early);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let chain = r.json()["endorsements"].clone();
+    assert_eq!(chain.as_array().unwrap().len(), 1, "{chain}");
+    let r = node.historical("/app/log/public/cose_receipt", early);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let zero = "00".repeat(32);
+    let verified = oracle(
+        dir,
+        "verify_cose_receipts.py",
+        &json!({"service_cert": node.ca_pem, "receipts": [
+            {"cose": b64.encode(kept_cose), "claims_digest": zero, "endorsements": chain},
+            {"cose": b64.encode(&r.body), "claims_digest": zero, "endorsements": chain},
+        ]}),
+    )
+    .expect("CCF verifies pre-disaster COSE receipts through the endorsements");
+    // Without the endorsements they do not verify against the new service key.
+    assert!(
+        oracle(
+            dir,
+            "verify_cose_receipts.py",
+            &json!({"service_cert": node.ca_pem, "receipts": [
+                {"cose": b64.encode(kept_cose), "claims_digest": zero},
+            ]}),
+        )
+        .is_err()
+    );
+    // The endorsed epoch runs from the first service's creation to its last signature, whose
+    // root the endorsement names (as CCF's recovery test checks).
+    let epoch = &verified["epochs"][0][0];
+    assert_eq!(epoch["epoch.start.txid"], "2.1", "{epoch}");
+    let end = epoch["epoch.end.txid"].as_str().unwrap();
+    let signature = node.receipt(end);
+    assert_eq!(
+        signature["leaf"], epoch["epoch.end.merkle.root"],
+        "{signature}"
+    );
+}
+
 #[test]
 fn a_dead_network_recovers_from_one_ledger_with_the_members_shares() {
     let opts = Options {
@@ -152,6 +238,7 @@ fn a_dead_network_recovers_from_one_ledger_with_the_members_shares() {
 
     let mut user = primary.user();
     let mut last = String::new();
+    let mut early = String::new();
     for i in 0..WRITES {
         let path = if i % 2 == 0 {
             "/app/log/private"
@@ -163,10 +250,24 @@ fn a_dead_network_recovers_from_one_ledger_with_the_members_shares() {
             .unwrap();
         assert_eq!(r.status.as_u16(), 200, "{}", r.text());
         last = txid_of(&r);
+        if i == 0 {
+            early = last.clone();
+        }
     }
     for n in &nodes {
         n.wait_committed_here(&last);
     }
+    // A client keeps receipts from before the disaster.
+    let early_receipt = primary.receipt(&early);
+    let r = primary.historical("/app/log/public/cose_receipt", &early);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let early_cose = r.body.to_vec();
+    let r = primary
+        .anonymous()
+        .get("/node/service/previous_identity")
+        .unwrap();
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "ResourceNotFound");
     for n in &mut nodes {
         n.kill9();
     }
@@ -307,6 +408,13 @@ fn a_dead_network_recovers_from_one_ledger_with_the_members_shares() {
         "{answer}"
     );
     wait_for_status(&node, "Open");
+    receipts_from_before_the_disaster_still_verify(
+        &node,
+        &dead.ca_pem,
+        &early,
+        &early_receipt,
+        &early_cose,
+    );
 
     // Every committed write is back, private and public.
     let mut user = node.user();
@@ -331,7 +439,20 @@ fn a_dead_network_recovers_from_one_ledger_with_the_members_shares() {
         .post_json("/app/log/private", &json!({"id": WRITES, "msg": "after"}))
         .unwrap();
     assert_eq!(r.status.as_u16(), 200, "{}", r.text());
-    node.wait_committed_here(&txid_of(&r));
+    let after = txid_of(&r);
+    node.wait_committed_here(&after);
+    // Transactions of the recovered service need no endorsement.
+    let receipt = node.receipt(&after);
+    assert!(receipt.get("service_endorsements").is_none(), "{receipt}");
+    oracle(
+        node.dir.path(),
+        "verify_receipts.py",
+        &json!({"service_cert": node.ca_pem, "receipts": [receipt]}),
+    )
+    .expect("CCF verifies a receipt of the recovered service");
+    let r = node.historical("/app/log/public/cose_endorsements", &after);
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "ResourceNotFound");
     assert!(
         chunk_files(&node.ledger_dir())
             .iter()

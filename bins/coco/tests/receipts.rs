@@ -5,57 +5,22 @@
 mod support;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Options, TestNode, ccf_python, txid_of};
-
-/// `GET /node/receipt` until the node has read the entries back (202 meanwhile).
-fn receipt(node: &TestNode, txid: &str) -> Value {
-    let mut conn = node.anonymous();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = conn
-            .get(&format!("/node/receipt?transaction_id={txid}"))
-            .unwrap();
-        match r.status.as_u16() {
-            200 => return r.json(),
-            202 => assert_eq!(r.header("retry-after"), Some("3")),
-            other => panic!("receipt of {txid}: {other} {}", r.text()),
-        }
-        assert!(Instant::now() < deadline, "no receipt for {txid}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use support::{Options, TestNode, oracle, txid_of};
 
 fn ccf_verifies(
     dir: &std::path::Path,
     service_cert: &str,
     receipts: &[Value],
 ) -> Result<(), String> {
-    let file = dir.join(format!("receipts-{}.json", receipts.len()));
-    std::fs::write(
-        &file,
-        json!({"service_cert": service_cert, "receipts": receipts}).to_string(),
-    )
-    .unwrap();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/oracle/verify_receipts.py");
-    let out = Command::new(ccf_python())
-        .arg(script)
-        .arg(&file)
-        .output()
-        .expect("running verify_receipts.py");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if out.status.success() {
-        assert_eq!(
-            serde_json::from_str::<Value>(stdout.trim()).unwrap()["verified"],
-            receipts.len()
-        );
-        Ok(())
-    } else {
-        Err(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)))
-    }
+    let verified = oracle(
+        dir,
+        "verify_receipts.py",
+        &json!({"service_cert": service_cert, "receipts": receipts}),
+    )?;
+    assert_eq!(verified["verified"], receipts.len());
+    Ok(())
 }
 
 /// Genesis writes seqno 1 in view 2 and signs it at once: the first signature transaction.
@@ -95,9 +60,9 @@ fn ccf_verifies_receipts_from_every_node() {
     let mut receipts = Vec::new();
     for (k, n) in nodes.iter().enumerate() {
         // A private and a public write, spread over the nodes, and the signature transaction.
-        receipts.push(receipt(n, &txids[2 * k]));
-        receipts.push(receipt(n, &txids[2 * k + 1]));
-        let sig = receipt(n, &signature);
+        receipts.push(n.receipt(&txids[2 * k]));
+        receipts.push(n.receipt(&txids[2 * k + 1]));
+        let sig = n.receipt(&signature);
         assert_eq!(sig["proof"], json!([]), "{sig}");
         receipts.push(sig);
     }
@@ -108,7 +73,7 @@ fn ccf_verifies_receipts_from_every_node() {
     bad["leaf_components"]["write_set_digest"] = json!("00".repeat(32));
     assert!(ccf_verifies(dir, &nodes[0].ca_pem, &[bad]).is_err());
     // A signature over another root: the signature of an earlier signature transaction.
-    let first_sig = receipt(&nodes[0], GENESIS_SIGNATURE);
+    let first_sig = nodes[0].receipt(GENESIS_SIGNATURE);
     let mut bad = receipts[1].clone();
     assert_ne!(bad["signature"], first_sig["signature"]);
     bad["signature"] = first_sig["signature"].clone();
@@ -161,50 +126,6 @@ fn ccf_verifies_receipts_from_every_node() {
 }
 
 /// Runs one of the oracle scripts on `bundle`; returns its JSON answer or its complaint.
-fn oracle(dir: &std::path::Path, script: &str, bundle: &Value) -> Result<Value, String> {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let file = dir.join(format!(
-        "bundle-{}.json",
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    std::fs::write(&file, bundle.to_string()).unwrap();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/oracle")
-        .join(script);
-    let out = Command::new(ccf_python())
-        .arg(script)
-        .arg(&file)
-        .output()
-        .expect("running an oracle script");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if out.status.success() {
-        Ok(serde_json::from_str(stdout.trim()).unwrap())
-    } else {
-        Err(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)))
-    }
-}
-
-/// A historical endpoint, retried while the node loads the transaction (202).
-fn historical(node: &TestNode, path: &str, txid: &str) -> coco_client::Reply {
-    let mut user = node.user();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = user
-            .request(
-                coco_client::Method::GET,
-                path,
-                &[("x-ms-ccf-transaction-id", txid)],
-                Vec::new(),
-            )
-            .unwrap();
-        if r.status != 202 {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "{path} at {txid} never loaded");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn historical_queries_and_cose_receipts_verify_with_ccf() {
     use base64::Engine as _;
@@ -238,14 +159,10 @@ fn historical_queries_and_cose_receipts_verify_with_ccf() {
     }
     let dir = nodes[1].dir.path();
     // Historical reads from a backup: the record as that transaction wrote it, with a receipt.
-    let r = historical(&nodes[1], "/app/log/private/historical?id=6", &private);
+    let r = nodes[1].historical("/app/log/private/historical?id=6", &private);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json(), json!({"msg": "secret"}));
-    let r = historical(
-        &nodes[2],
-        "/app/log/private/historical_receipt?id=6",
-        &private,
-    );
+    let r = nodes[2].historical("/app/log/private/historical_receipt?id=6", &private);
     assert_eq!(r.status, 200, "{}", r.text());
     let answer = r.json();
     assert_eq!(answer["msg"], "secret");
@@ -258,18 +175,18 @@ fn historical_queries_and_cose_receipts_verify_with_ccf() {
     .expect("CCF verifies the historical receipt");
     assert_eq!(verified["verified"], 1);
     // The transaction did not write id 5: not found in its historical state.
-    let r = historical(&nodes[1], "/app/log/private/historical?id=5", &private);
+    let r = nodes[1].historical("/app/log/private/historical?id=5", &private);
     assert_eq!(r.status, 404, "{}", r.text());
     // COSE receipts verify against the service key with the claims digest bound to them.
     let claim = hex::encode(coco_crypto::sha256(b"claimed"));
     let mut cose = Vec::new();
     for n in &nodes {
-        let r = historical(n, "/app/log/public/cose_receipt", &claimed);
+        let r = n.historical("/app/log/public/cose_receipt", &claimed);
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(r.header("content-type"), Some("application/cose"));
         cose.push(json!({"cose": b64.encode(&r.body), "claims_digest": claim}));
     }
-    let r = historical(&nodes[0], "/app/log/public/cose_receipt", &private);
+    let r = nodes[0].historical("/app/log/public/cose_receipt", &private);
     cose.push(json!({"cose": b64.encode(&r.body), "claims_digest": "00".repeat(32)}));
     let verified = oracle(
         dir,
@@ -289,20 +206,20 @@ fn historical_queries_and_cose_receipts_verify_with_ccf() {
         .is_err()
     );
     // The bare proof and the signature are served too.
-    let r = historical(&nodes[1], "/app/log/public/cbor_merkle_proof", &claimed);
+    let r = nodes[1].historical("/app/log/public/cbor_merkle_proof", &claimed);
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("application/cbor"));
-    let r = historical(&nodes[1], "/app/log/public/cose_signature", &claimed);
+    let r = nodes[1].historical("/app/log/public/cose_signature", &claimed);
     assert!(r.json()["cose_signature"].is_string(), "{}", r.text());
     // Requests that cannot be served: no header, a bad header, an uncommitted id, no caller.
     let mut user1 = nodes[1].user();
     let r = user1.get("/app/log/private/historical?id=6").unwrap();
     assert_eq!(r.status, 400);
     assert!(r.text().contains("MissingRequiredHeader"), "{}", r.text());
-    let r = historical(&nodes[1], "/app/log/private/historical?id=6", "two.three");
+    let r = nodes[1].historical("/app/log/private/historical?id=6", "two.three");
     assert_eq!(r.status, 400);
     assert!(r.text().contains("InvalidHeaderValue"), "{}", r.text());
-    let r = historical(&nodes[1], "/app/log/private/historical?id=6", "2.1000000");
+    let r = nodes[1].historical("/app/log/private/historical?id=6", "2.1000000");
     assert_eq!(r.status, 404);
     let r = nodes[1]
         .anonymous()

@@ -426,6 +426,9 @@ pub struct HistoricalState {
     pub cbor_merkle_proof: Option<Bytes>,
     /// The COSE_Sign1 root signature of the signature transaction that proves it.
     pub cose_signature: Bytes,
+    /// For a transaction of an earlier service (before a disaster recovery): COSE endorsements
+    /// from the current service key down to the key that signed it, newest first.
+    pub cose_endorsements: Option<Vec<Bytes>>,
 }
 
 impl EndpointContext<'_> {

@@ -180,12 +180,22 @@ pub fn registry() -> Registry {
         "/app/log/public/cose_endorsements",
         USER_AUTH,
         EndpointMode::Historical,
-        "Endorsements of earlier service identities (none until the service is recovered)",
+        "COSE endorsements from the current service identity to the earlier one that signed \
+         the transaction in x-ms-ccf-transaction-id (404 for transactions of the current service)",
         |ctx| {
-            ctx.historical()?;
-            Ok(Response::ok_json(
-                &serde_json::json!({ "endorsements": [] }),
-            ))
+            use base64::Engine as _;
+            let h = ctx.historical()?;
+            let endorsements = h.cose_endorsements.as_ref().ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    ErrorCode::ResourceNotFound,
+                    "No COSE endorsements available for this transaction",
+                )
+            })?;
+            let b64 = base64::engine::general_purpose::STANDARD;
+            Ok(Response::ok_json(&serde_json::json!({
+                "endorsements": endorsements.iter().map(|e| b64.encode(e)).collect::<Vec<_>>(),
+            })))
         },
     );
     r

@@ -92,6 +92,94 @@ pub fn ccf_signature_protected_header(
     ]))
 }
 
+/// Keys inside [`HEADER_CCF`] of a service identity endorsement
+/// (`cddl/ccf-cose-endorsement-service-identity.cddl`): the endorsed service's first and last
+/// transaction ids and the last Merkle root it signed.
+pub const HEADER_CCF_EPOCH_BEGIN: &str = "epoch.start.txid";
+pub const HEADER_CCF_EPOCH_END: &str = "epoch.end.txid";
+pub const HEADER_CCF_EPOCH_LAST_ROOT: &str = "epoch.end.merkle.root";
+
+/// Serialised protected header of a service identity endorsement, in CCF's order: alg, CWT
+/// {iat}, `ccf.v1` {epoch.start.txid, epoch.end.txid?, epoch.end.merkle.root?}. A service's
+/// endorsement of itself has neither end nor root.
+pub fn endorsement_protected_header(
+    alg: i64,
+    iat_seconds: i64,
+    epoch_begin: &str,
+    epoch_end: Option<&str>,
+    last_root: Option<&[u8; 32]>,
+) -> Vec<u8> {
+    let mut ccf = vec![(
+        Value::from(HEADER_CCF_EPOCH_BEGIN),
+        Value::from(epoch_begin),
+    )];
+    if let Some(end) = epoch_end {
+        ccf.push((Value::from(HEADER_CCF_EPOCH_END), Value::from(end)));
+    }
+    if let Some(root) = last_root {
+        ccf.push((
+            Value::from(HEADER_CCF_EPOCH_LAST_ROOT),
+            Value::Bytes(root.to_vec()),
+        ));
+    }
+    to_vec(&Value::Map(vec![
+        (Value::from(1), Value::from(alg)),
+        (
+            Value::from(HEADER_CWT_CLAIMS),
+            Value::Map(vec![(Value::from(CWT_IAT), Value::from(iat_seconds))]),
+        ),
+        (Value::from(HEADER_CCF), Value::Map(ccf)),
+    ]))
+}
+
+/// The epoch a service identity endorsement covers, from its protected header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndorsedEpoch {
+    pub begin: String,
+    pub end: Option<String>,
+    pub last_root: Option<Vec<u8>>,
+}
+
+/// Reads [`EndorsedEpoch`] from a parsed endorsement (CCF
+/// `extract_cose_endorsement_validity`).
+pub fn endorsed_epoch(parsed: &ParsedSign1) -> Result<EndorsedEpoch, CoseError> {
+    let ccf = parsed
+        .protected_header
+        .rest
+        .iter()
+        .find(|(l, _)| *l == Label::Text(HEADER_CCF.to_owned()))
+        .map(|(_, v)| v)
+        .ok_or_else(|| bad("ccf.v1", "present"))?;
+    let map = ccf.as_map().ok_or_else(|| bad("ccf.v1", "a map"))?;
+    let find = |key: &str| {
+        map.iter()
+            .find(|(k, _)| k.as_text() == Some(key))
+            .map(|(_, v)| v)
+    };
+    let text = |key: &str| -> Result<Option<String>, CoseError> {
+        find(key)
+            .map(|v| {
+                v.as_text()
+                    .map(str::to_owned)
+                    .ok_or_else(|| bad(key, "text"))
+            })
+            .transpose()
+    };
+    Ok(EndorsedEpoch {
+        begin: text(HEADER_CCF_EPOCH_BEGIN)?
+            .ok_or_else(|| bad(HEADER_CCF_EPOCH_BEGIN, "present"))?,
+        end: text(HEADER_CCF_EPOCH_END)?,
+        last_root: find(HEADER_CCF_EPOCH_LAST_ROOT)
+            .map(|v| {
+                v.as_bytes()
+                    .filter(|b| b.len() == 32)
+                    .cloned()
+                    .ok_or_else(|| bad(HEADER_CCF_EPOCH_LAST_ROOT, "32 bytes"))
+            })
+            .transpose()?,
+    })
+}
+
 /// Appends a CBOR head (major type and argument) in its shortest form.
 fn put_head(out: &mut Vec<u8>, major: u8, arg: u64) {
     let m = major << 5;

@@ -72,6 +72,10 @@ pub const PREVIOUS_SERVICE_IDENTITY: &str = "public:ccf.gov.service.previous_ser
 /// The last Merkle root the previous service signed: JSON string of its hex.
 pub const PREVIOUS_SERVICE_LAST_SIGNED_ROOT: &str =
     "public:ccf.internal.previous_service_last_signed_root";
+/// The newest service identity's COSE endorsement of the one before it (or of itself, for a
+/// service never recovered): [`CoseEndorsement`] JSON.
+pub const PREVIOUS_SERVICE_IDENTITY_ENDORSEMENT: &str =
+    "public:ccf.internal.previous_service_identity_endorsement";
 /// Recovery shares members submitted to a recovering service: member id → JSON string of the
 /// base64 of the share AES-GCM encrypted under the current ledger secret (tag ‖ IV ‖ ct).
 pub const ENCRYPTED_SUBMITTED_SHARES: &str = "public:ccf.internal.encrypted_submitted_shares";
@@ -325,6 +329,33 @@ pub struct EncryptedLedgerSecretInfo {
 }
 
 // ---------------------------------------------------------------- service
+
+/// Value of [`PREVIOUS_SERVICE_IDENTITY_ENDORSEMENT`] (`CoseEndorsement`,
+/// `src/service/tables/previous_service_identity.h`), written when a service opens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoseEndorsement {
+    /// COSE_Sign1 by the service key over the endorsed service public key (DER).
+    #[serde(with = "b64")]
+    pub endorsement: Vec<u8>,
+    /// The endorsing (then current) service public key, DER.
+    #[serde(with = "b64")]
+    pub endorsing_key: Vec<u8>,
+    /// First transaction of the endorsed service.
+    pub endorsement_epoch_begin: TxId,
+    /// Last transaction of the endorsed service; absent for a self-endorsement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endorsement_epoch_end: Option<TxId>,
+    /// Seqno of the previous endorsement's write; absent for a self-endorsement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_version: Option<u64>,
+}
+
+impl CoseEndorsement {
+    /// A service's endorsement of its own key (written when a never-recovered service opens).
+    pub fn is_self_endorsement(&self) -> bool {
+        self.previous_version.is_none()
+    }
+}
 
 /// `ServiceStatus` (`include/ccf/service/tables/service.h`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -257,6 +257,9 @@ pub struct Raft {
     data_offset: SeqNo,
     /// Committable indices, ascending (all of them: signatures are sparse).
     committable: BTreeSet<SeqNo>,
+    /// The snapshot (or recovered ledger) this node started from ends here; the log's metadata
+    /// covers only what follows. 0 for a node holding the whole log.
+    started_after: SeqNo,
     commit_idx: SeqNo,
     persisted_idx: SeqNo,
     /// Configurations by the index that introduced them, ascending; the first is the latest
@@ -323,6 +326,7 @@ impl Raft {
         r.last_idx = seqno;
         r.data_offset = seqno;
         r.committable.insert(seqno);
+        r.started_after = seqno;
         r.commit_idx = seqno;
         r.persisted_idx = seqno;
         r.was_voter = configuration.contains(&r.id);
@@ -375,6 +379,7 @@ impl Raft {
             data: VecDeque::new(),
             data_offset: 0,
             committable: BTreeSet::new(),
+            started_after: 0,
             commit_idx: 0,
             persisted_idx: 0,
             configurations: Vec::new(),
@@ -410,6 +415,11 @@ impl Raft {
     }
     pub fn last_idx(&self) -> SeqNo {
         self.last_idx
+    }
+    /// Where the snapshot or recovered ledger this node started from ends (0 if none): which
+    /// signature covers an entry up to here is only known from the ledger itself.
+    pub fn started_after(&self) -> SeqNo {
+        self.started_after
     }
     /// Entry bytes up to here were dropped from memory (committed).
     pub fn compacted_to(&self) -> SeqNo {

@@ -93,6 +93,60 @@ pub fn endorse_csr(
     Ok(cert.pem())
 }
 
+/// The current service identity's endorsement of an earlier one (CCF's receipts after a
+/// disaster recovery, `populate_service_endorsements`): a CA certificate for the earlier
+/// certificate's key and subject name, valid as long as the current service certificate, signed
+/// by the current service key. A node certificate the earlier service endorsed then chains to
+/// the current service certificate through it.
+pub fn endorse_previous_service_cert(
+    previous_cert_pem: &str,
+    issuer_key: &EcKeyPair,
+    issuer_cert_pem: &str,
+) -> Result<String, CryptoError> {
+    let previous_der = first_cert_der(previous_cert_pem)?;
+    let previous = parse_cert(&previous_der)?;
+    let spki = previous.public_key().raw.to_vec();
+    let name_der = previous.subject().as_raw().to_vec();
+    let name = distinguished_name(previous.subject())?;
+    let validity = crate::cert::cert_validity(&first_cert_der(issuer_cert_pem)?)?;
+    let subject = SubjectKey::from_spki(&spki)?;
+    let issuer = issuer_of(issuer_key, issuer_cert_pem)?;
+    let mut params = named_params(&spki, name, &name_der, validity)?;
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.use_authority_key_identifier_extension = true;
+    let cert = params.signed_by(&subject, &issuer).map_err(gen_err)?;
+    Ok(cert.pem())
+}
+
+/// A certificate's subject as rcgen writes it back: the same attributes, in order, with their
+/// string types kept (so that chain builders match issuer and subject names exactly).
+fn distinguished_name(
+    name: &x509_parser::x509::X509Name<'_>,
+) -> Result<rcgen::DistinguishedName, CryptoError> {
+    use x509_parser::der_parser::asn1_rs::Tag;
+    let unsupported = |what: &str| CryptoError::Certificate(format!("subject name: {what}"));
+    let mut dn = rcgen::DistinguishedName::new();
+    for attr in name.iter_attributes() {
+        let oid: Vec<u64> = attr
+            .attr_type()
+            .iter()
+            .ok_or_else(|| unsupported("attribute type out of range"))?
+            .collect();
+        let text = std::str::from_utf8(attr.attr_value().data)
+            .map_err(|_| unsupported("attribute value is not UTF-8"))?;
+        let value = match attr.attr_value().header.tag() {
+            Tag::PrintableString => rcgen::DnValue::PrintableString(
+                text.try_into()
+                    .map_err(|_| unsupported("invalid PrintableString"))?,
+            ),
+            Tag::Utf8String => rcgen::DnValue::Utf8String(text.to_owned()),
+            other => return Err(unsupported(&format!("attribute string type {other}"))),
+        };
+        dn.push(DnType::from_oid(&oid), value);
+    }
+    Ok(dn)
+}
+
 /// Re-issues a self-signed service certificate with a new validity period: same key, same
 /// common name, so certificates it endorsed still chain to it.
 pub fn renew_self_signed_ca_cert(
@@ -342,6 +396,49 @@ mod tests {
             ]
         );
         assert!(!cert.basic_constraints().unwrap().unwrap().value.ca);
+    }
+
+    /// After a recovery the new service key endorses the old one, so a node certificate the old
+    /// service issued chains to the new service certificate.
+    #[test]
+    fn a_previous_service_identity_is_endorsed_as_a_ca_under_the_current_one() {
+        let (old_key, old_cert) = service();
+        let node = EcKeyPair::generate(Curve::P384).unwrap();
+        let csr = certificate_signing_request(&node, "CCF Node", &[]).unwrap();
+        let node_cert = endorse_csr(
+            &csr,
+            &old_key,
+            &old_cert,
+            validity_for_days(1_700_000_000, 1).unwrap(),
+        )
+        .unwrap();
+        let new_key = EcKeyPair::generate(Curve::P384).unwrap();
+        let new_validity = validity_for_days(1_800_000_000, 7).unwrap();
+        let new_cert = self_signed_ca_cert(&new_key, "Recovered Service", new_validity).unwrap();
+
+        let endorsement = endorse_previous_service_cert(&old_cert, &new_key, &new_cert).unwrap();
+        let der = first_cert_der(&endorsement).unwrap();
+        let old_der = first_cert_der(&old_cert).unwrap();
+        assert_eq!(
+            cert_public_key_spki_der(&der).unwrap(),
+            old_key.public_key_spki_der()
+        );
+        assert_eq!(cert_validity(&der).unwrap(), new_validity);
+        let (_, cert) = X509Certificate::from_der(&der).unwrap();
+        let (_, old) = X509Certificate::from_der(&old_der).unwrap();
+        assert_eq!(cert.subject().as_raw(), old.subject().as_raw());
+        assert_eq!(cert.issuer().to_string(), "CN=Recovered Service");
+        assert!(cert.basic_constraints().unwrap().unwrap().value.ca);
+        // node --(old key)--> endorsement --(new key)--> current service certificate.
+        verify_cert_signed_by(
+            &first_cert_der(&node_cert).unwrap(),
+            &cert_public_key_spki_der(&der).unwrap(),
+        )
+        .unwrap();
+        verify_cert_signed_by(&der, &new_key.public_key_spki_der()).unwrap();
+        // The issuer certificate must be the issuer key's; the previous one must be a certificate.
+        assert!(endorse_previous_service_cert(&old_cert, &new_key, &old_cert).is_err());
+        assert!(endorse_previous_service_cert("junk", &new_key, &new_cert).is_err());
     }
 
     #[test]

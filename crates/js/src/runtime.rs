@@ -359,8 +359,9 @@ fn install(ctx: &Ctx<'_>, shared: &Rc<Shared>) -> rquickjs::Result<()> {
                         "ccf.node functions may only be called by apply",
                     ));
                 }
+                let network = with_network(&ctx, &s, |n| Ok(n.clone()))?;
                 with_tx(&ctx, &s, tables::SERVICE_INFO, true, |tx| {
-                    coco_node::gov::open_service(tx, previous.as_deref(), &next)
+                    coco_node::gov::open_service(tx, previous.as_deref(), &next, &network)
                 })?
                 .map_err(|e| throw(&ctx, e))
             },

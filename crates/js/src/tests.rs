@@ -50,6 +50,7 @@ fn network() -> NetworkIdentity {
         service_key: std::sync::Arc::new(key),
         service_cert_pem: cert,
         latest_ledger_secret_seqno: 1,
+        now_unix_seconds: 1_800_000_000,
     }
 }
 
@@ -668,8 +669,10 @@ export function apply(input, proposalId) {
     check(&c, &mut tx, C).unwrap();
 
     let net = network();
-    let info =
-        |status: &str, cert: &str| serde_json::json!({"cert": cert, "status": status}).to_string();
+    let info = |status: &str, cert: &str| {
+        serde_json::json!({"cert": cert, "status": status, "current_service_create_txid": "2.1"})
+            .to_string()
+    };
     let mut w = store.begin();
     w.put(
         "public:ccf.gov.service.info",
@@ -706,4 +709,22 @@ export function apply(input, proposalId) {
         serde_json::from_slice(&opened.get("public:ccf.gov.service.info", &[0; 8]).unwrap())
             .unwrap();
     assert_eq!(status["status"], "Open");
+    // Opening writes the service key's endorsement of itself, from its creation on.
+    let endorsement: coco_codec::tables::CoseEndorsement = coco_codec::tables::from_ccf_json(
+        &opened
+            .get(
+                coco_codec::tables::PREVIOUS_SERVICE_IDENTITY_ENDORSEMENT,
+                &[0; 8],
+            )
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(endorsement.is_self_endorsement());
+    assert_eq!(endorsement.endorsement_epoch_begin.to_string(), "2.1");
+    assert_eq!(endorsement.endorsement_epoch_end, None);
+    let parsed = coco_codec::cose::parse_sign1(&endorsement.endorsement).unwrap();
+    assert_eq!(
+        parsed.payload.as_deref(),
+        Some(&endorsement.endorsing_key[..])
+    );
 }

@@ -21,6 +21,8 @@ struct Sample {
     entries: Vec<(usize, usize, usize, u64, bool)>,
     transactions: u64,
     signatures: u64,
+    /// Whether the last file is an open chunk (entries after the last complete chunk).
+    open_tail: bool,
 }
 
 /// Runs a node through genesis and `writes` logging-app writes (signature every 4), and lays the
@@ -139,7 +141,8 @@ fn sample(writes: u64) -> Sample {
             complete_chunks += 1;
         }
     }
-    if buf.len() > 8 {
+    let open_tail = buf.len() > 8;
+    if open_tail {
         files.push((format!("ledger_{start}"), buf));
     }
     assert!(
@@ -151,6 +154,7 @@ fn sample(writes: u64) -> Sample {
         entries,
         transactions: appended.len() as u64,
         signatures,
+        open_tail,
     }
 }
 
@@ -243,7 +247,11 @@ proptest! {
 
 #[test]
 fn targeted_corruptions_table() {
-    let s = sample(24);
+    // Enough writes for two complete chunks and an open one (whose tail can be torn).
+    let s = (24..40)
+        .map(sample)
+        .find(|s| s.open_tail)
+        .expect("some sample ends in an open chunk");
     let sig = s.entries.iter().find(|e| e.4 && e.3 > 4).copied().unwrap();
     let plain = s.entries.iter().find(|e| !e.4 && e.3 > 5).copied().unwrap();
     type Mutation = Box<dyn Fn(&mut Vec<(String, Vec<u8>)>)>;

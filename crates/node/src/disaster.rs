@@ -205,7 +205,7 @@ impl Node {
             .last()
             .map(|(v, _)| *v)
             .expect("a non-empty ledger has a view");
-        let view = last_view + 1;
+        let view = last_view + coco_types::RECOVERY_VIEW_CHANGE;
         let raft = coco_consensus::Raft::new_recovered(
             identity.node_id.clone(),
             config.consensus,
@@ -617,7 +617,7 @@ impl Node {
                 if self.raft.role() == coco_consensus::Role::Leader
                     && self.service_status == tables::ServiceStatus::WaitingForRecoveryShares
                     && self.storage_failure.is_none()
-                    && let Err(e) = self.open_recovered_service(out)
+                    && let Err(e) = self.open_recovered_service(now, out)
                 {
                     self.storage_failure = Some(format!("opening the recovered service: {e}"));
                 }
@@ -713,7 +713,7 @@ impl Node {
     /// primary): submitted shares cleared, the previous service's latest secret chained under
     /// the new one, fresh recovery shares of the new secret, the service `Open`, a snapshot at
     /// the next signature.
-    fn open_recovered_service(&mut self, out: &mut Vec<Output>) -> Result<(), String> {
+    fn open_recovered_service(&mut self, now: Now, out: &mut Vec<Output>) -> Result<(), String> {
         let seqno = self.consensus.last_seqno + 1;
         let mut tx = self.store.begin();
         tx.clear(tables::ENCRYPTED_SUBMITTED_SHARES);
@@ -746,6 +746,11 @@ impl Node {
         );
         let holders = crate::recovery::holders(&mut tx);
         crate::recovery::issue(&mut tx, &holders, new.raw(), Some(seqno), &mut self.drbg)?;
+        crate::endorsement::endorse_previous_identity(
+            &mut tx,
+            &self.identity.service_key,
+            now.unix_seconds,
+        )?;
         let write_set = match self.store.commit(tx, seqno) {
             Ok(CommitResult::Committed { write_set }) => write_set,
             other => return Err(format!("the opening transaction did not commit: {other:?}")),

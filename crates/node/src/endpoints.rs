@@ -98,6 +98,27 @@ pub fn node_registry() -> Registry {
     );
     r.route_fn(
         Method::GET,
+        "/node/service/previous_identity",
+        NO_AUTH,
+        RO,
+        "The service certificate before the last disaster recovery",
+        |ctx| match read_json(
+            ctx,
+            tables::PREVIOUS_SERVICE_IDENTITY,
+            &tables::SINGLETON_KEY,
+        )? {
+            Some(pem) => Ok(Response::ok_json(
+                &json!({ "previous_service_identity": pem }),
+            )),
+            None => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::ResourceNotFound,
+                "This service is not a recovery of a previous service.",
+            )),
+        },
+    );
+    r.route_fn(
+        Method::GET,
         "/node/network/nodes",
         NO_AUTH,
         RO,

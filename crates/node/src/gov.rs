@@ -757,11 +757,14 @@ pub fn sign_request(
 /// and `InternalTablesAccess::open_service`): opens a service that is Opening, once `next` is this
 /// service's certificate and enough active recovery members exist for the recovery threshold.
 /// Opening an open service again is a no-op; a recovering service moves to
-/// `WaitingForRecoveryShares`.
+/// `WaitingForRecoveryShares`. Opening writes the service key's endorsement of its own identity
+/// (CCF `endorse_previous_identity`; a recovered service endorses its predecessor when the
+/// recovery completes instead).
 pub fn open_service(
     tx: &mut coco_kv::Tx,
     previous_identity: Option<&str>,
     next_identity: &str,
+    network: &crate::proposals::NetworkIdentity,
 ) -> Result<(), String> {
     let raw = tx
         .get(tables::SERVICE_INFO, &tables::SINGLETON_KEY)
@@ -838,5 +841,10 @@ pub fn open_service(
         Bytes::from_static(&tables::SINGLETON_KEY),
         Bytes::from(tables::to_ccf_json(&info).map_err(|e| format!("Service information: {e}"))?),
     );
-    Ok(())
+    crate::endorsement::endorse_previous_identity(
+        tx,
+        &network.service_key,
+        network.now_unix_seconds,
+    )
+    .map_err(|e| format!("Service could not be opened: {e}"))
 }

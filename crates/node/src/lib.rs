@@ -12,6 +12,7 @@
 pub mod attestation;
 pub mod config;
 pub mod disaster;
+mod endorsement;
 pub mod endpoints;
 mod forwarding;
 pub mod gov;
@@ -263,6 +264,8 @@ pub struct Node {
     pending_retirements: Vec<(SeqNo, String)>,
     /// Old entries read back for receipts and historical queries.
     historical: historical::HistoricalCache,
+    /// Endorsements of earlier service identities, read back for receipts.
+    endorsements: endorsement::EndorsementHistory,
     /// Seqnos by key for the maps apps index.
     index: index::SeqnoIndex,
     /// Snapshots taken, being written and being proven.
@@ -348,6 +351,7 @@ impl Node {
             forwarded_sessions: BTreeMap::new(),
             pending_retirements: Vec::new(),
             historical: historical::HistoricalCache::new(historical_cache_bytes_max),
+            endorsements: endorsement::EndorsementHistory::default(),
             index: seqno_index,
             snapshots: snapshot::Snapshotter::new(snapshot_interval, 0),
             drbg: coco_crypto::Drbg::new(entropy),
@@ -385,7 +389,7 @@ impl Node {
         node.refresh_peer_addresses();
         node.emit_signature(now, out);
         if genesis.open_service_without_governance {
-            node.write_service_status(ServiceStatus::Open, out);
+            node.write_service_status(ServiceStatus::Open, now, out);
             node.emit_signature(now, out);
         }
         node
@@ -832,6 +836,7 @@ impl Node {
                         &caller,
                         &path_params,
                         &endpoint.template,
+                        now,
                     ),
                     None,
                 )
@@ -929,13 +934,14 @@ impl Node {
         caller: &Caller,
         params: &BTreeMap<String, String>,
         template: &str,
+        now: Now,
     ) -> Result<Response, ApiError> {
         gov::check_request_api_version(request)?;
         let id = params.get("proposalId").map(String::as_str).unwrap_or("");
         match template {
             "/gov/members/proposals:create" => {
                 let root = self.tree.root();
-                let network = self.network_identity();
+                let network = self.network_identity(now);
                 let constitution = self.constitution(tx)?;
                 let (response, hooks) =
                     proposals::create(tx, caller, &root, constitution, &network)?;
@@ -945,7 +951,7 @@ impl Node {
             "/gov/members/proposals/{proposalId}:withdraw" => proposals::withdraw(tx, caller, id),
             "/gov/members/proposals/{proposalId}/ballots/{memberId}:submit" => {
                 let member = params.get("memberId").cloned().unwrap_or_default();
-                let network = self.network_identity();
+                let network = self.network_identity(now);
                 let constitution = self.constitution(tx)?;
                 let (response, hooks) =
                     proposals::submit_ballot(tx, caller, id, &member, constitution, &network)?;
@@ -957,11 +963,12 @@ impl Node {
     }
 
     /// What `ccf.network` offers the constitution's `apply`.
-    fn network_identity(&self) -> proposals::NetworkIdentity {
+    fn network_identity(&self, now: Now) -> proposals::NetworkIdentity {
         proposals::NetworkIdentity {
             service_key: self.identity.service_key.clone(),
             service_cert_pem: self.service.service_cert_pem.clone(),
             latest_ledger_secret_seqno: self.secrets.latest().applies_from(),
+            now_unix_seconds: now.unix_seconds,
         }
     }
 
@@ -1721,7 +1728,7 @@ impl Node {
         }));
     }
 
-    fn write_service_status(&mut self, status: ServiceStatus, out: &mut Vec<Output>) {
+    fn write_service_status(&mut self, status: ServiceStatus, now: Now, out: &mut Vec<Output>) {
         let mut tx = self.store.begin();
         tx.put(
             tables::SERVICE_INFO,
@@ -1733,6 +1740,12 @@ impl Node {
             // follow once recovery members are active).
             recovery::record_first_secret(&mut tx, self.secrets.latest().applies_from())
                 .expect("the secret chain's first record serialises");
+            endorsement::endorse_previous_identity(
+                &mut tx,
+                &self.identity.service_key,
+                now.unix_seconds,
+            )
+            .expect("a service that has just written its genesis can endorse itself");
         }
         let seqno = self.consensus.last_seqno + 1;
         let write_set = match self.store.commit(tx, seqno) {

@@ -55,6 +55,9 @@ pub struct NetworkIdentity {
     pub service_cert_pem: String,
     /// `getLatestLedgerSecretSeqno()`: the seqno from which the latest ledger secret applies.
     pub latest_ledger_secret_seqno: u64,
+    /// The time of the request being executed (the core is given the time, it never reads a
+    /// clock): the `iat` of what `apply` signs.
+    pub now_unix_seconds: i64,
 }
 
 impl NetworkIdentity {

@@ -19,7 +19,7 @@ use coco_types::TxId;
 use serde_json::{Value, json};
 
 /// The public domain of an entry, parsed.
-fn public_domain(entry: &Bytes) -> Result<coco_codec::domain::PublicDomain, String> {
+pub(crate) fn public_domain(entry: &Bytes) -> Result<coco_codec::domain::PublicDomain, String> {
     let view = parse_entry(entry).map_err(|e| format!("ledger entry: {e}"))?;
     let start = entry.len() - view.public.len() - view.private.len();
     parse_public_domain_shared(&entry.slice(start..start + view.public.len()))
@@ -52,6 +52,9 @@ pub struct TxProof {
     pub claims_digest: [u8; 32],
     /// From the leaf to the signed root (empty for a signature transaction).
     pub path: Vec<coco_merkle::PathElem>,
+    /// The current service's endorsement of the service identity that endorsed the signing
+    /// node, when that was an earlier service (after a disaster recovery); PEM.
+    pub service_endorsements: Vec<String>,
 }
 
 /// Proves `txid`, whose entry is `entry`, with the signature transaction `signature_entry`
@@ -109,6 +112,7 @@ pub fn tx_proof(
         commit_evidence: commit_evidence.to_owned(),
         claims_digest,
         path,
+        service_endorsements: Vec::new(),
     })
 }
 
@@ -120,6 +124,9 @@ impl TxProof {
             "node_id": self.signature.node.as_str(),
             "cert": self.signature.cert,
         });
+        if !self.service_endorsements.is_empty() {
+            receipt["service_endorsements"] = json!(self.service_endorsements);
+        }
         if self.is_signature {
             receipt["proof"] = json!([]);
             receipt["leaf"] = json!(hex::encode(self.signature.root));
@@ -146,6 +153,7 @@ impl TxProof {
     pub fn json_v2(&self) -> Value {
         let mut receipt = self.json_v1();
         receipt["is_signature_transaction"] = json!(self.is_signature);
+        receipt["service_endorsements"] = json!(self.service_endorsements);
         receipt
     }
 
@@ -177,7 +185,8 @@ impl TxProof {
 
 /// Checks a JSON receipt offline against the service certificate: the leaf (from its
 /// components, or given), the path to the root, the node's signature over the root, and the
-/// node certificate's endorsement by the service key. Returns the root.
+/// node certificate's endorsement by the service key, through `service_endorsements` when an
+/// earlier service issued it. Returns the root.
 pub fn verify_json_receipt(receipt: &Value, service_cert_pem: &str) -> Result<[u8; 32], String> {
     let hex32 = |v: &Value, what: &str| -> Result<[u8; 32], String> {
         let s = v
@@ -235,10 +244,30 @@ pub fn verify_json_receipt(receipt: &Value, service_cert_pem: &str) -> Result<[u
         .ok()
         .and_then(|v| v.into_iter().next())
         .ok_or("service certificate does not parse")?;
-    let service_spki =
-        coco_crypto::cert_public_key_spki_der(&service_der).map_err(|e| e.to_string())?;
-    coco_crypto::verify_cert_signed_by(&cert_der, &service_spki)
-        .map_err(|_| "the node certificate is not endorsed by the service".to_owned())?;
+    // node certificate → each of `service_endorsements` (after a disaster recovery: earlier
+    // service identities endorsed by the current one) → the service certificate.
+    let mut chain = Vec::new();
+    if let Some(list) = receipt.get("service_endorsements") {
+        for e in list
+            .as_array()
+            .ok_or("service_endorsements is not a list")?
+        {
+            let der = e
+                .as_str()
+                .and_then(|pem| coco_crypto::pem_to_der_certs(pem).ok())
+                .and_then(|v| v.into_iter().next())
+                .ok_or("a service endorsement is not a PEM certificate")?;
+            chain.push(der);
+        }
+    }
+    chain.push(service_der);
+    let mut endorsee = cert_der;
+    for endorser in chain {
+        let spki = coco_crypto::cert_public_key_spki_der(&endorser).map_err(|e| e.to_string())?;
+        coco_crypto::verify_cert_signed_by(&endorsee, &spki)
+            .map_err(|_| "the node certificate is not endorsed by the service".to_owned())?;
+        endorsee = endorser;
+    }
     Ok(root)
 }
 
@@ -381,15 +410,15 @@ impl crate::Node {
     }
 
     /// The first signature transaction at or after `seqno`, found by reading the ledger from
-    /// `seqno` on (`None` while entries are read back). The snapshot a node started from is at
-    /// a signature, so the search ends there at the latest.
+    /// `seqno` on (`None` while entries are read back). The snapshot or recovered ledger a node
+    /// started from ends at a signature, so the search ends there at the latest.
     fn signature_in_history(
         &mut self,
         seqno: coco_types::SeqNo,
         now: crate::Now,
         out: &mut Vec<crate::Output>,
     ) -> Result<Option<coco_types::SeqNo>, coco_app_api::ApiError> {
-        let last = self.index.covers_after();
+        let last = self.raft.started_after();
         for s in seqno..=last {
             let entry = match self
                 .raft
@@ -445,9 +474,9 @@ impl crate::Node {
                 ));
             }
         }
-        let signature_seqno = if txid.seqno <= self.index.covers_after() {
-            // This node started from a snapshot: which signature covers an entry before it is
-            // only known from the ledger (ledger.read_only_directories).
+        let signature_seqno = if txid.seqno <= self.raft.started_after() {
+            // This node started from a snapshot or recovered a ledger: which signature covers an
+            // entry before that is only known from the ledger itself.
             match self.signature_in_history(txid.seqno, now, out)? {
                 Some(s) => s,
                 None => return Ok(None),
@@ -463,8 +492,14 @@ impl crate::Node {
             return Ok(None);
         };
         let evidence = self.secrets.for_seqno(txid.seqno).commit_evidence(txid);
-        let proof = tx_proof(txid, &entry, &signature, &evidence)
+        let mut proof = tx_proof(txid, &entry, &signature, &evidence)
             .map_err(|e| ApiError::internal(format!("Cannot prove {txid}: {e}")))?;
+        // As CCF, a receipt whose endorsement chain cannot be built is still given, without it.
+        match self.service_endorsements(txid.seqno, &proof.signature.cert, now, out) {
+            Ok(Some(endorsements)) => proof.service_endorsements = endorsements,
+            Ok(None) => return Ok(None),
+            Err(_) => {}
+        }
         Ok(Some((entry, proof)))
     }
 
@@ -514,6 +549,13 @@ impl crate::Node {
         store
             .apply(&decoded.write_set, 1)
             .map_err(|e| ApiError::internal(format!("Cannot load {txid}: {e}")))?;
+        let cose_endorsements = match self.cose_endorsements(txid.seqno, now, out)? {
+            crate::endorsement::CoseEndorsements::Loading => return Ok(None),
+            crate::endorsement::CoseEndorsements::None => None,
+            crate::endorsement::CoseEndorsements::Chain(chain) => {
+                Some(chain.into_iter().map(Bytes::from).collect())
+            }
+        };
         let cose_receipt = proof
             .cose_receipt()
             .transpose()
@@ -526,6 +568,7 @@ impl crate::Node {
             cose_receipt,
             cbor_merkle_proof: proof.cbor_merkle_proof().map(Bytes::from),
             cose_signature: Bytes::from(proof.cose_signature.clone()),
+            cose_endorsements,
         }))
     }
 }

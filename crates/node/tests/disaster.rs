@@ -109,7 +109,11 @@ fn a_recovered_service_replays_public_state_under_a_new_identity() {
     assert_eq!(appended.len(), 2, "{appended:?}");
     assert_eq!((appended[0].1, appended[0].2), (last + 1, false));
     assert_eq!((appended[1].1, appended[1].2), (last + 2, true));
-    assert!(appended[0].0 > 2, "a new view");
+    assert_eq!(
+        appended[0].0,
+        coco_types::FIRST_VIEW + coco_types::RECOVERY_VIEW_CHANGE,
+        "CCF's view after a recovery"
+    );
     let info: tables::ServiceInfo =
         tables::from_ccf_json(&singleton(&node, tables::SERVICE_INFO)).unwrap();
     assert_eq!(info.status, tables::ServiceStatus::Recovering);
@@ -141,12 +145,19 @@ fn a_recovered_service_replays_public_state_under_a_new_identity() {
     // Opening needs both identities; it leads to WaitingForRecoveryShares.
     let mut tx = node.kv_snapshot_store().begin();
     let new_cert = node.service_cert_pem().to_owned();
-    assert!(coco_node::gov::open_service(&mut tx, None, &new_cert).is_err());
-    assert!(
-        coco_node::gov::open_service(&mut tx, Some(&identity().service_cert_pem), &new_cert)
-            .is_err()
-    );
-    coco_node::gov::open_service(&mut tx, Some(&old_cert), &new_cert).unwrap();
+    let other = identity();
+    let network = coco_node::proposals::NetworkIdentity {
+        service_key: other.service_key.clone(),
+        service_cert_pem: other.service_cert_pem.clone(),
+        latest_ledger_secret_seqno: last + 1,
+        now_unix_seconds: 1_800_000_000,
+    };
+    let open = |tx: &mut coco_kv::Tx, previous: Option<&str>| {
+        coco_node::gov::open_service(tx, previous, &new_cert, &network)
+    };
+    assert!(open(&mut tx, None).is_err());
+    assert!(open(&mut tx, Some(&other.service_cert_pem)).is_err());
+    open(&mut tx, Some(&old_cert)).unwrap();
     let info: tables::ServiceInfo = tables::from_ccf_json(
         &tx.get(tables::SERVICE_INFO, &tables::SINGLETON_KEY)
             .unwrap(),

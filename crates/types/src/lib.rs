@@ -18,6 +18,11 @@ pub type SeqNo = u64;
 /// The first view of a new service.
 pub const FIRST_VIEW: View = 2;
 
+/// How far past a dead service's last view its recovery starts (CCF `aft::starting_view_change`):
+/// the recovered service's first transaction is `(last view + 2).(last seqno + 1)`, which is how
+/// endorsements of earlier service identities name the end of the epoch they endorse.
+pub const RECOVERY_VIEW_CHANGE: View = 2;
+
 /// A transaction id, written `view.seqno` on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct TxId {

@@ -455,6 +455,45 @@ impl TestNode {
         }
     }
 
+    /// `GET /node/receipt` until the node has read the entries back (202 meanwhile).
+    pub fn receipt(&self, txid: &str) -> serde_json::Value {
+        let mut conn = self.anonymous();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = conn
+                .get(&format!("/node/receipt?transaction_id={txid}"))
+                .unwrap();
+            match r.status.as_u16() {
+                200 => return r.json(),
+                202 => assert_eq!(r.header("retry-after"), Some("3")),
+                other => panic!("receipt of {txid}: {other} {}", r.text()),
+            }
+            assert!(Instant::now() < deadline, "no receipt for {txid}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A historical endpoint as user0, retried while the node loads the transaction (202).
+    pub fn historical(&self, path: &str, txid: &str) -> coco_client::Reply {
+        let mut user = self.user();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = user
+                .request(
+                    coco_client::Method::GET,
+                    path,
+                    &[("x-ms-ccf-transaction-id", txid)],
+                    Vec::new(),
+                )
+                .unwrap();
+            if r.status != 202 {
+                return r;
+            }
+            assert!(Instant::now() < deadline, "{path} at {txid} never loaded");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.path("out.log")).unwrap_or_default()
     }
@@ -470,6 +509,35 @@ pub fn txid_of(r: &Reply) -> String {
     r.header("x-ms-ccf-transaction-id")
         .expect("x-ms-ccf-transaction-id header")
         .to_owned()
+}
+
+/// Runs one of the repository's oracle scripts (`tests/oracle/<script>`, CCF's Python package)
+/// on `bundle` written to a file in `dir`; returns the JSON it prints, or its output on failure.
+pub fn oracle(
+    dir: &Path,
+    script: &str,
+    bundle: &serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let file = dir.join(format!(
+        "bundle-{}.json",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::write(&file, bundle.to_string()).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/oracle")
+        .join(script);
+    let out = Command::new(ccf_python())
+        .arg(script)
+        .arg(&file)
+        .output()
+        .expect("running an oracle script");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() {
+        Ok(serde_json::from_str(stdout.trim()).unwrap())
+    } else {
+        Err(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)))
+    }
 }
 
 /// Python >= 3.12 with CCF's `ccf` package: `$CCF_PY` if set, else installed by the repo's
