@@ -51,10 +51,10 @@ fn ccf_read_ledger_and_python_decryption_accept_our_ledger() {
 
     let read_ledger = py.parent().unwrap().join("read_ledger.py");
     // Committed chunks only (read_ledger.py's default), then everything including the open tail.
-    let (n_tx, n_sig) = support::verified_counts(&read_ledger, &ledger, false);
+    let (n_tx, n_sig) = support::verified_counts(&read_ledger, &ledger, &[]);
     assert!(n_tx >= 1000, "only {n_tx} committed transactions verified");
     assert!(n_sig >= 1, "no signature verified");
-    let (n_tx_all, _) = support::verified_counts(&read_ledger, &ledger, true);
+    let (n_tx_all, _) = support::verified_counts(&read_ledger, &ledger, &["--uncommitted"]);
     assert!(
         n_tx_all >= WRITES,
         "only {n_tx_all} transactions verified including uncommitted ones"

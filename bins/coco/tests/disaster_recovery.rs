@@ -48,6 +48,67 @@ fn wait_for_status(node: &TestNode, status: &str) {
     }
 }
 
+/// member0 proposes `transition_service_to_open` naming both identities and `voters` accept it:
+/// the recovered service waits for recovery shares.
+fn open_recovered(node: &TestNode, previous_cert: &str, voters: &[&str]) {
+    std::fs::write(
+        node.path("open.json"),
+        json!({"actions": [{"name": "transition_service_to_open", "args": {
+            "previous_service_identity": previous_cert,
+            "next_service_identity": node.ca_pem,
+        }}]})
+        .to_string(),
+    )
+    .unwrap();
+    let created = member_cli_as(node, "member0", &["propose", "--proposal", "open.json"]);
+    let id = created["proposalId"].as_str().unwrap().to_owned();
+    let mut state = created["proposalState"].clone();
+    for voter in voters {
+        state =
+            member_cli_as(node, voter, &["vote", "--proposal-id", &id])["proposalState"].clone();
+    }
+    assert_eq!(state, "Accepted");
+    assert_eq!(service_status(node), "WaitingForRecoveryShares");
+}
+
+/// Every one of `writes` records (even ids private, odd public) reads back as `record <id>`.
+fn every_write_is_back(node: &TestNode, writes: u64) {
+    let mut user = node.user();
+    for i in 0..writes {
+        let path = if i % 2 == 0 {
+            format!("/app/log/private?id={i}")
+        } else {
+            format!("/app/log/public?id={i}")
+        };
+        let r = user.get(&path).unwrap();
+        assert_eq!(r.status.as_u16(), 200, "{path}: {}", r.text());
+        assert_eq!(r.json()["msg"], format!("record {i}"), "{path}");
+    }
+}
+
+/// Writes `writes` records through `node` (even ids private, odd public); returns the last
+/// transaction id and the first.
+fn write_records(node: &TestNode, writes: u64) -> (String, String) {
+    let mut user = node.user();
+    let (mut first, mut last) = (String::new(), String::new());
+    for i in 0..writes {
+        let path = if i % 2 == 0 {
+            "/app/log/private"
+        } else {
+            "/app/log/public"
+        };
+        let r = user
+            .post_json(path, &json!({"id": i, "msg": format!("record {i}")}))
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+        last = txid_of(&r);
+        if i == 0 {
+            first = last.clone();
+        }
+    }
+    (first, last)
+}
+
 /// POSTs a COSE Sign1 `recovery_share` with `share` (raw bytes) signed by `signer` for the
 /// member `for_member`; returns (status, body).
 fn submit_raw_share(
@@ -236,24 +297,7 @@ fn a_dead_network_recovers_from_one_ledger_with_the_members_shares() {
     let ballot = member_cli_as(primary, "member1", &["vote", "--proposal-id", &id]);
     assert_eq!(ballot["proposalState"], "Accepted", "{ballot}");
 
-    let mut user = primary.user();
-    let mut last = String::new();
-    let mut early = String::new();
-    for i in 0..WRITES {
-        let path = if i % 2 == 0 {
-            "/app/log/private"
-        } else {
-            "/app/log/public"
-        };
-        let r = user
-            .post_json(path, &json!({"id": i, "msg": format!("record {i}")}))
-            .unwrap();
-        assert_eq!(r.status.as_u16(), 200, "{}", r.text());
-        last = txid_of(&r);
-        if i == 0 {
-            early = last.clone();
-        }
-    }
+    let (early, last) = write_records(primary, WRITES);
     for n in &nodes {
         n.wait_committed_here(&last);
     }
@@ -316,21 +360,7 @@ fn a_dead_network_recovers_from_one_ledger_with_the_members_shares() {
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"]["code"], "ServiceNotWaitingForRecoveryShares");
     // Members open it naming both identities: WaitingForRecoveryShares.
-    std::fs::write(
-        node.path("open.json"),
-        json!({"actions": [{"name": "transition_service_to_open", "args": {
-            "previous_service_identity": dead.ca_pem,
-            "next_service_identity": node.ca_pem,
-        }}]})
-        .to_string(),
-    )
-    .unwrap();
-    let created = member_cli_as(&node, "member0", &["propose", "--proposal", "open.json"]);
-    let id = created["proposalId"].as_str().unwrap().to_owned();
-    member_cli_as(&node, "member0", &["vote", "--proposal-id", &id]);
-    let ballot = member_cli_as(&node, "member1", &["vote", "--proposal-id", &id]);
-    assert_eq!(ballot["proposalState"], "Accepted", "{ballot}");
-    assert_eq!(service_status(&node), "WaitingForRecoveryShares");
+    open_recovered(&node, &dead.ca_pem, &["member0", "member1"]);
 
     // A non-member cannot submit; a member cannot submit for another; a malformed share is
     // refused; one share is not enough; a wrong share at the threshold is discarded with the
@@ -417,17 +447,8 @@ fn a_dead_network_recovers_from_one_ledger_with_the_members_shares() {
     );
 
     // Every committed write is back, private and public.
+    every_write_is_back(&node, WRITES);
     let mut user = node.user();
-    for i in 0..WRITES {
-        let path = if i % 2 == 0 {
-            format!("/app/log/private?id={i}")
-        } else {
-            format!("/app/log/public?id={i}")
-        };
-        let r = user.get(&path).unwrap();
-        assert_eq!(r.status.as_u16(), 200, "{path}: {}", r.text());
-        assert_eq!(r.json()["msg"], format!("record {i}"), "{path}");
-    }
     let info = node
         .anonymous()
         .get("/gov/service/info?api-version=2024-07-01")
@@ -475,4 +496,123 @@ fn a_dead_network_recovers_from_one_ledger_with_the_members_shares() {
     let mut conn = joiner.user();
     let r = conn.get("/app/log/private?id=0").unwrap();
     assert_eq!(r.json()["msg"], "record 0");
+}
+
+/// CCF recovers from the dead service's latest committed snapshot and the ledger after it; so
+/// does coco: the ledger chunks the snapshot covers are not even needed. While recovering, the
+/// ledger (with the new service's `.recovery` files) verifies with CCF's `read_ledger.py
+/// --recovery`; a recovery abandoned there leaves nothing in the way of the next.
+#[test]
+fn a_service_recovers_from_its_latest_snapshot_and_the_ledger_after_it() {
+    const N: u64 = 1_000;
+    let opts = Options {
+        sig_tx_count: 20,
+        chunk_size: "8KB".into(),
+        snapshot_tx_count: Some(300),
+        ..Options::default()
+    };
+    let mut dead = TestNode::start(opts.clone());
+    let (_, last) = write_records(&dead, N);
+    dead.wait_committed_here(&last);
+    let snapshots = dead.path("snapshots");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let snapshot_seqno = loop {
+        let latest = std::fs::read_dir(&snapshots)
+            .unwrap()
+            .filter_map(|e| {
+                coco_codec::snapshot::SnapshotName::parse(e.unwrap().file_name().to_str()?)
+            })
+            .filter(|n| n.committed)
+            .map(|n| n.seqno)
+            .max();
+        if let Some(s) = latest.filter(|s| *s > 600) {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no committed snapshot"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    dead.kill9();
+    let last_seqno: u64 = last.split('.').nth(1).unwrap().parse().unwrap();
+    assert!(
+        snapshot_seqno < last_seqno,
+        "the ledger continues after the snapshot"
+    );
+    let opts = Options {
+        read_only_snapshot_dir: Some(snapshots.clone()),
+        ..opts
+    };
+
+    // A first recovery, abandoned while Recovering: CCF reads its ledger, .recovery files too.
+    let mut abandoned = dead.recover(&dead.ledger_dir(), &opts);
+    assert!(
+        abandoned.log().contains("recovering from a snapshot"),
+        "{}",
+        abandoned.log()
+    );
+    assert_eq!(service_status(&abandoned), "Recovering");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !chunk_files(&abandoned.ledger_dir())
+        .iter()
+        .any(|n| n.ends_with(".committed.recovery"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no committed .recovery chunk"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    abandoned.stop();
+    let read_ledger = ccf_python().parent().unwrap().join("read_ledger.py");
+    let (n_tx, _) = support::verified_counts(
+        &read_ledger,
+        &abandoned.ledger_dir(),
+        &["--uncommitted", "--recovery"],
+    );
+    assert!(
+        n_tx > last_seqno,
+        "{n_tx} transactions verified, the old ledger has {last_seqno}"
+    );
+
+    // The ledger the snapshot covers is not needed.
+    let trimmed = tempfile::tempdir().unwrap();
+    let mut dropped = 0;
+    for name in chunk_files(&dead.ledger_dir()) {
+        let parsed = coco_codec::chunk::ChunkName::parse(&name).unwrap();
+        if parsed.end.is_some_and(|end| end <= snapshot_seqno) {
+            dropped += 1;
+            continue;
+        }
+        std::fs::copy(dead.ledger_dir().join(&name), trimmed.path().join(&name)).unwrap();
+    }
+    assert!(dropped > 0);
+    let node = dead.recover(trimmed.path(), &opts);
+    assert!(
+        node.log().contains("recovering from a snapshot"),
+        "{}",
+        node.log()
+    );
+    open_recovered(&node, &dead.ca_pem, &["member0"]);
+    let answer = member_cli_as(
+        &node,
+        "member0",
+        &["submit-share", "--enc-key", "member0_enc_privk.pem"],
+    );
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("End of recovery procedure initiated"),
+        "{answer}"
+    );
+    wait_for_status(&node, "Open");
+    every_write_is_back(&node, N);
+    let r = node
+        .user()
+        .post_json("/app/log/private", &json!({"id": N, "msg": "after"}))
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    node.wait_committed_here(&txid_of(&r));
 }

@@ -199,7 +199,8 @@ fn survive_kill9(n: usize, victims: &[usize]) {
             "node{k}'s overlapping committed chunks are byte-identical"
         );
         // The whole ledger, open tail included: every survivor holds the same transactions.
-        let (n_tx, n_sig) = support::verified_counts(&read_ledger, &nodes[k].ledger_dir(), true);
+        let (n_tx, n_sig) =
+            support::verified_counts(&read_ledger, &nodes[k].ledger_dir(), &["--uncommitted"]);
         assert!(
             n_tx >= seqno(&last) && n_sig > 0,
             "node{k}: {n_tx} tx, {n_sig} signatures"

@@ -531,6 +531,53 @@ fn prepare_start(
     })
 }
 
+/// The latest committed snapshot on this machine (`snapshots.directory`,
+/// `snapshots.read_only_directory`): its name and path.
+fn local_snapshot(
+    cfg: &NodeConfigFile,
+) -> Option<(coco_codec::snapshot::SnapshotName, std::path::PathBuf)> {
+    [
+        Some(&cfg.snapshots.directory),
+        cfg.snapshots.read_only_directory.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(|dir| {
+        let name = snapshots::SnapshotDir { dir: dir.clone() }.latest_committed(0)?;
+        Some((name, dir.join(name.file_name())))
+    })
+    .max_by_key(|(name, _)| name.seqno)
+}
+
+/// The dead service's latest committed snapshot on this machine, verified against its
+/// certificate (`command.recover.previous_service_identity_file`), for a recovery to start from
+/// (as CCF's does); `None` if there is none.
+fn recovery_snapshot(
+    cfg: &NodeConfigFile,
+) -> Result<Option<coco_node::snapshot::SealedSnapshot>, StartError> {
+    let Some((name, path)) = local_snapshot(cfg) else {
+        return Ok(None);
+    };
+    let recover = cfg
+        .command
+        .recover
+        .as_ref()
+        .expect("validated by the config parser");
+    let previous_identity = read_cert(
+        "previous service identity",
+        &recover.previous_service_identity_file,
+    )?;
+    let file = std::fs::read(&path).map_err(|source| StartError::File {
+        what: "snapshot",
+        path: path.clone(),
+        source,
+    })?;
+    let snapshot = coco_node::snapshot::open_snapshot(&file, &previous_identity)
+        .map_err(|e| StartError::Recover(format!("snapshot {}: {e}", path.display())))?;
+    tracing::info!(seqno = name.seqno, path = %path.display(), "recovering from a snapshot");
+    Ok(Some(snapshot))
+}
+
 /// Recovers a dead service from its ledger (CCF `Recover`): a new service identity, the
 /// previous service's public state replayed, status `Recovering` until members open it and
 /// submit their recovery shares.
@@ -539,6 +586,7 @@ fn prepare_recover(
     plugins: Plugins,
     bound: &Bound,
     host_data: [u8; 32],
+    snapshot: Option<coco_node::snapshot::SealedSnapshot>,
     ledger: &[bytes::Bytes],
 ) -> Result<Prepared, StartError> {
     let recover = cfg
@@ -550,6 +598,7 @@ fn prepare_recover(
         "previous service identity",
         &recover.previous_service_identity_file,
     )?;
+    let starts_after = snapshot.as_ref().map_or(0, |s| s.seqno);
     let (identity, service_cert_pem) = new_service_identity(
         cfg,
         &recover.service_subject_name,
@@ -577,6 +626,7 @@ fn prepare_recover(
         core,
         identity,
         coco_node::disaster::Recovery {
+            snapshot,
             ledger,
             genesis: &genesis,
             ledger_secret: secret,
@@ -588,6 +638,7 @@ fn prepare_recover(
     )
     .map_err(StartError::Recover)?;
     tracing::info!(
+        snapshot = starts_after,
         entries = ledger.len(),
         replay_ms = started.elapsed().as_millis() as u64,
         "recovering: the previous service's public state is replayed"
@@ -598,7 +649,7 @@ fn prepare_recover(
         service_cert_pem.as_bytes(),
     )?;
     Ok(Prepared {
-        ledger_starts_after: ledger.len() as coco_types::SeqNo,
+        ledger_starts_after: starts_after + ledger.len() as coco_types::SeqNo,
         node,
         genesis_outputs: out,
         node_key_pem,
@@ -687,19 +738,8 @@ fn prepare_join(
         std::thread::sleep(Duration::from_millis(target.retry_timeout.0));
     };
     let fetch_ms = fetch_started.elapsed().as_millis() as u64;
-    // A committed snapshot already on this machine (`snapshots.directory`,
-    // `snapshots.read_only_directory`) serves as well, when it is more recent.
-    let local = [
-        Some(&cfg.snapshots.directory),
-        cfg.snapshots.read_only_directory.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    .filter_map(|dir| {
-        let name = snapshots::SnapshotDir { dir: dir.clone() }.latest_committed(0)?;
-        Some((name, dir.join(name.file_name())))
-    })
-    .max_by_key(|(name, _)| name.seqno);
+    // A committed snapshot already on this machine serves as well, when it is more recent.
+    let local = local_snapshot(cfg);
     let fetched_seqno = seqno_of(&snapshot);
     let snapshot = match local {
         Some((name, path)) if fetched_seqno.is_none_or(|s| name.seqno > s) => {
@@ -767,11 +807,15 @@ pub fn start_with_disk<D: Disk>(
     plugins: Plugins,
     disk: D,
 ) -> Result<RunningNode, StartError> {
-    // A recovery opens the dead service's ledger; other nodes start an empty one.
-    let (mut writer, recovered_ledger) = match cfg.command.kind {
+    // A recovery opens the dead service's ledger after its latest committed snapshot (if any);
+    // other nodes start an empty one.
+    let (mut writer, recovered) = match cfg.command.kind {
         CommandKind::Recover => {
-            let (writer, entries) = LedgerWriter::open_for_recovery(&cfg.ledger.directory, disk)?;
-            (writer, Some(entries))
+            let snapshot = recovery_snapshot(cfg)?;
+            let after = snapshot.as_ref().map_or(0, |s| s.seqno);
+            let (writer, entries) =
+                LedgerWriter::open_for_recovery(&cfg.ledger.directory, disk, after)?;
+            (writer, Some((snapshot, entries)))
         }
         _ => (LedgerWriter::create(&cfg.ledger.directory, disk)?, None),
     };
@@ -795,15 +839,22 @@ pub fn start_with_disk<D: Disk>(
         CommandKind::Start => prepare_start(cfg, plugins, &bound, host_data)?,
         CommandKind::Join => prepare_join(cfg, plugins, &bound, host_data, &runtime)?,
         CommandKind::Recover => {
-            let entries = recovered_ledger.expect("opened above");
-            let last = coco_node::disaster::last_signature_seqno(&entries).ok_or_else(|| {
-                StartError::Recover(format!(
-                    "the ledger in {} holds no signature transaction: nothing was committed",
-                    cfg.ledger.directory.display()
-                ))
-            })?;
+            let (snapshot, entries) = recovered.expect("opened above");
+            let after = snapshot.as_ref().map_or(0, |s| s.seqno);
+            // A snapshot is at a signature: with one, the ledger after it may hold none.
+            let kept = match coco_node::disaster::through_last_signature(&entries) {
+                Some(n) => n,
+                None if snapshot.is_some() => 0,
+                None => {
+                    return Err(StartError::Recover(format!(
+                        "the ledger in {} holds no signature transaction: nothing was committed",
+                        cfg.ledger.directory.display()
+                    )));
+                }
+            };
+            let last = after + kept as coco_types::SeqNo;
             let prepared =
-                prepare_recover(cfg, plugins, &bound, host_data, &entries[..last as usize])?;
+                prepare_recover(cfg, plugins, &bound, host_data, snapshot, &entries[..kept])?;
             drop(entries);
             // Nothing after the last signature was committed: it goes, and what the recovered
             // service writes goes to `.recovery` files until it opens.

@@ -193,11 +193,14 @@ impl<D: Disk> LedgerWriter<D> {
 
     /// Opens a dead service's ledger directory for a disaster recovery (CCF `Recover`): repairs
     /// a torn final entry, sets aside the files of an abandoned earlier recovery (`.ignored`),
-    /// and reads every entry back — the chunks must hold seqnos 1.. without gaps. Returns the
-    /// writer, positioned after the last entry, and the entries.
+    /// and reads the entries after `after` back (the recovery's committed snapshot, 0 for
+    /// none) — the chunks must hold seqnos 1.. (or from at most `after + 1` on) without gaps;
+    /// chunks wholly before `after` are not read. Returns the writer, positioned after the last
+    /// entry, and the entries after `after`.
     pub fn open_for_recovery(
         dir: &Path,
         disk: D,
+        after: SeqNo,
     ) -> Result<(Self, Vec<bytes::Bytes>), StorageError> {
         let io = |source| StorageError::Io {
             path: dir.to_owned(),
@@ -240,23 +243,51 @@ impl<D: Disk> LedgerWriter<D> {
             chunks.push((name, e.path()));
         }
         chunks.sort_by_key(|(name, _)| name.start);
+        // After a snapshot the ledger before it may be missing: it starts at most just after it.
+        let mut next: SeqNo = match chunks.first() {
+            Some((name, _)) if after > 0 && name.start > 1 && name.start <= after + 1 => name.start,
+            _ => 1,
+        };
+        writer.committed_seqno = next - 1;
         let mut entries = Vec::new();
         for (k, (name, path)) in chunks.iter().enumerate() {
             let corrupt = |message: String| StorageError::Corrupt {
                 path: path.clone(),
                 message,
             };
+            if name.start != next {
+                return Err(corrupt(format!(
+                    "starts at {} where seqno {next} was expected: the ledger has a gap or \
+                     overlapping chunks",
+                    name.start
+                )));
+            }
+            if let Some(end) = name.end
+                && end <= after
+            {
+                // Wholly covered by the snapshot: not read.
+                if name.committed {
+                    writer.committed_seqno = end;
+                } else {
+                    writer.complete.push(CompleteChunk {
+                        start: name.start,
+                        end,
+                        path: path.clone(),
+                    });
+                }
+                next = end + 1;
+                continue;
+            }
             let bytes =
                 bytes::Bytes::from(std::fs::read(path).map_err(|source| StorageError::Io {
                     path: path.clone(),
                     source,
                 })?);
             let scan = chunk::scan_chunk(&bytes).map_err(|e| corrupt(e.to_string()))?;
-            let expected = entries.len() as SeqNo + 1;
-            if name.start != expected || scan.first_seqno().is_some_and(|f| f != expected) {
+            if scan.first_seqno().is_some_and(|f| f != next) {
                 return Err(corrupt(format!(
-                    "starts at {} where seqno {expected} was expected: the ledger has a gap or                      overlapping chunks",
-                    name.start
+                    "holds seqno {} first where {next} was expected",
+                    scan.first_seqno().unwrap_or_default()
                 )));
             }
             if name.end.is_none() && k + 1 != chunks.len() {
@@ -267,10 +298,13 @@ impl<D: Disk> LedgerWriter<D> {
             {
                 return Err(corrupt(format!("does not end at entry {end}")));
             }
-            for e in &scan.entries {
-                entries.push(bytes.slice(e.range()));
+            for (i, e) in scan.entries.iter().enumerate() {
+                if next + i as SeqNo > after {
+                    entries.push(bytes.slice(e.range()));
+                }
             }
-            let last = entries.len() as SeqNo;
+            next += scan.entries.len() as SeqNo;
+            let last = next - 1;
             match name.end {
                 None => {
                     let file =
@@ -313,7 +347,21 @@ impl<D: Disk> LedgerWriter<D> {
                 }),
             }
         }
-        writer.last_seqno = entries.len() as SeqNo;
+        writer.last_seqno = next - 1;
+        if writer.last_seqno < after {
+            if writer.last_seqno > 0 {
+                return Err(StorageError::Corrupt {
+                    path: dir.to_owned(),
+                    message: format!(
+                        "the ledger ends at seqno {}, before the snapshot at {after}",
+                        writer.last_seqno
+                    ),
+                });
+            }
+            // No ledger at all: the recovery starts from the snapshot alone.
+            writer.last_seqno = after;
+            writer.committed_seqno = after;
+        }
         Ok((writer, entries))
     }
 
@@ -1039,7 +1087,7 @@ mod tests {
         drop(w);
         // A stale file of an abandoned recovery is set aside.
         std::fs::write(dir.path().join("ledger_9.recovery"), b"stale").unwrap();
-        let (mut w, entries) = LedgerWriter::open_for_recovery(dir.path(), RealDisk).unwrap();
+        let (mut w, entries) = LedgerWriter::open_for_recovery(dir.path(), RealDisk, 0).unwrap();
         let want: Vec<Vec<u8>> = (1..=8).map(entry).collect();
         assert_eq!(entries.iter().map(|b| b.to_vec()).collect::<Vec<_>>(), want);
         // Say 6 was the last signature.
@@ -1085,7 +1133,7 @@ mod tests {
         // Recovering again, from a ledger whose open chunk ends at its last signature.
         drop(w);
         std::fs::remove_file(dir.path().join("ledger_9.recovery.ignored")).unwrap();
-        let (mut w, entries) = LedgerWriter::open_for_recovery(dir.path(), RealDisk).unwrap();
+        let (mut w, entries) = LedgerWriter::open_for_recovery(dir.path(), RealDisk, 0).unwrap();
         assert_eq!(entries.len(), 9);
         w.begin_recovery_after(9).unwrap();
         assert_eq!(w.read_entries(1, 9).unwrap().len(), 9);
@@ -1096,9 +1144,34 @@ mod tests {
         std::fs::remove_file(dir.path().join("ledger_4-6.committed")).unwrap();
         drop(w);
         assert!(matches!(
-            LedgerWriter::open_for_recovery(dir.path(), RealDisk),
+            LedgerWriter::open_for_recovery(dir.path(), RealDisk, 0),
             Err(StorageError::Corrupt { .. })
         ));
+        // After a snapshot at 8 only later entries are read; the ledger may start after what
+        // the snapshot covers, but not with a gap, and not end before it.
+        std::fs::remove_file(dir.path().join("ledger_1-3.committed")).unwrap();
+        let (w, entries) = LedgerWriter::open_for_recovery(dir.path(), RealDisk, 8).unwrap();
+        assert_eq!(
+            entries.iter().map(|b| b.to_vec()).collect::<Vec<_>>(),
+            vec![entry(9)]
+        );
+        assert_eq!(w.last_seqno(), 9);
+        drop(w);
+        let (_, entries) = LedgerWriter::open_for_recovery(dir.path(), RealDisk, 6).unwrap();
+        assert_eq!(entries.len(), 3);
+        assert!(matches!(
+            LedgerWriter::open_for_recovery(dir.path(), RealDisk, 5),
+            Err(StorageError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            LedgerWriter::open_for_recovery(dir.path(), RealDisk, 20),
+            Err(StorageError::Corrupt { .. })
+        ));
+        // A snapshot alone: an empty ledger directory starts after it.
+        let empty = tempfile::tempdir().unwrap();
+        let (w, entries) = LedgerWriter::open_for_recovery(empty.path(), RealDisk, 5).unwrap();
+        assert!(entries.is_empty());
+        assert_eq!(w.last_seqno(), 5);
     }
 
     #[test]

@@ -48,7 +48,12 @@ struct Replayed {
     store: Store,
     tree: MerkleTree,
     view_history: Vec<(View, SeqNo)>,
+    /// The write sets of the entries replayed, from seqno `starts_after + 1`.
     write_sets: Vec<WriteSet>,
+    /// The Merkle tree before them.
+    start_tree: MerkleTree,
+    /// The snapshot the replay started from (0: the ledger's beginning).
+    starts_after: SeqNo,
     last_signature: tables::SignatureValue,
 }
 
@@ -56,6 +61,11 @@ struct Replayed {
 pub(crate) struct PendingPrivate {
     /// The previous service's last seqno (CCF's `last_recovered_signed_idx`).
     pub(crate) upto: SeqNo,
+    /// The committed snapshot the recovery started from, whose private maps are decrypted once
+    /// the secrets are back; the private replay starts after it.
+    snapshot: Option<crate::snapshot::SealedSnapshot>,
+    /// The Merkle tree where the private replay starts (as of the snapshot, or just leaf 0).
+    start_tree: MerkleTree,
     /// Its last signed Merkle root: the private replay must rebuild exactly this tree.
     root: [u8; 32],
     /// Every write of `historical_encrypted_ledger_secret` in the previous ledger, in order.
@@ -88,18 +98,39 @@ struct Reading {
 /// predecessor is stored.
 type RecoveredSecrets = Vec<(SeqNo, [u8; 32], Option<SeqNo>)>;
 
-/// Replays the public domains of `ledger` (entries 1..=n, the last one a signature): KV, Merkle
-/// tree (leaves from each entry's digests), views; every signature's root is checked against the
-/// tree.
-fn replay_public(ledger: &[Bytes]) -> Result<Replayed, String> {
-    let mut store = Store::new();
-    let mut tree = MerkleTree::new();
-    tree.append([0u8; 32]);
-    let mut view_history: Vec<(View, SeqNo)> = Vec::new();
+/// Replays the public domains of `ledger` — entries `1..=n`, or `s+1..=n` after a committed
+/// `snapshot` at `s`, the last one a signature: KV, Merkle tree (leaves from each entry's
+/// digests), views; every signature's root is checked against the tree.
+fn replay_public(
+    snapshot: Option<&crate::snapshot::SealedSnapshot>,
+    ledger: &[Bytes],
+) -> Result<Replayed, String> {
+    let (mut store, mut tree, mut view_history, mut last_signature, starts_after) = match snapshot {
+        Some(snapshot) => {
+            let store = Store::from_snapshot(&snapshot.public);
+            let (tree, signature) = crate::snapshot::snapshot_tree(
+                &mut store.begin(),
+                snapshot.seqno,
+                snapshot.hash_at_snapshot,
+            )?;
+            (
+                store,
+                tree,
+                snapshot.view_history.clone(),
+                Some((snapshot.seqno, signature)),
+                snapshot.seqno,
+            )
+        }
+        None => {
+            let mut tree = MerkleTree::new();
+            tree.append([0u8; 32]);
+            (Store::new(), tree, Vec::new(), None, 0)
+        }
+    };
+    let start_tree = tree.clone();
     let mut write_sets = Vec::with_capacity(ledger.len());
-    let mut last_signature = None;
     for (k, entry) in ledger.iter().enumerate() {
-        let seqno = k as SeqNo + 1;
+        let seqno = starts_after + k as SeqNo + 1;
         let at = |e: String| format!("ledger entry {seqno}: {e}");
         let view = parse_entry(entry).map_err(|e| at(e.to_string()))?;
         if view.seqno != seqno || view.is_snapshot {
@@ -138,7 +169,7 @@ fn replay_public(ledger: &[Bytes]) -> Result<Replayed, String> {
     }
     let (last, last_signature) =
         last_signature.ok_or("the ledger holds no signature transaction")?;
-    if last != ledger.len() as SeqNo {
+    if last != starts_after + ledger.len() as SeqNo {
         return Err(format!(
             "the ledger continues past its last signature ({last}): truncate it there first"
         ));
@@ -148,21 +179,23 @@ fn replay_public(ledger: &[Bytes]) -> Result<Replayed, String> {
         tree,
         view_history,
         write_sets,
+        start_tree,
+        starts_after,
         last_signature,
     })
 }
 
-/// The seqno of the last signature transaction in `ledger` (entries from seqno 1): where a
-/// recovery starts, since nothing after it was ever committed. `None` if there is none or an
-/// entry near the end does not parse.
-pub fn last_signature_seqno(ledger: &[Bytes]) -> Option<SeqNo> {
-    for (k, entry) in ledger.iter().enumerate().rev() {
+/// How many of `entries` there are up to and including the last signature transaction among
+/// them: a recovery keeps those, since nothing after it was ever committed. `None` if there is
+/// none or an entry near the end does not parse.
+pub fn through_last_signature(entries: &[Bytes]) -> Option<usize> {
+    for (k, entry) in entries.iter().enumerate().rev() {
         let view = parse_entry(entry).ok()?;
         let start = entry.len() - view.public.len() - view.private.len();
         let public =
             parse_public_domain_shared(&entry.slice(start..start + view.public.len())).ok()?;
         if public.maps.contains_key(tables::SIGNATURES) {
-            return Some(k as SeqNo + 1);
+            return Some(k + 1);
         }
     }
     None
@@ -170,7 +203,10 @@ pub fn last_signature_seqno(ledger: &[Bytes]) -> Option<SeqNo> {
 
 /// What a recovering node starts from.
 pub struct Recovery<'a> {
-    /// The dead service's ledger entries from seqno 1 up to its last signature.
+    /// The dead service's latest committed snapshot (verified against its identity), if any.
+    pub snapshot: Option<crate::snapshot::SealedSnapshot>,
+    /// The dead service's ledger entries from seqno 1 (or from just after the snapshot) up to
+    /// its last signature.
     pub ledger: &'a [Bytes],
     /// This node's interfaces and data, as recorded in `nodes.info`.
     pub genesis: &'a GenesisConfig,
@@ -193,13 +229,15 @@ impl Node {
         out: &mut Vec<Output>,
     ) -> Result<Node, String> {
         let Recovery {
+            snapshot,
             ledger,
             genesis,
             ledger_secret,
             previous_service_identity,
         } = recovery;
-        let replayed = replay_public(ledger)?;
-        let last = ledger.len() as SeqNo;
+        let replayed = replay_public(snapshot.as_ref(), ledger)?;
+        let first = replayed.starts_after + 1;
+        let last = replayed.starts_after + ledger.len() as SeqNo;
         let last_view = replayed
             .view_history
             .last()
@@ -217,10 +255,13 @@ impl Node {
         );
         let secrets = LedgerSecrets::from_versions([(last + 1, ledger_secret, None)])?;
         let mut node = Node::new(config, identity, secrets, plugins, now, raft);
+        if let Some(s) = &snapshot {
+            node.index.starts_after(s.seqno);
+        }
         node.store = replayed.store;
         node.tree = replayed.tree;
         for (k, ws) in replayed.write_sets.iter().enumerate() {
-            node.index.record(ws, k as SeqNo + 1);
+            node.index.record(ws, first + k as SeqNo);
         }
         let mut view_history = replayed.view_history;
         view_history.push((view, last + 1));
@@ -231,7 +272,19 @@ impl Node {
         node.consensus.commit = TxId::new(replayed.last_signature.view, last);
         node.consensus.view_history = view_history;
         node.snapshots.observe_evidence(last);
+        // The chain of secrets: the record the snapshot holds (the latest before it), then every
+        // write after it. Secrets older than the snapshot are not needed to replay from it.
         let mut chain = Vec::new();
+        if let Some(s) = &snapshot
+            && let Some((_, _, version, raw)) = s.public.iter().find(|(m, k, ..)| {
+                *m == tables::HISTORICAL_ENCRYPTED_LEDGER_SECRET
+                    && k[..] == tables::SINGLETON_KEY[..]
+            })
+        {
+            let info = tables::from_ccf_json(raw)
+                .map_err(|e| format!("snapshot: historical ledger secret: {e}"))?;
+            chain.push((version, info));
+        }
         for (k, ws) in replayed.write_sets.iter().enumerate() {
             if let Some(raw) = ws
                 .maps
@@ -239,15 +292,17 @@ impl Node {
                 .and_then(|m| m.writes.get(&tables::SINGLETON_KEY[..]))
                 .and_then(|v| v.as_ref())
             {
-                let info = tables::from_ccf_json(raw).map_err(|e| {
-                    format!("ledger entry {}: historical ledger secret: {e}", k + 1)
-                })?;
-                chain.push((k as SeqNo + 1, info));
+                let seqno = first + k as SeqNo;
+                let info = tables::from_ccf_json(raw)
+                    .map_err(|e| format!("ledger entry {seqno}: historical ledger secret: {e}"))?;
+                chain.push((seqno, info));
             }
         }
         node.recovery = Some(PendingPrivate {
             upto: last,
             root: replayed.last_signature.root,
+            snapshot,
+            start_tree: replayed.start_tree,
             chain,
             stage: Stage::WaitingForSecrets,
         });
@@ -580,15 +635,22 @@ impl Node {
                 .iter()
                 .map(|(v, raw, stored)| (v.expect("checked"), *raw, *stored)),
         )?;
-        let mut tree = MerkleTree::new();
-        tree.append([0u8; 32]);
+        let (store, next) = match &pending.snapshot {
+            Some(s) => (
+                Store::from_snapshot(&s.private_maps(&recovered)?),
+                s.seqno + 1,
+            ),
+            None => (Store::new(), 1),
+        };
         pending.stage = Stage::Reading(Box::new(Reading {
             secrets: recovered,
-            next: 1,
+            next,
             requested_at_ms: None,
-            store: Store::new(),
-            tree,
+            store,
+            tree: pending.start_tree.clone(),
         }));
+        // A snapshot at the last signature leaves nothing to read.
+        self.private_recovery_read(next, &[]);
         Ok(true)
     }
 
@@ -646,7 +708,7 @@ impl Node {
         let Stage::Reading(r) = &mut pending.stage else {
             return false;
         };
-        if from_idx != r.next || entries.is_empty() {
+        if from_idx != r.next || (entries.is_empty() && r.next <= pending.upto) {
             return false;
         }
         r.requested_at_ms = None;
@@ -804,7 +866,7 @@ mod tests {
 
     #[test]
     fn replay_refuses_what_is_not_a_ledger_prefix_ending_at_a_signature() {
-        assert!(replay_public(&[]).is_err());
-        assert!(replay_public(&[Bytes::from_static(b"not an entry")]).is_err());
+        assert!(replay_public(None, &[]).is_err());
+        assert!(replay_public(None, &[Bytes::from_static(b"not an entry")]).is_err());
     }
 }

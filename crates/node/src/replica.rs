@@ -110,28 +110,13 @@ impl Node {
         let seqno = snapshot.seqno;
         let store = coco_kv::Store::from_snapshot(&snapshot.store);
         let mut tx = store.begin();
-        let singleton = |tx: &mut coco_kv::Tx, map: &str| {
-            tx.get(map, &tables::SINGLETON_KEY)
-                .ok_or_else(|| format!("snapshot has no {map}"))
-        };
-        let signature: tables::SignatureValue =
-            tables::from_ccf_json(&singleton(&mut tx, tables::SIGNATURES)?)
-                .map_err(|e| format!("snapshot signature: {e}"))?;
-        if signature.seqno != seqno {
-            return Err(format!(
-                "snapshot at {seqno} is not at its last signature ({})",
-                signature.seqno
-            ));
-        }
-        let mut tree = coco_merkle::MerkleTree::deserialise(&singleton(&mut tx, tables::TREE)?)
-            .map_err(|e| format!("snapshot Merkle tree: {e}"))?;
-        if tree.len() != seqno || tree.root() != signature.root {
-            return Err("snapshot Merkle tree does not match its signed root".into());
-        }
-        tree.append(snapshot.hash_at_snapshot);
-        let info: tables::ServiceInfo =
-            tables::from_ccf_json(&singleton(&mut tx, tables::SERVICE_INFO)?)
-                .map_err(|e| format!("snapshot service info: {e}"))?;
+        let (tree, signature) =
+            crate::snapshot::snapshot_tree(&mut tx, seqno, snapshot.hash_at_snapshot)?;
+        let info: tables::ServiceInfo = tables::from_ccf_json(
+            &tx.get(tables::SERVICE_INFO, &tables::SINGLETON_KEY)
+                .ok_or("snapshot has no service info")?,
+        )
+        .map_err(|e| format!("snapshot service info: {e}"))?;
         let view = snapshot
             .view_history
             .last()

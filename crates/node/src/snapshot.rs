@@ -24,6 +24,7 @@ use coco_codec::entry::{EntryFlags, EntryView, gcm_iv, parse_entry};
 use coco_codec::snapshot::{
     SnapshotDomainWriter, parse_snapshot_private, parse_snapshot_public, split_snapshot_file,
 };
+use coco_codec::tables;
 use coco_crypto::sha256;
 use coco_kv::{SnapshotBuilder, StoreSnapshot};
 use coco_types::{SeqNo, View};
@@ -188,14 +189,32 @@ pub fn verify_snapshot_file<'a>(
     Ok(view)
 }
 
-/// Verifies a committed snapshot file (see [`verify_snapshot_file`]), decrypts its private maps
-/// with `secret` and loads every map.
-pub fn load_snapshot(
-    file: &[u8],
-    service_cert_pem: &str,
-    secrets: &crate::secrets::LedgerSecrets,
-) -> Result<LoadedSnapshot, String> {
+/// A committed snapshot whose receipt checked out, its public maps read and its private domain
+/// still encrypted: what a recovering node starts from before members give back the ledger
+/// secrets.
+pub struct SealedSnapshot {
+    pub seqno: SeqNo,
+    /// The public maps.
+    pub public: StoreSnapshot,
+    pub hash_at_snapshot: [u8; 32],
+    /// `(view, first seqno)` of each view with entries up to `seqno`.
+    pub view_history: Vec<(View, SeqNo)>,
+    /// The whole snapshot entry (the private domain is decrypted from it later).
+    entry: Bytes,
+}
+
+impl std::fmt::Debug for SealedSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedSnapshot")
+            .field("seqno", &self.seqno)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Verifies a committed snapshot file (see [`verify_snapshot_file`]) and reads its public maps.
+pub fn open_snapshot(file: &[u8], service_cert_pem: &str) -> Result<SealedSnapshot, String> {
     let view = verify_snapshot_file(file, service_cert_pem)?;
+    let entry = Bytes::copy_from_slice(view.bytes);
     let public = parse_snapshot_public(&Bytes::copy_from_slice(view.public))
         .map_err(|e| format!("snapshot public domain: {e}"))?;
     if public.seqno != view.seqno {
@@ -204,28 +223,98 @@ pub fn load_snapshot(
             public.seqno, view.seqno
         ));
     }
-    let mut private = view.private.to_vec();
-    secrets
-        .for_seqno(view.seqno)
-        .key()
-        .open_in_place_detached(view.iv, view.public, &mut private, view.tag)
-        .map_err(|e| format!("snapshot private domain: {e}"))?;
-    let private = parse_snapshot_private(&Bytes::from(private))
-        .map_err(|e| format!("snapshot private domain: {e}"))?;
     let hash_at_snapshot: [u8; 32] = public.hash_at_snapshot[..]
         .try_into()
         .map_err(|_| "hash at snapshot is not 32 bytes".to_owned())?;
     let mut builder = SnapshotBuilder::new(public.seqno);
-    for m in public.maps.into_iter().chain(private) {
+    for m in public.maps {
         builder
             .map(&m.name, m.version, m.entries)
             .map_err(|e| format!("snapshot: {e}"))?;
     }
-    Ok(LoadedSnapshot {
+    Ok(SealedSnapshot {
         seqno: public.seqno,
-        store: builder.finish(),
+        public: builder.finish(),
         hash_at_snapshot,
         view_history: view_history_pairs(&public.view_history, public.seqno),
+        entry,
+    })
+}
+
+impl SealedSnapshot {
+    /// The private maps, decrypted with the secret in `secrets` for the snapshot's seqno.
+    pub fn private_maps(
+        &self,
+        secrets: &crate::secrets::LedgerSecrets,
+    ) -> Result<StoreSnapshot, String> {
+        let view = parse_entry(&self.entry).map_err(|e| format!("snapshot entry: {e}"))?;
+        let mut private = view.private.to_vec();
+        secrets
+            .for_seqno(view.seqno)
+            .key()
+            .open_in_place_detached(view.iv, view.public, &mut private, view.tag)
+            .map_err(|e| format!("snapshot private domain: {e}"))?;
+        let private = parse_snapshot_private(&Bytes::from(private))
+            .map_err(|e| format!("snapshot private domain: {e}"))?;
+        let mut builder = SnapshotBuilder::new(self.seqno);
+        for m in private {
+            builder
+                .map(&m.name, m.version, m.entries)
+                .map_err(|e| format!("snapshot: {e}"))?;
+        }
+        Ok(builder.finish())
+    }
+}
+
+/// The Merkle tree as of a snapshot at `seqno`, read from its store: the tree its signature
+/// signed (checked against the signed root) plus the snapshot's own leaf; and that signature.
+pub(crate) fn snapshot_tree(
+    tx: &mut coco_kv::Tx,
+    seqno: SeqNo,
+    hash_at_snapshot: [u8; 32],
+) -> Result<(coco_merkle::MerkleTree, tables::SignatureValue), String> {
+    let mut singleton = |map: &str| {
+        tx.get(map, &tables::SINGLETON_KEY)
+            .ok_or_else(|| format!("snapshot has no {map}"))
+    };
+    let signature: tables::SignatureValue = tables::from_ccf_json(&singleton(tables::SIGNATURES)?)
+        .map_err(|e| format!("snapshot signature: {e}"))?;
+    if signature.seqno != seqno {
+        return Err(format!(
+            "snapshot at {seqno} is not at its last signature ({})",
+            signature.seqno
+        ));
+    }
+    let mut tree = coco_merkle::MerkleTree::deserialise(&singleton(tables::TREE)?)
+        .map_err(|e| format!("snapshot Merkle tree: {e}"))?;
+    if tree.len() != seqno || tree.root() != signature.root {
+        return Err("snapshot Merkle tree does not match its signed root".into());
+    }
+    tree.append(hash_at_snapshot);
+    Ok((tree, signature))
+}
+
+/// Verifies a committed snapshot file (see [`verify_snapshot_file`]), decrypts its private maps
+/// with `secrets` and loads every map.
+pub fn load_snapshot(
+    file: &[u8],
+    service_cert_pem: &str,
+    secrets: &crate::secrets::LedgerSecrets,
+) -> Result<LoadedSnapshot, String> {
+    let sealed = open_snapshot(file, service_cert_pem)?;
+    let private = sealed.private_maps(secrets)?;
+    let mut builder = SnapshotBuilder::new(sealed.seqno);
+    for (name, version, entries) in sealed.public.maps().chain(private.maps()) {
+        let entries = entries.map(|(k, v, val)| (k.clone(), v, val.clone()));
+        builder
+            .map(name, version, entries)
+            .map_err(|e| format!("snapshot: {e}"))?;
+    }
+    Ok(LoadedSnapshot {
+        seqno: sealed.seqno,
+        store: builder.finish(),
+        hash_at_snapshot: sealed.hash_at_snapshot,
+        view_history: sealed.view_history,
     })
 }
 

@@ -68,6 +68,7 @@ fn recover(ledger: &[Bytes]) -> Result<(Node, Vec<Output>), String> {
         CoreConfig::default(),
         identity(),
         coco_node::disaster::Recovery {
+            snapshot: None,
             ledger,
             genesis: &GenesisConfig::default(),
             ledger_secret: [5; 32],

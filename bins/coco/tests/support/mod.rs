@@ -601,14 +601,14 @@ pub fn propose_and_vote(node: &TestNode, proposal: &serde_json::Value) -> serde_
 pub fn verified_counts(
     read_ledger: &std::path::Path,
     ledger: &std::path::Path,
-    uncommitted: bool,
+    flags: &[&str],
 ) -> (u64, u64) {
-    let mut cmd = Command::new(read_ledger);
-    cmd.arg("-q");
-    if uncommitted {
-        cmd.arg("--uncommitted");
-    }
-    let out = cmd.arg(ledger).output().expect("running read_ledger.py");
+    let out = Command::new(read_ledger)
+        .arg("-q")
+        .args(flags)
+        .arg(ledger)
+        .output()
+        .expect("running read_ledger.py");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
