@@ -6,6 +6,7 @@
 //! - `node<i>/`: `config.json`, `ledger/`, `coco.pid`, `out.log`, `rpc_addresses.json`
 //!
 //! Every node is its own `coco node` OS process. Ctrl-C (SIGINT) or SIGTERM stops them all.
+//! `coco sandbox --recover` brings back a sandbox whose nodes all died (see [`recover`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,6 +17,8 @@ use coco_crypto::Curve;
 use coco_types::limits;
 
 use crate::keygen;
+
+mod recover;
 
 /// coco's default constitution, written to `sandbox_common/constitution.js` for the nodes.
 const DEFAULT_CONSTITUTION: &str = include_str!("../../../constitution/default.js");
@@ -54,6 +57,11 @@ pub struct Args {
     /// governance triggers one.
     #[arg(long, default_value_t = limits::SNAPSHOT_TX_INTERVAL_COUNT_DEFAULT)]
     pub snapshot_tx_interval: u64,
+    /// Instead of a new network, recover the sandbox in --workspace after its nodes died (a
+    /// disaster recovery: new service identity, member0 opens it and submits its recovery
+    /// share, the other nodes join). The dead nodes' directories are kept in `previous_<n>/`.
+    #[arg(long)]
+    pub recover: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -63,6 +71,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.nodes,
             limits::CONFIGURATION_NODE_COUNT_MAX
         );
+    }
+    if args.recover {
+        return recover::run(&args);
     }
     let ws = absolute(&args.workspace)?;
     prepare_workspace(&ws)?;
@@ -75,28 +86,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     let mut nodes = Vec::new();
     for i in 0..args.nodes {
-        let dir = ws.join(format!("node{i}"));
-        std::fs::create_dir_all(&dir)?;
-        let port = args
-            .port
-            .checked_add(i as u16)
-            .context("port out of range")?;
-        let config = node_config(&common, &dir, port, args.port, i == 0, &args);
-        let config_path = dir.join("config.json");
-        std::fs::write(&config_path, serde_json::to_string_pretty(&config)?)?;
-        let log = std::fs::File::create(dir.join("out.log"))?;
-        let child = Command::new(&exe)
-            .args(["node", "--config"])
-            .arg(&config_path)
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting node {i}"))?;
-        nodes.push(SandboxNode { dir, child, port });
+        let role = if i == 0 {
+            NodeCommand::Start
+        } else {
+            NodeCommand::Join
+        };
+        nodes.push(spawn_node(&exe, &ws, &common, i, role, &args)?);
         // Nodes start one after another: each joins a service that is already serving.
-        if let Err(e) = wait_ready(&mut nodes, &common) {
+        if let Err(e) = wait_ready(&mut nodes, &common, START_TIMEOUT) {
             stop_all(&mut nodes);
             return Err(e);
         }
@@ -145,17 +142,66 @@ fn prepare_workspace(ws: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How a sandbox node starts.
+enum NodeCommand<'a> {
+    /// Creates the service.
+    Start,
+    /// Joins node0.
+    Join,
+    /// Recovers the dead service whose certificate is `previous_cert` from the ledger already in
+    /// the node's directory and the latest committed snapshot in `snapshots`.
+    Recover {
+        previous_cert: &'a Path,
+        snapshots: &'a Path,
+    },
+}
+
+/// Writes node `i`'s configuration into `<ws>/node<i>/` and starts it.
+fn spawn_node(
+    exe: &Path,
+    ws: &Path,
+    common: &Path,
+    i: usize,
+    command: NodeCommand<'_>,
+    args: &Args,
+) -> anyhow::Result<SandboxNode> {
+    let dir = ws.join(format!("node{i}"));
+    std::fs::create_dir_all(&dir)?;
+    let port = args
+        .port
+        .checked_add(i as u16)
+        .context("port out of range")?;
+    let config = node_config(common, &dir, port, args.port, command, args);
+    let config_path = dir.join("config.json");
+    std::fs::write(&config_path, serde_json::to_string_pretty(&config)?)?;
+    let log = std::fs::File::create(dir.join("out.log"))?;
+    let child = Command::new(exe)
+        .args(["node", "--config"])
+        .arg(&config_path)
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting node {i}"))?;
+    Ok(SandboxNode { dir, child, port })
+}
+
 fn node_config(
     common: &Path,
     dir: &Path,
     port: u16,
     first_port: u16,
-    genesis: bool,
+    command: NodeCommand<'_>,
     args: &Args,
 ) -> serde_json::Value {
     let p = |name: &str| common.join(name).display().to_string();
-    let command = if genesis {
-        serde_json::json!({
+    let mut snapshots = serde_json::json!({
+        "directory": dir.join("snapshots").display().to_string(),
+        "tx_count": args.snapshot_tx_interval
+    });
+    let command = match command {
+        NodeCommand::Start => serde_json::json!({
             "type": "Start",
             "service_certificate_file": p("service_cert.pem"),
             "start": {
@@ -167,16 +213,31 @@ fn node_config(
                 "initial_service_certificate_validity_days": args.validity_days,
                 "service_subject_name": "CN=CCF Service"
             }
-        })
-    } else {
-        serde_json::json!({
+        }),
+        NodeCommand::Join => serde_json::json!({
             "type": "Join",
             "service_certificate_file": p("service_cert.pem"),
             "join": {
                 "target_rpc_address": format!("127.0.0.1:{first_port}"),
                 "retry_timeout": "200ms"
             }
-        })
+        }),
+        NodeCommand::Recover {
+            previous_cert,
+            snapshots: dead_snapshots,
+        } => {
+            snapshots["read_only_directory"] =
+                serde_json::json!(dead_snapshots.display().to_string());
+            serde_json::json!({
+                "type": "Recover",
+                "service_certificate_file": p("service_cert.pem"),
+                "recover": {
+                    "previous_service_identity_file": previous_cert.display().to_string(),
+                    "initial_service_certificate_validity_days": args.validity_days,
+                    "service_subject_name": "CN=CCF Service"
+                }
+            })
+        }
     };
     serde_json::json!({
         "network": {
@@ -196,7 +257,7 @@ fn node_config(
         },
         "ledger": {"directory": dir.join("ledger").display().to_string(), "chunk_size": args.chunk_size},
         "ledger_signatures": {"tx_count": args.sig_tx_interval, "delay": format!("{}ms", args.sig_ms_interval)},
-        "snapshots": {"directory": dir.join("snapshots").display().to_string(), "tx_count": args.snapshot_tx_interval},
+        "snapshots": snapshots,
         "output_files": {
             "pid_file": dir.join("coco.pid").display().to_string(),
             "rpc_addresses_file": dir.join("rpc_addresses.json").display().to_string(),
@@ -205,23 +266,30 @@ fn node_config(
     })
 }
 
-fn wait_ready(nodes: &mut [SandboxNode], common: &Path) -> anyhow::Result<()> {
-    let deadline = Instant::now() + START_TIMEOUT;
+impl SandboxNode {
+    /// Whether the node serves (it wrote its addresses and accepts connections); an error if it
+    /// exited.
+    fn ready(&mut self, i: usize, common: &Path) -> anyhow::Result<bool> {
+        if let Some(status) = self.child.try_wait()? {
+            let log = std::fs::read_to_string(self.dir.join("out.log")).unwrap_or_default();
+            bail!("node {i} exited during startup ({status}). Its log:\n{log}");
+        }
+        Ok(self.dir.join("rpc_addresses.json").exists()
+            && common.join("service_cert.pem").exists()
+            && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok())
+    }
+}
+
+fn wait_ready(nodes: &mut [SandboxNode], common: &Path, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
     for (i, n) in nodes.iter_mut().enumerate() {
         loop {
-            if let Some(status) = n.child.try_wait()? {
-                let log = std::fs::read_to_string(n.dir.join("out.log")).unwrap_or_default();
-                bail!("node {i} exited during startup ({status}). Its log:\n{log}");
-            }
-            let ready = n.dir.join("rpc_addresses.json").exists()
-                && common.join("service_cert.pem").exists()
-                && std::net::TcpStream::connect(("127.0.0.1", n.port)).is_ok();
-            if ready {
+            if n.ready(i, common)? {
                 break;
             }
             if Instant::now() > deadline {
                 bail!(
-                    "node {i} did not start serving within {START_TIMEOUT:?}; see {}",
+                    "node {i} did not start serving within {timeout:?}; see {}",
                     n.dir.join("out.log").display()
                 );
             }
@@ -234,16 +302,8 @@ fn wait_ready(nodes: &mut [SandboxNode], common: &Path) -> anyhow::Result<()> {
 /// What CCF's sandbox does after genesis, by governance: member0 acknowledges the state digest
 /// and becomes Active, proposes adding user0 and opening the service, and votes for it.
 fn open_service(common: &Path, port: u16) -> anyhow::Result<()> {
-    let member = crate::member::Member::load(
-        &common.join("member0_cert.pem"),
-        &common.join("member0_privk.pem"),
-    )?;
+    let (member, mut conn) = member0(common, port)?;
     let ca = std::fs::read_to_string(common.join("service_cert.pem"))?;
-    let config = coco_client::ClientConfig::new(&ca, None, false)?;
-    let mut conn = coco_client::BlockingConnection::connect(
-        &config,
-        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-    )?;
     member
         .ack(&mut conn)
         .context("member0 acknowledging the service state")?;
@@ -262,6 +322,25 @@ fn open_service(common: &Path, port: u16) -> anyhow::Result<()> {
         "the opening proposal is {state}, not Accepted"
     );
     Ok(())
+}
+
+/// member0's identity and a connection to the node at `port` that trusts the service
+/// certificate in `common`.
+fn member0(
+    common: &Path,
+    port: u16,
+) -> anyhow::Result<(crate::member::Member, coco_client::BlockingConnection)> {
+    let member = crate::member::Member::load(
+        &common.join("member0_cert.pem"),
+        &common.join("member0_privk.pem"),
+    )?;
+    let ca = std::fs::read_to_string(common.join("service_cert.pem"))?;
+    let config = coco_client::ClientConfig::new(&ca, None, false)?;
+    let conn = coco_client::BlockingConnection::connect(
+        &config,
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+    )?;
+    Ok((member, conn))
 }
 
 fn print_banner(ws: &Path, common: &Path, nodes: &[SandboxNode]) {

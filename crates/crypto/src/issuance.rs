@@ -192,6 +192,24 @@ pub fn validity_for_days(valid_from_unix_s: i64, days: u64) -> Result<Validity, 
     })
 }
 
+/// Formats a time as ASN.1 GeneralizedTime `YYYYMMDDHHMMSSZ`, one of the forms
+/// [`parse_ccf_time`] (and CCF's `valid_from`) accepts.
+pub fn format_ccf_time(unix_s: i64) -> Result<String, CryptoError> {
+    let t = time::OffsetDateTime::from_unix_timestamp(unix_s)
+        .ok()
+        .filter(|t| (0..=9999).contains(&t.year()))
+        .ok_or_else(|| CryptoError::Certificate(format!("time {unix_s} is out of range")))?;
+    Ok(format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    ))
+}
+
 /// Parses a time as CCF accepts `valid_from` (`ccf::ds::time_point_from_string`): ASN.1
 /// `YYMMDDHHMMSSZ` (years 50–99 are 19xx), `YYYYMMDDHHMMSSZ`, or `YYYY-MM-DD HH:MM:SS` with a
 /// space or `T`, optional fractional seconds (dropped) and an optional UTC offset `±HH:MM`
@@ -329,6 +347,15 @@ mod tests {
         ] {
             assert_eq!(parse_ccf_time(text).ok(), want, "{text}");
         }
+    }
+
+    #[test]
+    fn formatted_times_parse_back() {
+        for t in [0, 946_684_799, 1_709_296_496, 253_402_300_799] {
+            assert_eq!(parse_ccf_time(&format_ccf_time(t).unwrap()).unwrap(), t);
+        }
+        assert_eq!(format_ccf_time(1_709_296_496).unwrap(), "20240301123456Z");
+        assert!(format_ccf_time(253_402_300_800).is_err());
     }
 
     #[test]

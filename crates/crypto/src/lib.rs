@@ -50,7 +50,8 @@ pub use hash::{
 };
 pub use issuance::{
     certificate_signing_request, csr_public_key_spki_der, endorse_csr,
-    endorse_previous_service_cert, parse_ccf_time, renew_self_signed_ca_cert, validity_for_days,
+    endorse_previous_service_cert, format_ccf_time, parse_ccf_time, renew_self_signed_ca_cert,
+    validity_for_days,
 };
 pub use jws::{ec_spki_der, rsa_spki_der, verify_jws, x5c_spki_der};
 pub use rsa::{

@@ -87,6 +87,59 @@ pub(crate) async fn join_service(
     }
 }
 
+/// A recovered service cannot replicate the ledger from before its recovery to a joiner, which
+/// starts from a snapshot taken after it instead. Before asking to join such a service, wait
+/// (up to `limits::JOIN_SNAPSHOT_WAIT_MS`) until one is committed: once members trust this
+/// node it counts towards commit, and a snapshot that still needed it to commit would never
+/// come. A service never recovered, or a target that cannot say, needs no wait.
+pub(crate) async fn wait_for_post_recovery_snapshot(target: &Join, service_cert_pem: &str) {
+    if !target.fetch_recent_snapshot {
+        return;
+    }
+    let Ok(client) = ClientConfig::new(service_cert_pem, None, false) else {
+        return;
+    };
+    let addr: SocketAddr = target
+        .target_rpc_address
+        .parse()
+        .expect("validated by the config parser");
+    let deadline = tokio::time::Instant::now()
+        + Duration::from_millis(coco_types::limits::JOIN_SNAPSHOT_WAIT_MS);
+    let retry = Duration::from_millis(target.retry_timeout.0);
+    loop {
+        let created = async {
+            let mut c = client.connect(addr).await.ok()?;
+            let network = c.get("/node/network").await.ok()?.json();
+            if network["recovery_count"].as_u64().unwrap_or(0) == 0 {
+                return Some(None);
+            }
+            let created: coco_types::TxId = network["current_service_create_txid"]
+                .as_str()?
+                .parse()
+                .ok()?;
+            // A committed snapshot since the recovery: the node (or the primary it points to)
+            // answers with a redirect to the file.
+            let r = c
+                .get(&format!("/node/snapshot?since={}", created.seqno))
+                .await
+                .ok()?;
+            (r.status != StatusCode::PERMANENT_REDIRECT).then_some(Some(created))
+        }
+        .await;
+        match created {
+            None | Some(None) => return,
+            Some(Some(created)) if tokio::time::Instant::now() < deadline => {
+                tracing::info!(
+                    %created,
+                    "the service was recovered: waiting for a snapshot taken since, before joining"
+                );
+            }
+            Some(Some(_)) => return,
+        }
+        tokio::time::sleep(retry).await;
+    }
+}
+
 /// The RPC address of the primary as `target` knows it.
 async fn primary_address(client: &ClientConfig, target: SocketAddr) -> Option<SocketAddr> {
     let mut c = client.connect(target).await.ok()?;

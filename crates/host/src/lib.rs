@@ -684,6 +684,10 @@ fn prepare_join(
     .map_err(crypto)?;
     let request = joiner.request(node_info_network(cfg, bound), serde_json::Value::Null);
     let node_key_pem = joiner.node_key.to_pkcs8_pem();
+    runtime.block_on(join::wait_for_post_recovery_snapshot(
+        target,
+        &service_cert_pem,
+    ));
     let (info, primary) = runtime.block_on(join::join_service(
         target,
         &service_cert_pem,

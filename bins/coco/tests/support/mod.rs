@@ -694,21 +694,5 @@ pub fn now() -> i64 {
 
 /// `YYYYMMDDHHMMSSZ` (ASN.1 GeneralizedTime), one of the forms CCF's `valid_from` accepts.
 pub fn asn1_time(unix: i64) -> String {
-    // Days to civil date (proleptic Gregorian), after H. Hinnant's algorithm.
-    let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}{:02}{:02}{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    coco_crypto::format_ccf_time(unix).unwrap()
 }
