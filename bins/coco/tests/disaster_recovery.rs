@@ -71,6 +71,22 @@ fn open_recovered(node: &TestNode, previous_cert: &str, voters: &[&str]) {
     assert_eq!(service_status(node), "WaitingForRecoveryShares");
 }
 
+/// `member` submits the share that reaches the threshold with `coco member submit-share`; the
+/// service opens. Returns the service's answer.
+fn submit_last_share(node: &TestNode, member: &str) -> serde_json::Value {
+    let key = format!("{member}_enc_privk.pem");
+    let answer = member_cli_as(node, member, &["submit-share", "--enc-key", &key]);
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("End of recovery procedure initiated"),
+        "{answer}"
+    );
+    wait_for_status(node, "Open");
+    answer
+}
+
 /// Every one of `writes` records (even ids private, odd public) reads back as `record <id>`.
 fn every_write_is_back(node: &TestNode, writes: u64) {
     let mut user = node.user();
@@ -212,18 +228,16 @@ fn receipts_from_before_the_disaster_still_verify(
     assert_eq!(endorsements.len(), 1, "{receipt}");
     assert_eq!(receipt["signature"], kept_receipt["signature"]);
     verify(json!([receipt])).expect("CCF verifies a pre-disaster receipt after the recovery");
-    let file = dir.join("early_receipt.json");
-    std::fs::write(&file, receipt.to_string()).unwrap();
-    let out = Command::new(support::COCO)
-        .args(["receipt", "verify", "--service-cert"])
-        .arg(dir.join("service_cert.pem"))
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    std::fs::write(dir.join("early_receipt.json"), receipt.to_string()).unwrap();
+    support::run_coco(
+        &[
+            "receipt",
+            "verify",
+            "--service-cert",
+            "service_cert.pem",
+            "early_receipt.json",
+        ],
+        dir,
     );
 
     let r = node.historical("/app/log/public/cose_endorsements", early);
@@ -424,20 +438,8 @@ fn a_dead_network_recovers_from_one_ledger_with_the_members_shares() {
         stdout.contains("1/2 recovery shares successfully submitted"),
         "{stdout}"
     );
-    let answer = member_cli_as(
-        &node,
-        "member1",
-        &["submit-share", "--enc-key", "member1_enc_privk.pem"],
-    );
+    let answer = submit_last_share(&node, "member1");
     assert_eq!(answer["submittedCount"], 2, "{answer}");
-    assert!(
-        answer["message"]
-            .as_str()
-            .unwrap()
-            .contains("End of recovery procedure initiated"),
-        "{answer}"
-    );
-    wait_for_status(&node, "Open");
     receipts_from_before_the_disaster_still_verify(
         &node,
         &dead.ca_pem,
@@ -595,19 +597,7 @@ fn a_service_recovers_from_its_latest_snapshot_and_the_ledger_after_it() {
         node.log()
     );
     open_recovered(&node, &dead.ca_pem, &["member0"]);
-    let answer = member_cli_as(
-        &node,
-        "member0",
-        &["submit-share", "--enc-key", "member0_enc_privk.pem"],
-    );
-    assert!(
-        answer["message"]
-            .as_str()
-            .unwrap()
-            .contains("End of recovery procedure initiated"),
-        "{answer}"
-    );
-    wait_for_status(&node, "Open");
+    submit_last_share(&node, "member0");
     every_write_is_back(&node, N);
     let r = node
         .user()

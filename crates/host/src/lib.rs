@@ -554,25 +554,17 @@ fn local_snapshot(
 /// (as CCF's does); `None` if there is none.
 fn recovery_snapshot(
     cfg: &NodeConfigFile,
+    previous_identity: &str,
 ) -> Result<Option<coco_node::snapshot::SealedSnapshot>, StartError> {
     let Some((name, path)) = local_snapshot(cfg) else {
         return Ok(None);
     };
-    let recover = cfg
-        .command
-        .recover
-        .as_ref()
-        .expect("validated by the config parser");
-    let previous_identity = read_cert(
-        "previous service identity",
-        &recover.previous_service_identity_file,
-    )?;
     let file = std::fs::read(&path).map_err(|source| StartError::File {
         what: "snapshot",
         path: path.clone(),
         source,
     })?;
-    let snapshot = coco_node::snapshot::open_snapshot(&file, &previous_identity)
+    let snapshot = coco_node::snapshot::open_snapshot(&file, previous_identity)
         .map_err(|e| StartError::Recover(format!("snapshot {}: {e}", path.display())))?;
     tracing::info!(seqno = name.seqno, path = %path.display(), "recovering from a snapshot");
     Ok(Some(snapshot))
@@ -586,6 +578,7 @@ fn prepare_recover(
     plugins: Plugins,
     bound: &Bound,
     host_data: [u8; 32],
+    previous_identity: &str,
     snapshot: Option<coco_node::snapshot::SealedSnapshot>,
     ledger: &[bytes::Bytes],
 ) -> Result<Prepared, StartError> {
@@ -594,10 +587,6 @@ fn prepare_recover(
         .recover
         .as_ref()
         .expect("validated by the config parser");
-    let previous_identity = read_cert(
-        "previous service identity",
-        &recover.previous_service_identity_file,
-    )?;
     let starts_after = snapshot.as_ref().map_or(0, |s| s.seqno);
     let (identity, service_cert_pem) = new_service_identity(
         cfg,
@@ -630,7 +619,7 @@ fn prepare_recover(
             ledger,
             genesis: &genesis,
             ledger_secret: secret,
-            previous_service_identity: Some(&previous_identity),
+            previous_service_identity: Some(previous_identity),
         },
         plugins,
         Clock::new().now(),
@@ -815,11 +804,20 @@ pub fn start_with_disk<D: Disk>(
     // other nodes start an empty one.
     let (mut writer, recovered) = match cfg.command.kind {
         CommandKind::Recover => {
-            let snapshot = recovery_snapshot(cfg)?;
+            let recover = cfg
+                .command
+                .recover
+                .as_ref()
+                .expect("validated by the config parser");
+            let previous_identity = read_cert(
+                "previous service identity",
+                &recover.previous_service_identity_file,
+            )?;
+            let snapshot = recovery_snapshot(cfg, &previous_identity)?;
             let after = snapshot.as_ref().map_or(0, |s| s.seqno);
             let (writer, entries) =
                 LedgerWriter::open_for_recovery(&cfg.ledger.directory, disk, after)?;
-            (writer, Some((snapshot, entries)))
+            (writer, Some((previous_identity, snapshot, entries)))
         }
         _ => (LedgerWriter::create(&cfg.ledger.directory, disk)?, None),
     };
@@ -843,7 +841,7 @@ pub fn start_with_disk<D: Disk>(
         CommandKind::Start => prepare_start(cfg, plugins, &bound, host_data)?,
         CommandKind::Join => prepare_join(cfg, plugins, &bound, host_data, &runtime)?,
         CommandKind::Recover => {
-            let (snapshot, entries) = recovered.expect("opened above");
+            let (previous_identity, snapshot, entries) = recovered.expect("opened above");
             let after = snapshot.as_ref().map_or(0, |s| s.seqno);
             // A snapshot is at a signature: with one, the ledger after it may hold none.
             let kept = match coco_node::disaster::through_last_signature(&entries) {
@@ -857,8 +855,15 @@ pub fn start_with_disk<D: Disk>(
                 }
             };
             let last = after + kept as coco_types::SeqNo;
-            let prepared =
-                prepare_recover(cfg, plugins, &bound, host_data, snapshot, &entries[..kept])?;
+            let prepared = prepare_recover(
+                cfg,
+                plugins,
+                &bound,
+                host_data,
+                &previous_identity,
+                snapshot,
+                &entries[..kept],
+            )?;
             drop(entries);
             // Nothing after the last signature was committed: it goes, and what the recovered
             // service writes goes to `.recovery` files until it opens.
