@@ -369,6 +369,9 @@ fn a_dead_network_recovers_from_one_ledger_with_the_members_shares() {
     let node = dead.recover(&dead.ledger_dir(), &opts);
     assert_ne!(node.ca_pem, dead.ca_pem, "a new service identity");
     assert_eq!(service_status(&node), "Recovering");
+    // Another node joins while the service recovers (trusted at once, as CCF): it replicates
+    // the whole ledger, the dead service's part public only until the secrets are back.
+    let early_joiner = node.join(&opts);
     // Shares are refused until members open the service.
     let (status, body) = submit_raw_share(&node, "member0", "member0", &[0; 44]);
     assert_eq!(status, 403, "{body}");
@@ -483,6 +486,36 @@ fn a_dead_network_recovers_from_one_ledger_with_the_members_shares() {
         "{:?}",
         chunk_files(&node.ledger_dir())
     );
+
+    // The node that joined while recovering replayed the private domains too.
+    early_joiner.wait_committed_here(&after);
+    let mut conn = early_joiner.user();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    for i in [0, 1, WRITES - 2, WRITES] {
+        let path = if i % 2 == 0 {
+            format!("/app/log/private?id={i}")
+        } else {
+            format!("/app/log/public?id={i}")
+        };
+        loop {
+            let r = conn.get(&path).unwrap();
+            if r.status == 200 {
+                let want = if i == WRITES {
+                    "after".to_owned()
+                } else {
+                    format!("record {i}")
+                };
+                assert_eq!(r.json()["msg"], want, "{path}");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{path} on the early joiner: {}",
+                r.text()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
 
     // New nodes join the recovered service from the snapshot it took when it opened.
     let mut joiner = node.spawn_joiner(&opts);

@@ -87,8 +87,8 @@ pub(crate) async fn join_service(
     }
 }
 
-/// A recovered service cannot replicate the ledger from before its recovery to a joiner, which
-/// starts from a snapshot taken after it instead. Before asking to join such a service, wait
+/// A recovered service, once open, is joined from a snapshot taken after its recovery (a
+/// recovering one replicates its whole ledger instead). Before asking to join such a service, wait
 /// (up to `limits::JOIN_SNAPSHOT_WAIT_MS`) until one is committed: once members trust this
 /// node it counts towards commit, and a snapshot that still needed it to commit would never
 /// come. A service never recovered, or a target that cannot say, needs no wait.
@@ -110,7 +110,10 @@ pub(crate) async fn wait_for_post_recovery_snapshot(target: &Join, service_cert_
         let created = async {
             let mut c = client.connect(addr).await.ok()?;
             let network = c.get("/node/network").await.ok()?.json();
-            if network["recovery_count"].as_u64().unwrap_or(0) == 0 {
+            // A service still recovering is joined by replicating its whole ledger.
+            if network["recovery_count"].as_u64().unwrap_or(0) == 0
+                || network["service_status"] != "Open"
+            {
                 return Some(None);
             }
             let created: coco_types::TxId = network["current_service_create_txid"]

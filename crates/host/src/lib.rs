@@ -696,10 +696,36 @@ fn prepare_join(
         info.cose_signatures_config.subject.clone(),
     )?;
     let node_cert_pem = identity.node_cert_pem.clone();
-    let fetch_started = std::time::Instant::now();
-    // A recovered service does not replicate the ledger from before its recovery: a joiner
-    // starts from a snapshot taken after it (the service takes one when it opens).
     let recovered_at = info.last_recovered_signed_idx;
+    if recovered_at > 0 && info.service_status != coco_codec::tables::ServiceStatus::Open {
+        // A service still recovering has no snapshot to offer: replicate its whole ledger, the
+        // dead service's part as history (public only while its secrets are not back).
+        tracing::info!(
+            recovered_at,
+            public_only = info.public_only,
+            "joining a recovering service: replicating its ledger from the start"
+        );
+        let node = Node::join_recovering_service(
+            core,
+            identity,
+            secrets,
+            plugins,
+            Clock::new().now(),
+            recovered_at,
+            info.public_only,
+        );
+        return Ok(Prepared {
+            ledger_starts_after: 0,
+            node,
+            genesis_outputs: Vec::new(),
+            node_key_pem,
+            node_cert_pem,
+            service_cert_pem: info.identity.cert,
+        });
+    }
+    let fetch_started = std::time::Instant::now();
+    // Once open, a recovered service's joiner starts from a snapshot taken after the recovery
+    // (the service takes one when it opens).
     let seqno_of = |s: &Option<(String, Vec<u8>)>| {
         s.as_ref()
             .and_then(|(name, _)| coco_codec::snapshot::SnapshotName::parse(name))

@@ -41,6 +41,61 @@ impl PendingPrivate {
     pub(crate) fn private_maps_back(&self) -> bool {
         matches!(self.stage, Stage::Opened)
     }
+
+    /// Whether the previous service's secrets have not reached this node yet.
+    pub(crate) fn awaiting_secrets(&self) -> bool {
+        matches!(self.stage, Stage::WaitingForSecrets)
+    }
+
+    /// Whether the private maps are still being rebuilt (private writes must wait).
+    pub(crate) fn replaying(&self) -> bool {
+        matches!(self.stage, Stage::WaitingForSecrets | Stage::Reading(_))
+    }
+
+    /// The previous service's secrets while they are being replayed with (after that, the
+    /// node's own secrets hold them).
+    pub(crate) fn secrets_being_replayed(&self) -> Option<&LedgerSecrets> {
+        match &self.stage {
+            Stage::Reading(r) => Some(&r.secrets),
+            _ => None,
+        }
+    }
+
+    /// A replicated entry after `upto` arrives while the private maps are not back: its
+    /// private writes wait for them.
+    pub(crate) fn stash_private(&mut self, seqno: SeqNo, private: WriteSet) {
+        self.stash.push((seqno, private));
+    }
+
+    /// Collects what the public replay of entry `seqno` (at most `upto`) tells the private
+    /// one: the chain of secrets and, at `upto`, the last signed root.
+    pub(crate) fn observe_public(&mut self, seqno: SeqNo, public: &WriteSet) -> Result<(), String> {
+        let singleton = |map: &str| {
+            public
+                .maps
+                .get(map)
+                .and_then(|m| m.writes.get(&tables::SINGLETON_KEY[..]))
+                .and_then(|v| v.as_ref())
+        };
+        if let Some(raw) = singleton(tables::HISTORICAL_ENCRYPTED_LEDGER_SECRET) {
+            let info = tables::from_ccf_json(raw)
+                .map_err(|e| format!("ledger entry {seqno}: historical ledger secret: {e}"))?;
+            self.chain.push((seqno, info));
+        }
+        if seqno == self.upto {
+            let raw = singleton(tables::SIGNATURES)
+                .ok_or("the previous service's last entry is not a signature")?;
+            let sig: tables::SignatureValue =
+                tables::from_ccf_json(raw).map_err(|e| format!("signature: {e}"))?;
+            self.root = Some(sig.root);
+        }
+        Ok(())
+    }
+
+    /// Forgets stashed private writes after `to` (rolled back).
+    pub(crate) fn roll_back(&mut self, to: SeqNo) {
+        self.stash.retain(|(s, _)| *s <= to);
+    }
 }
 
 /// The public state of a ledger, replayed.
@@ -66,8 +121,12 @@ pub(crate) struct PendingPrivate {
     snapshot: Option<crate::snapshot::SealedSnapshot>,
     /// The Merkle tree where the private replay starts (as of the snapshot, or just leaf 0).
     start_tree: MerkleTree,
-    /// Its last signed Merkle root: the private replay must rebuild exactly this tree.
-    root: [u8; 32],
+    /// Its last signed Merkle root: the private replay must rebuild exactly this tree (a node
+    /// that joined while the service recovered learns it from the entry at `upto`).
+    root: Option<[u8; 32]>,
+    /// Private writes of entries after `upto` that this node applied before its private maps
+    /// were back (a node that joined while the service recovered), to replay on top of them.
+    stash: Vec<(SeqNo, WriteSet)>,
     /// Every write of `historical_encrypted_ledger_secret` in the previous ledger, in order.
     chain: Vec<(SeqNo, tables::EncryptedLedgerSecretInfo)>,
     stage: Stage,
@@ -298,9 +357,11 @@ impl Node {
                 chain.push((seqno, info));
             }
         }
+        node.previous_service_upto = last;
         node.recovery = Some(PendingPrivate {
             upto: last,
-            root: replayed.last_signature.root,
+            root: Some(replayed.last_signature.root),
+            stash: Vec::new(),
             snapshot,
             start_tree: replayed.start_tree,
             chain,
@@ -315,6 +376,38 @@ impl Node {
         node.refresh_peer_addresses();
         node.emit_signature(now, out);
         Ok(node)
+    }
+
+    /// A node joining a service that is recovering from the ledger of a dead one that ended at
+    /// `upto` (`NetworkInfo.last_recovered_signed_idx`): the primary replicates the whole
+    /// ledger; entries up to `upto` are history, not acted on. With `public_only` (the previous
+    /// service's secrets are not back yet), their private domains are left for a private replay
+    /// from this node's own ledger once the primary hands the secrets out, as on the primary.
+    pub fn join_recovering_service(
+        config: CoreConfig,
+        identity: NodeIdentity,
+        ledger_secrets: LedgerSecrets,
+        plugins: Plugins,
+        now: Now,
+        upto: SeqNo,
+        public_only: bool,
+    ) -> Node {
+        let mut node = Node::join(config, identity, ledger_secrets, plugins, now);
+        node.previous_service_upto = upto;
+        if public_only {
+            let mut start_tree = MerkleTree::new();
+            start_tree.append([0u8; 32]);
+            node.recovery = Some(PendingPrivate {
+                upto,
+                root: None,
+                stash: Vec::new(),
+                snapshot: None,
+                start_tree,
+                chain: Vec::new(),
+                stage: Stage::WaitingForSecrets,
+            });
+        }
+        node
     }
 
     /// The recovery transaction (CCF `create_service` with `recovering`, plus the retirement of
@@ -676,7 +769,10 @@ impl Node {
                 }
             }
             Stage::Replayed => {
-                if self.raft.role() == coco_consensus::Role::Leader
+                if self.service_status == tables::ServiceStatus::Open {
+                    // A backup whose replay finished after the primary opened the service.
+                    pending.stage = Stage::Opened;
+                } else if self.raft.role() == coco_consensus::Role::Leader
                     && self.service_status == tables::ServiceStatus::WaitingForRecoveryShares
                     && self.storage_failure.is_none()
                     && let Err(e) = self.open_recovered_service(now, out)
@@ -692,9 +788,12 @@ impl Node {
         }
     }
 
-    /// The service status became `Open`: a recovery under way is over.
+    /// The service status became `Open`: a recovery whose private maps are back is over (a
+    /// backup still replaying finishes first, see `drive_private_recovery`).
     pub(crate) fn recovered_service_opened(&mut self) {
-        if let Some(pending) = self.recovery.as_mut() {
+        if let Some(pending) = self.recovery.as_mut()
+            && matches!(pending.stage, Stage::Replayed)
+        {
             pending.stage = Stage::Opened;
         }
     }
@@ -719,7 +818,7 @@ impl Node {
                     break;
                 }
                 let seqno = r.next;
-                let decoded = crate::replica::decode_entry(&r.secrets, entry)
+                let decoded = crate::replica::decode_entry(Some(&r.secrets), entry)
                     .map_err(|e| format!("ledger entry {seqno}: {e}"))?;
                 if decoded.txid.seqno != seqno {
                     return Err(format!(
@@ -742,7 +841,7 @@ impl Node {
                 self.index.record(&private, seqno);
                 // The last entry is the previous service's last signature: it signed the tree
                 // of everything before it.
-                if seqno == upto && r.tree.root() != pending.root {
+                if seqno == upto && Some(r.tree.root()) != pending.root {
                     return Err(
                         "the entries read back do not rebuild the previous service's \
                          last signed root"
@@ -762,9 +861,18 @@ impl Node {
             return true;
         }
         if r.next > upto {
-            let Stage::Reading(r) = std::mem::replace(&mut pending.stage, Stage::Replayed) else {
+            let Stage::Reading(mut r) = std::mem::replace(&mut pending.stage, Stage::Replayed)
+            else {
                 unreachable!("matched above");
             };
+            // Private writes replicated since, on top of the replayed maps.
+            for (seqno, private) in std::mem::take(&mut pending.stash) {
+                if let Err(e) = r.store.apply(&private, seqno) {
+                    self.storage_failure =
+                        Some(format!("private writes replicated during recovery: {e}"));
+                    return true;
+                }
+            }
             self.store.replace_private_maps(&r.store);
             self.secrets.prepend(r.secrets);
         }

@@ -175,15 +175,6 @@ impl Node {
             };
         }
 
-        if self.recovery.is_some() {
-            // CCF lets nodes join a recovering service and replay it public-only; coco adds
-            // nodes once the recovered service is open (they start from its first snapshot).
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::ServiceUnavailable,
-                "The service is recovering: new nodes can join once it is open.",
-            ));
-        }
         let address = published(&body.node_info_network.node_to_node_interface).to_owned();
         if address.is_empty() {
             return Err(ApiError::invalid_input(
@@ -239,9 +230,7 @@ impl Node {
                 // CCF trusts joiners at once while the service is opening or recovering.
                 matches!(
                     s.status,
-                    tables::ServiceStatus::Opening
-                        | tables::ServiceStatus::Recovering
-                        | tables::ServiceStatus::WaitingForRecoveryShares
+                    tables::ServiceStatus::Opening | tables::ServiceStatus::Recovering
                 )
             });
         let status = if opening {
@@ -313,20 +302,17 @@ impl Node {
             .get(tables::SERVICE_INFO, &tables::SINGLETON_KEY)
             .and_then(|v| tables::from_ccf_json::<tables::ServiceInfo>(&v).ok())
             .ok_or_else(|| ApiError::internal("The service has no service.info record."))?;
-        // After a disaster recovery, entries before it are not replicated (a recovered primary
-        // replays them itself): a joiner must start from a snapshot taken after it.
+        // After a disaster recovery, entries up to the dead service's last signature are
+        // history to a joiner: it starts from a snapshot taken since, or replays them (public
+        // only while the previous service's secrets are not back).
         let last_recovered_signed_idx =
             match (service.recovery_count, service.current_service_create_txid) {
                 (Some(n), Some(created)) if n > 0 => created.seqno - 1,
                 _ => 0,
             };
-        let network_info = NetworkInfo {
-            public_only: false,
-            last_recovered_signed_idx,
-            consensus_type: "CFT".to_owned(),
-            reconfiguration_type: "OneTransaction".to_owned(),
-            ledger_secrets: self
-                .secrets
+        let public_only = self.recovery.as_ref().is_some_and(|r| r.awaiting_secrets());
+        let describe = |secrets: &crate::secrets::LedgerSecrets| {
+            secrets
                 .all()
                 .iter()
                 .map(|s| {
@@ -334,13 +320,27 @@ impl Node {
                         s.applies_from(),
                         LedgerSecretInfo {
                             raw_key: B64.encode(s.raw()),
-                            previous_secret_stored_version: self
-                                .secrets
+                            previous_secret_stored_version: secrets
                                 .previous_stored(s.applies_from()),
                         },
                     )
                 })
-                .collect(),
+                .collect::<BTreeMap<_, _>>()
+        };
+        let mut ledger_secrets = describe(&self.secrets);
+        if let Some(previous) = self
+            .recovery
+            .as_ref()
+            .and_then(|r| r.secrets_being_replayed())
+        {
+            ledger_secrets.extend(describe(previous));
+        }
+        let network_info = NetworkInfo {
+            public_only,
+            last_recovered_signed_idx,
+            consensus_type: "CFT".to_owned(),
+            reconfiguration_type: "OneTransaction".to_owned(),
+            ledger_secrets,
             identity: ServiceIdentity {
                 cert: service.cert,
                 priv_key: self.identity.service_key.to_pkcs8_pem(),

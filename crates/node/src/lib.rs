@@ -274,6 +274,10 @@ pub struct Node {
     drbg: coco_crypto::Drbg,
     /// A recovered service's private domains, until they are back (disaster recovery).
     recovery: Option<disaster::PendingPrivate>,
+    /// Entries up to here belong to the services before the last disaster recovery: a node
+    /// replicating them replays their state but does not act on their governance (their nodes,
+    /// configurations and certificates are gone). 0 if never recovered.
+    previous_service_upto: SeqNo,
     /// The node-run endpoint being executed asked for its writes to commit even though it
     /// answers with an error (CCF's `set_apply_writes`).
     apply_writes_on_error: bool,
@@ -356,6 +360,7 @@ impl Node {
             snapshots: snapshot::Snapshotter::new(snapshot_interval, 0),
             drbg: coco_crypto::Drbg::new(entropy),
             recovery: None,
+            previous_service_upto: 0,
             apply_writes_on_error: false,
         }
     }

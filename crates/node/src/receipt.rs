@@ -386,7 +386,7 @@ impl coco_app_api::History for HistoryView<'_> {
         }
         let mut states = Vec::with_capacity(entries.len());
         for entry in entries {
-            let decoded = crate::replica::decode_entry(self.secrets, &entry)
+            let decoded = crate::replica::decode_entry(Some(self.secrets), &entry)
                 .map_err(|e| ApiError::internal(format!("Cannot read a past entry: {e}")))?;
             let mut store = coco_kv::Store::new();
             store
@@ -543,7 +543,7 @@ impl crate::Node {
         let Some((entry, proof)) = self.load_tx_proof(txid, now, out)? else {
             return Ok(None);
         };
-        let decoded = crate::replica::decode_entry(&self.secrets, &entry)
+        let decoded = crate::replica::decode_entry(Some(&self.secrets), &entry)
             .map_err(|e| ApiError::internal(format!("Cannot read {txid}: {e}")))?;
         let mut store = coco_kv::Store::new();
         store

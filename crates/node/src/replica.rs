@@ -28,29 +28,31 @@ pub(crate) struct DecodedEntry {
 }
 
 /// Parses an entry and decrypts its private domain with `secret` (the public domain is the AAD,
-/// so tampering fails).
+/// so tampering fails); with `secrets: None`, the private domain is left out.
 pub(crate) fn decode_entry(
-    secrets: &crate::secrets::LedgerSecrets,
+    secrets: Option<&crate::secrets::LedgerSecrets>,
     data: &Bytes,
 ) -> Result<DecodedEntry, String> {
     let view = parse_entry(data).map_err(|e| e.to_string())?;
-    let secret = secrets.for_seqno(view.seqno);
     let public_start = data.len() - view.public.len() - view.private.len();
     let public =
         parse_public_domain_shared(&data.slice(public_start..public_start + view.public.len()))
             .map_err(|e| e.to_string())?;
-    let mut private = view.private.to_vec();
-    if !private.is_empty() {
-        secret
-            .key()
-            .open_in_place_detached(view.iv, view.public, &mut private, view.tag)
-            .map_err(|e| format!("private domain: {e}"))?;
-    }
     let mut write_set = WriteSet {
         maps: public.maps.clone(),
     };
-    for (name, changes) in parse_private_domain(&private).map_err(|e| e.to_string())? {
-        write_set.maps.insert(name, changes);
+    if let Some(secrets) = secrets {
+        let mut private = view.private.to_vec();
+        if !private.is_empty() {
+            secrets
+                .for_seqno(view.seqno)
+                .key()
+                .open_in_place_detached(view.iv, view.public, &mut private, view.tag)
+                .map_err(|e| format!("private domain: {e}"))?;
+        }
+        for (name, changes) in parse_private_domain(&private).map_err(|e| e.to_string())? {
+            write_set.maps.insert(name, changes);
+        }
     }
     Ok(DecodedEntry {
         txid: view.tx_id(),
@@ -181,7 +183,11 @@ impl Node {
             self.consensus.last_seqno + 1,
             "entries arrive in order"
         );
-        let decoded = decode_entry(&self.secrets, &entry.data)?;
+        // An entry of the service before a disaster recovery: history (see
+        // `previous_service_upto`); its private domain may have to wait for the secrets.
+        let previous = idx <= self.previous_service_upto;
+        let public_only = previous && self.recovery.as_ref().is_some_and(|r| r.awaiting_secrets());
+        let decoded = decode_entry((!public_only).then_some(&self.secrets), &entry.data)?;
         let (view, public, write_set) = (decoded.txid, decoded.public, decoded.write_set);
         if view.seqno != idx || view.view != entry.term {
             return Err(format!(
@@ -190,7 +196,9 @@ impl Node {
             ));
         }
         let is_signature = write_set.maps.contains_key(tables::SIGNATURES);
-        if is_signature != entry.committable {
+        // A recovered primary knows the previous service's entries only from its ledger, not
+        // which were signatures.
+        if !previous && is_signature != entry.committable {
             return Err(format!(
                 "committable flag {} but signature transaction {is_signature}",
                 entry.committable
@@ -208,11 +216,32 @@ impl Node {
                 return Err("the signed Merkle root differs from this node's tree".into());
             }
         }
-        self.store
-            .apply(&write_set, idx)
-            .map_err(|e| format!("KV: {e}"))?;
+        match self.recovery.as_mut() {
+            Some(pending) if public_only => pending.observe_public(idx, &write_set)?,
+            Some(pending) if !previous && pending.replaying() => {
+                // Private writes wait until the private maps are back.
+                let (private, public): (
+                    std::collections::BTreeMap<_, _>,
+                    std::collections::BTreeMap<_, _>,
+                ) = write_set
+                    .maps
+                    .clone()
+                    .into_iter()
+                    .partition(|(name, _)| !coco_kv::is_public(name));
+                self.store
+                    .apply(&WriteSet { maps: public }, idx)
+                    .map_err(|e| format!("KV: {e}"))?;
+                pending.stash_private(idx, WriteSet { maps: private });
+            }
+            _ => {}
+        }
+        if self.store.current_version() < idx {
+            self.store
+                .apply(&write_set, idx)
+                .map_err(|e| format!("KV: {e}"))?;
+        }
         self.index.record(&write_set, idx);
-        if self.configuration_after(&write_set) != entry.configuration {
+        if !previous && self.configuration_after(&write_set) != entry.configuration {
             return Err(
                 "the configuration replicated with the entry differs from its nodes.info".into(),
             );
@@ -231,9 +260,11 @@ impl Node {
         {
             self.consensus.view_history.push((view.view, idx));
         }
-        self.observe_governance_writes(&write_set, idx);
-        if is_signature {
-            self.snapshots.signature_appended(idx, &entry.data);
+        if !previous {
+            self.observe_governance_writes(&write_set, idx);
+            if is_signature {
+                self.snapshots.signature_appended(idx, &entry.data);
+            }
         }
         out.push(Output::Append {
             txid: TxId::new(view.view, idx),
@@ -268,6 +299,9 @@ impl Node {
         self.index.truncate(to);
         self.snapshots.roll_back(to);
         self.secrets.roll_back(to);
+        if let Some(pending) = self.recovery.as_mut() {
+            pending.roll_back(to);
+        }
         self.pending_retirements.retain(|(seqno, _)| *seqno <= to);
         out.push(Output::Truncate { seqno: to });
     }
