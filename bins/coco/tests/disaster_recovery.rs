@@ -372,6 +372,13 @@ fn a_dead_network_recovers_from_one_ledger_with_the_members_shares() {
     // Another node joins while the service recovers (trusted at once, as CCF): it replicates
     // the whole ledger, the dead service's part public only until the secrets are back.
     let early_joiner = node.join(&opts);
+    // Until the recovery completes, transactions of the dead service cannot be proven (CCF).
+    let r = node
+        .anonymous()
+        .get(&format!("/node/receipt?transaction_id={early}"))
+        .unwrap();
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "TransactionInvalid", "{}", r.text());
     // Shares are refused until members open the service.
     let (status, body) = submit_raw_share(&node, "member0", "member0", &[0; 44]);
     assert_eq!(status, 403, "{body}");
@@ -508,6 +515,8 @@ fn a_dead_network_recovers_from_one_ledger_with_the_members_shares() {
                 assert_eq!(r.json()["msg"], want, "{path}");
                 break;
             }
+            // Until its private maps are back, its frontend stays closed (never a wrong 404).
+            assert_eq!(r.json()["error"]["code"], "FrontendNotOpen", "{}", r.text());
             assert!(
                 std::time::Instant::now() < deadline,
                 "{path} on the early joiner: {}",
@@ -516,6 +525,16 @@ fn a_dead_network_recovers_from_one_ledger_with_the_members_shares() {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
     }
+
+    // It proves transactions of the dead service too, with the same signature.
+    let receipt = early_joiner.receipt(&early);
+    assert_eq!(receipt["signature"], early_receipt["signature"], "{receipt}");
+    oracle(
+        early_joiner.dir.path(),
+        "verify_receipts.py",
+        &json!({"service_cert": node.ca_pem, "receipts": [receipt]}),
+    )
+    .expect("CCF verifies the early joiner's receipt of a pre-disaster transaction");
 
     // New nodes join the recovered service from the snapshot it took when it opened.
     let mut joiner = node.spawn_joiner(&opts);

@@ -190,6 +190,17 @@ pub enum Action {
     },
 }
 
+/// The ledger a recovered service starts from, as consensus sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct RecoveredLog<'a> {
+    /// Its last entry, a signature (committable).
+    pub seqno: SeqNo,
+    /// `(view, first seqno)` of each of its views.
+    pub view_history: &'a [(View, SeqNo)],
+    /// Its signature transactions, sent with their flag to nodes that join.
+    pub signatures: &'a [SeqNo],
+}
+
 /// Inputs besides proposals.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
@@ -335,24 +346,34 @@ impl Raft {
         r
     }
 
-    /// The first node of a service recovered from a ledger that ends at the committable entry
-    /// `seqno`: leader of `view` (after every view of that ledger), its log committed up to
-    /// `seqno`, alone in its configuration until others join.
+    /// The first node of a service recovered from a ledger (`log`): leader of `view` (after
+    /// every view of that ledger), its log committed up to the ledger's end, alone in its
+    /// configuration until others join.
     pub fn new_recovered(
         id: NodeId,
         config: Config,
         seed: u64,
         now_ms: u64,
-        seqno: SeqNo,
-        view_history: &[(View, SeqNo)],
+        log: RecoveredLog<'_>,
         view: View,
     ) -> Raft {
+        let RecoveredLog {
+            seqno,
+            view_history,
+            signatures,
+        } = log;
         assert!(
             view_history.last().is_some_and(|(v, _)| *v < view),
             "the recovered service's view follows the ledger's"
         );
+        assert!(
+            signatures.iter().all(|s| *s <= seqno),
+            "the recovered ledger's signatures are within it"
+        );
         let me: Configuration = Arc::new(BTreeSet::from([id.clone()]));
         let mut r = Raft::new_from_snapshot(id, config, seed, now_ms, seqno, view_history, me);
+        // Entries of the ledger are sent from it to nodes that join: with their flags.
+        r.committable.extend(signatures.iter().copied());
         r.term = view;
         // The node layer acts on leadership itself (as for a new service).
         r.become_leader(&mut Vec::new());

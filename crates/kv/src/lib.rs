@@ -255,18 +255,25 @@ impl Store {
     }
 
     /// Replaces every private map, in the current state and every state still held for
-    /// rollback, with `from`'s current private maps (CCF's `swap_private_maps`): a recovered
-    /// service replays its private domains into a separate store, then adopts them. Keys keep
-    /// the versions `from` gave them.
+    /// rollback, with `from`'s private maps as of the same version (CCF's `swap_private_maps`):
+    /// a recovered service replays its private domains into a separate store, then adopts them.
+    /// A state older than everything `from` holds takes `from`'s oldest. Keys keep the versions
+    /// `from` gave them.
     pub fn replace_private_maps(&mut self, from: &Store) {
-        let private: Vec<(String, MapState)> = from
-            .current()
-            .maps
-            .iter()
-            .filter(|(name, _)| !is_public(name))
-            .map(|(name, m)| (name.clone(), m.clone()))
-            .collect();
         for state in self.history.iter_mut() {
+            let source = from
+                .history
+                .iter()
+                .rev()
+                .find(|s| s.version <= state.version)
+                .or(from.history.front())
+                .expect("store history is never empty");
+            let private: Vec<(String, MapState)> = source
+                .maps
+                .iter()
+                .filter(|(name, _)| !is_public(name))
+                .map(|(name, m)| (name.clone(), m.clone()))
+                .collect();
             let state = Arc::make_mut(state);
             let stale: Vec<String> = state
                 .maps

@@ -47,6 +47,12 @@ impl PendingPrivate {
         matches!(self.stage, Stage::WaitingForSecrets)
     }
 
+    /// Whether the recovery started from a snapshot (this node cannot send the entries it
+    /// covers to a joiner).
+    pub(crate) fn started_from_snapshot(&self) -> bool {
+        self.snapshot.is_some()
+    }
+
     /// Whether the private maps are still being rebuilt (private writes must wait).
     pub(crate) fn replaying(&self) -> bool {
         matches!(self.stage, Stage::WaitingForSecrets | Stage::Reading(_))
@@ -303,13 +309,23 @@ impl Node {
             .map(|(v, _)| *v)
             .expect("a non-empty ledger has a view");
         let view = last_view + coco_types::RECOVERY_VIEW_CHANGE;
+        let signatures: Vec<SeqNo> = replayed
+            .write_sets
+            .iter()
+            .enumerate()
+            .filter(|(_, ws)| ws.maps.contains_key(tables::SIGNATURES))
+            .map(|(k, _)| replayed.starts_after + 1 + k as SeqNo)
+            .collect();
         let raft = coco_consensus::Raft::new_recovered(
             identity.node_id.clone(),
             config.consensus,
             config.seed,
             now.monotonic_ms,
-            last,
-            &replayed.view_history,
+            coco_consensus::RecoveredLog {
+                seqno: last,
+                view_history: &replayed.view_history,
+                signatures: &signatures,
+            },
             view,
         );
         let secrets = LedgerSecrets::from_versions([(last + 1, ledger_secret, None)])?;
@@ -865,8 +881,18 @@ impl Node {
             else {
                 unreachable!("matched above");
             };
-            // Private writes replicated since, on top of the replayed maps.
-            for (seqno, private) in std::mem::take(&mut pending.stash) {
+            // Private writes replicated since, on top of the replayed maps, version by version
+            // (so that a later rollback drops them too). Entries this node wrote itself as the
+            // recovering primary wrote no private maps: the frontend was closed.
+            let stash = std::mem::take(&mut pending.stash);
+            let current = self.store.current_version();
+            let mut stash = stash.into_iter().peekable();
+            while r.store.current_version() < current {
+                let seqno = r.store.current_version() + 1;
+                let private = match stash.next_if(|(s, _)| *s == seqno) {
+                    Some((_, private)) => private,
+                    None => WriteSet::default(),
+                };
                 if let Err(e) = r.store.apply(&private, seqno) {
                     self.storage_failure =
                         Some(format!("private writes replicated during recovery: {e}"));

@@ -175,6 +175,20 @@ impl Node {
             };
         }
 
+        if self
+            .recovery
+            .as_ref()
+            .is_some_and(|r| r.started_from_snapshot())
+        {
+            // A joiner of a recovering service replicates its whole ledger, and this node
+            // recovered from a snapshot without the entries before it.
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::ServiceUnavailable,
+                "The service is recovering from a snapshot: new nodes can join once it is open \
+                 (from the snapshot it takes then).",
+            ));
+        }
         let address = published(&body.node_info_network.node_to_node_interface).to_owned();
         if address.is_empty() {
             return Err(ApiError::invalid_input(

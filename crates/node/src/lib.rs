@@ -762,7 +762,10 @@ impl Node {
     ) -> Response {
         let is_app = endpoint.template.starts_with("/app/")
             && !endpoints::is_common_app_path(&endpoint.template);
-        if is_app && self.service_status != ServiceStatus::Open {
+        // A node still rebuilding a recovered service's private maps keeps its frontend closed,
+        // as CCF's does until its private recovery ends.
+        let private_maps_missing = self.recovery.as_ref().is_some_and(|r| r.replaying());
+        if is_app && (self.service_status != ServiceStatus::Open || private_maps_missing) {
             return ApiError::new(
                 StatusCode::NOT_FOUND,
                 ErrorCode::FrontendNotOpen,
@@ -1123,6 +1126,9 @@ impl Node {
                     .push_back((seqno, CertificateChange::Service(info.cert.clone())));
             }
             self.service_status = info.status;
+            if info.current_service_create_txid.is_some() {
+                self.service_create_txid = info.current_service_create_txid;
+            }
             if info.status == ServiceStatus::Open {
                 self.recovered_service_opened();
             }

@@ -457,6 +457,22 @@ impl crate::Node {
         out: &mut Vec<crate::Output>,
     ) -> Result<Option<(Bytes, TxProof)>, coco_app_api::ApiError> {
         use coco_app_api::{ApiError, ErrorCode, StatusCode, TxStatus};
+        // Until a recovered service opens, it holds neither the previous service's secrets
+        // nor its endorsement (CCF answers the same).
+        if self.service_status != tables::ServiceStatus::Open
+            && self
+                .service_create_txid
+                .is_some_and(|created| txid.view < created.view)
+        {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::TransactionInvalid,
+                format!(
+                    "Historical transaction {txid} is not signed by the current service identity \
+                     key and cannot be retrieved until recovery is complete."
+                ),
+            ));
+        }
         match self.consensus.tx_status(txid) {
             TxStatus::Committed => {}
             TxStatus::Invalid => {
@@ -491,6 +507,22 @@ impl crate::Node {
         let (Some(entry), Some(signature)) = (entry, signature) else {
             return Ok(None);
         };
+        if self
+            .secrets
+            .all()
+            .first()
+            .is_some_and(|s| txid.seqno < s.applies_from())
+        {
+            // A recovery from a snapshot restores the secrets from the snapshot on only.
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::ResourceNotFound,
+                format!(
+                    "This node holds no ledger secret for {txid}: the service was recovered from \
+                     a snapshot taken after it."
+                ),
+            ));
+        }
         let evidence = self.secrets.for_seqno(txid.seqno).commit_evidence(txid);
         let mut proof = tx_proof(txid, &entry, &signature, &evidence)
             .map_err(|e| ApiError::internal(format!("Cannot prove {txid}: {e}")))?;

@@ -196,9 +196,7 @@ impl Node {
             ));
         }
         let is_signature = write_set.maps.contains_key(tables::SIGNATURES);
-        // A recovered primary knows the previous service's entries only from its ledger, not
-        // which were signatures.
-        if !previous && is_signature != entry.committable {
+        if is_signature != entry.committable {
             return Err(format!(
                 "committable flag {} but signature transaction {is_signature}",
                 entry.committable

@@ -35,14 +35,18 @@ pub(super) fn run(args: &Args) -> anyhow::Result<()> {
         );
     }
     let dead = dead_nodes(&ws)?;
-    let (best, end) = dead
+    // The ledger whose last signature is the most recent holds everything committed (a
+    // longer ledger may only have a longer unsigned tail).
+    let (best, last) = dead
         .iter()
-        .map(|d| (d, ledger_end(&d.join("ledger"))))
-        .max_by_key(|(d, end)| (*end, std::cmp::Reverse((*d).clone())))
-        .context("the workspace has no node directories")?;
+        .filter_map(|d| Some((d, last_signature(&d.join("ledger"))?)))
+        .max_by_key(|(d, last)| (*last, std::cmp::Reverse((*d).clone())))
+        .context("no node directory of the workspace holds a signed ledger")?;
     println!(
-        "Recovering from {} (its ledger reaches seqno {end})",
-        best.display()
+        "Recovering from {} (its last signature is {}.{})",
+        best.display(),
+        last.0,
+        last.1
     );
 
     // Keep the dead service's files aside: its nodes and its certificate.
@@ -61,22 +65,22 @@ pub(super) fn run(args: &Args) -> anyhow::Result<()> {
         .context("moving the dead service's certificate aside")?;
 
     // node0 recovers from a copy of the best ledger (the original stays as it was).
-    let node0 = ws.join("node0");
-    copy_dir(&best.join("ledger"), &node0.join("ledger"))?;
     let exe = std::env::current_exe().context("locating the coco executable")?;
     let started = Instant::now();
-    let mut nodes = vec![spawn_node(
-        &exe,
-        &ws,
-        &common,
-        0,
-        NodeCommand::Recover {
-            previous_cert: &previous_cert,
-            snapshots: &best.join("snapshots"),
-        },
-        args,
-    )?];
-    let result = (|| {
+    let mut nodes = Vec::new();
+    let opened = (|| {
+        copy_dir(&best.join("ledger"), &ws.join("node0").join("ledger"))?;
+        nodes.push(spawn_node(
+            &exe,
+            &ws,
+            &common,
+            0,
+            NodeCommand::Recover {
+                previous_cert: &previous_cert,
+                snapshots: &best.join("snapshots"),
+            },
+            args,
+        )?);
         wait_ready(&mut nodes, &common, RECOVERY_TIMEOUT)?;
         let public = started.elapsed();
         let (member, mut conn) = member0(&common, args.port)?;
@@ -106,12 +110,26 @@ pub(super) fn run(args: &Args) -> anyhow::Result<()> {
             answer["message"].as_str().unwrap_or_default()
         );
         wait_open(&mut conn)?;
-        println!(
-            "The service is open again after {:.1} s ({:.1} s replaying the public ledger, \
-             then member0's share and the private ledger).",
-            started.elapsed().as_secs_f64(),
-            public.as_secs_f64()
-        );
+        Ok((member, conn, public))
+    })();
+    let (member, mut conn, public) = match opened {
+        Ok(opened) => opened,
+        Err(e) => {
+            // Put the dead service back as it was, so that the recovery can be run again.
+            stop_all(&mut nodes);
+            if let Err(undo) = restore(&ws, &common, &previous, &dead) {
+                eprintln!("could not put the dead service back: {undo:#}");
+            }
+            return Err(e);
+        }
+    };
+    println!(
+        "The service is open again after {:.1} s ({:.1} s replaying the public ledger, \
+         then member0's share and the private ledger).",
+        started.elapsed().as_secs_f64(),
+        public.as_secs_f64()
+    );
+    let result = (|| {
         for i in 1..args.nodes {
             nodes.push(spawn_node(&exe, &ws, &common, i, NodeCommand::Join, args)?);
             wait_trusted(
@@ -131,6 +149,24 @@ pub(super) fn run(args: &Args) -> anyhow::Result<()> {
     })();
     stop_all(&mut nodes);
     result
+}
+
+/// Undoes the moves of a recovery that failed before the service opened: the new node0 and
+/// service certificate go, the dead nodes and certificate come back from `previous`.
+fn restore(ws: &Path, common: &Path, previous: &Path, dead: &[PathBuf]) -> anyhow::Result<()> {
+    let node0 = ws.join("node0");
+    if node0.exists() {
+        std::fs::remove_dir_all(&node0)?;
+    }
+    std::fs::rename(
+        previous.join("service_cert.pem"),
+        common.join("service_cert.pem"),
+    )?;
+    for d in dead {
+        std::fs::rename(previous.join(d.file_name().expect("named")), d)?;
+    }
+    std::fs::remove_dir(previous)?;
+    Ok(())
 }
 
 /// `node<i>` directories of the workspace, in order; refuses if one of their nodes still runs.
@@ -177,30 +213,34 @@ fn running(pid: libc::pid_t) -> bool {
         .unwrap_or(true)
 }
 
-/// The last seqno in a ledger directory (0 if none): the best node to recover from has the
-/// longest ledger.
-fn ledger_end(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    let mut end = 0;
-    for e in entries.flatten() {
-        let Some(name) = ChunkName::parse(&e.file_name().to_string_lossy()) else {
+/// The (view, seqno) of the last signature transaction in a ledger directory, if any.
+fn last_signature(dir: &Path) -> Option<(u64, u64)> {
+    let mut chunks: Vec<(ChunkName, PathBuf)> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let name = ChunkName::parse(&e.file_name().to_string_lossy())?;
+            (!name.ignored && !name.recovery).then(|| (name, e.path()))
+        })
+        .collect();
+    chunks.sort_by_key(|(name, _)| std::cmp::Reverse(name.start));
+    for (_, path) in chunks {
+        let bytes = bytes::Bytes::from(std::fs::read(&path).ok()?);
+        // An open chunk's torn tail (a crash mid-write) is left out of the scan.
+        let Ok(scan) = coco_codec::chunk::scan_chunk(&bytes) else {
             continue;
         };
-        if name.ignored || name.recovery {
-            continue;
+        let entries: Vec<bytes::Bytes> = scan
+            .entries
+            .iter()
+            .map(|e| bytes.slice(e.range()))
+            .collect();
+        if let Some(n) = coco_node::disaster::through_last_signature(&entries) {
+            let view = coco_codec::entry::parse_entry(&entries[n - 1]).ok()?;
+            return Some((view.view, view.seqno));
         }
-        let last = name.end.unwrap_or_else(|| {
-            std::fs::read(e.path())
-                .ok()
-                .and_then(|b| coco_codec::chunk::scan_chunk(&b).ok())
-                .and_then(|s| s.last_seqno())
-                .unwrap_or(name.start.saturating_sub(1))
-        });
-        end = end.max(last);
     }
-    end
+    None
 }
 
 fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
