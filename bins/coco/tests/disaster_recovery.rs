@@ -378,7 +378,12 @@ fn a_dead_network_recovers_from_one_ledger_with_the_members_shares() {
         .get(&format!("/node/receipt?transaction_id={early}"))
         .unwrap();
     assert_eq!(r.status, 404, "{}", r.text());
-    assert_eq!(r.json()["error"]["code"], "TransactionInvalid", "{}", r.text());
+    assert_eq!(
+        r.json()["error"]["code"],
+        "TransactionInvalid",
+        "{}",
+        r.text()
+    );
     // Shares are refused until members open the service.
     let (status, body) = submit_raw_share(&node, "member0", "member0", &[0; 44]);
     assert_eq!(status, 403, "{body}");
@@ -528,7 +533,10 @@ fn a_dead_network_recovers_from_one_ledger_with_the_members_shares() {
 
     // It proves transactions of the dead service too, with the same signature.
     let receipt = early_joiner.receipt(&early);
-    assert_eq!(receipt["signature"], early_receipt["signature"], "{receipt}");
+    assert_eq!(
+        receipt["signature"], early_receipt["signature"],
+        "{receipt}"
+    );
     oracle(
         early_joiner.dir.path(),
         "verify_receipts.py",
