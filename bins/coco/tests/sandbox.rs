@@ -18,18 +18,39 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A running sandbox; interrupted (and so its nodes stopped) if a test fails half-way.
+struct Sandbox(std::process::Child);
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            unsafe {
+                libc::kill(self.0.id() as libc::pid_t, libc::SIGINT);
+            }
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Runs `coco sandbox <args>` until it prints its banner; returns the process and the banner.
-fn sandbox(ws: &std::path::Path, port: u16, args: &[&str]) -> (std::process::Child, String) {
-    let mut child = Command::new(support::COCO)
-        .args(["sandbox", "--workspace"])
-        .arg(ws)
-        .args(["--port", &port.to_string()])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
+fn sandbox(ws: &std::path::Path, port: u16, args: &[&str]) -> (Sandbox, String) {
+    let mut child = Sandbox(
+        Command::new(support::COCO)
+            .args(["sandbox", "--workspace"])
+            .arg(ws)
+            .args(["--port", &port.to_string()])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
@@ -80,7 +101,7 @@ fn wait_committed(conn: &mut BlockingConnection, txid: &str) {
 }
 
 /// SIGINT, then waits for the sandbox to exit; it must exit cleanly.
-fn interrupt(child: &mut std::process::Child) {
+fn interrupt(Sandbox(child): &mut Sandbox) {
     unsafe {
         libc::kill(child.id() as libc::pid_t, libc::SIGINT);
     }
@@ -223,8 +244,8 @@ fn sandbox_recovers_after_every_node_is_killed() {
     wait_committed(&mut user, &last);
     let old_cert = std::fs::read_to_string(ws.join("sandbox_common/service_cert.pem")).unwrap();
     let pids = node_pids(&ws);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     for pid in pids {
         unsafe {
             libc::kill(pid, libc::SIGKILL);

@@ -89,6 +89,9 @@ pub struct Args {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Do not write every key before a read or mixed workload (they exist already).
+    #[arg(long)]
+    pub skip_preload: bool,
 }
 
 /// How long to wait, after the load stops, for writes still uncommitted.
@@ -175,26 +178,44 @@ async fn drive(
     workload: Arc<Workload>,
     follow_commits: bool,
 ) -> anyhow::Result<Outcome> {
-    // Keys a read workload reads exist first.
-    let mut preload = workload.preload().peekable();
-    if preload.peek().is_some() {
-        let mut c = config.connect(args.address).await?;
-        for spec in preload {
-            let r = c
-                .request(
-                    spec.method,
-                    &spec.path,
-                    &[("content-type", "application/json")],
-                    spec.body,
-                )
-                .await?;
-            anyhow::ensure!(
-                r.status.is_success(),
-                "preloading {}: {} {}",
-                spec.path,
-                r.status,
-                r.text()
-            );
+    let mut conns = Vec::with_capacity(args.connections);
+    for _ in 0..args.connections {
+        conns.push(config.connect(args.address).await?);
+    }
+    // Keys a read workload reads exist first: written over every connection at once.
+    if !args.skip_preload {
+        let specs: Vec<_> = workload.preload().collect();
+        let mut loaders = Vec::new();
+        for (k, mut c) in conns.drain(..).enumerate() {
+            let mine: Vec<_> = specs
+                .iter()
+                .skip(k)
+                .step_by(args.connections)
+                .cloned()
+                .collect();
+            loaders.push(tokio::spawn(async move {
+                for spec in mine {
+                    let r = c
+                        .request(
+                            spec.method,
+                            &spec.path,
+                            &[("content-type", "application/json")],
+                            spec.body,
+                        )
+                        .await?;
+                    anyhow::ensure!(
+                        r.status.is_success(),
+                        "preloading {}: {} {}",
+                        spec.path,
+                        r.status,
+                        r.text()
+                    );
+                }
+                Ok(c)
+            }));
+        }
+        for l in loaders {
+            conns.push(l.await??);
         }
     }
     let follower = if follow_commits {
@@ -211,8 +232,7 @@ async fn drive(
         .map(|r| Duration::from_secs_f64(args.connections as f64 / r));
     let progress = progress_bar(args, live.clone(), start);
     let mut tasks = Vec::new();
-    for worker in 0..args.connections {
-        let mut conn = config.connect(args.address).await?;
+    for (worker, mut conn) in conns.into_iter().enumerate() {
         let live = live.clone();
         let next = next.clone();
         let workload = workload.clone();
