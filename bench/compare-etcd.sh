@@ -109,7 +109,10 @@ sleep 2
 
 # --- coco: a 3-node sandbox (durable ledger, default signature interval).
 PORT=${PORT:-9600}
-setsid "$COCO" sandbox --workspace "$WORK/coco" --port "$PORT" >"$WORK/sandbox.log" 2>&1 &
+# COCO_SANDBOX_ARGS: e.g. "--commit-latency-target-ms 20" (adaptive signature interval).
+# shellcheck disable=SC2086
+setsid "$COCO" sandbox --workspace "$WORK/coco" --port "$PORT" ${COCO_SANDBOX_ARGS:-} \
+    >"$WORK/sandbox.log" 2>&1 &
 SANDBOX=$!
 until grep -q "Press Ctrl-C" "$WORK/sandbox.log" 2>/dev/null; do
     kill -0 "$SANDBOX" 2>/dev/null || { cat "$WORK/sandbox.log" >&2; exit 1; }

@@ -53,6 +53,10 @@ pub struct Args {
     /// Signature transaction interval in milliseconds.
     #[arg(long, default_value_t = limits::SIGNATURE_INTERVAL_MS_DEFAULT)]
     pub sig_ms_interval: u64,
+    /// Adaptive signature interval: sign early enough for transactions to commit within this
+    /// many milliseconds (`ledger_signatures.commit_latency_target`).
+    #[arg(long)]
+    pub commit_latency_target_ms: Option<u64>,
     /// Snapshot interval in transactions (`snapshots.tx_count`); 0 snapshots only when
     /// governance triggers one.
     #[arg(long, default_value_t = limits::SNAPSHOT_TX_INTERVAL_COUNT_DEFAULT)]
@@ -200,6 +204,13 @@ fn node_config(
         "directory": dir.join("snapshots").display().to_string(),
         "tx_count": args.snapshot_tx_interval
     });
+    let mut signatures = serde_json::json!({
+        "tx_count": args.sig_tx_interval,
+        "delay": format!("{}ms", args.sig_ms_interval)
+    });
+    if let Some(t) = args.commit_latency_target_ms {
+        signatures["commit_latency_target"] = serde_json::json!(format!("{t}ms"));
+    }
     let command = match command {
         NodeCommand::Start => serde_json::json!({
             "type": "Start",
@@ -256,7 +267,7 @@ fn node_config(
             "initial_validity_days": args.validity_days
         },
         "ledger": {"directory": dir.join("ledger").display().to_string(), "chunk_size": args.chunk_size},
-        "ledger_signatures": {"tx_count": args.sig_tx_interval, "delay": format!("{}ms", args.sig_ms_interval)},
+        "ledger_signatures": signatures,
         "snapshots": snapshots,
         "output_files": {
             "pid_file": dir.join("coco.pid").display().to_string(),

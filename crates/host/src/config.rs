@@ -381,6 +381,10 @@ pub struct LedgerSignatures {
     pub tx_count: u64,
     #[serde(default = "default_sig_delay")]
     pub delay: DurationMs,
+    /// coco's own: sign early enough that transactions commit within this (adaptive signature
+    /// interval), on top of `tx_count` and `delay`. Absent: CCF's fixed cadence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_latency_target: Option<DurationMs>,
 }
 
 impl Default for LedgerSignatures {
@@ -388,6 +392,7 @@ impl Default for LedgerSignatures {
         LedgerSignatures {
             tx_count: default_sig_tx_count(),
             delay: default_sig_delay(),
+            commit_latency_target: None,
         }
     }
 }
@@ -692,6 +697,15 @@ impl NodeConfigFile {
         }
         if self.ledger_signatures.delay.0 == 0 {
             return Err("at 'ledger_signatures.delay': must be at least 1ms".into());
+        }
+        if self
+            .ledger_signatures
+            .commit_latency_target
+            .is_some_and(|t| t.0 == 0)
+        {
+            return Err(
+                "at 'ledger_signatures.commit_latency_target': must be at least 1ms".into(),
+            );
         }
         if self.consensus.max_uncommitted_tx_count == 0 {
             return Err("at 'consensus.max_uncommitted_tx_count': must be at least 1".into());

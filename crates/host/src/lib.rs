@@ -348,6 +348,7 @@ fn core_config(
     Ok(CoreConfig {
         signature_tx_interval_count: cfg.ledger_signatures.tx_count,
         signature_interval_ms: cfg.ledger_signatures.delay.0,
+        commit_latency_target_ms: cfg.ledger_signatures.commit_latency_target.map(|t| t.0),
         chunk_size_bytes: cfg.ledger.chunk_size.0,
         snapshot_tx_interval_count: cfg.snapshots.tx_count,
         historical_cache_bytes_max: usize::try_from(cfg.historical_cache_soft_limit.0)

@@ -10,6 +10,10 @@ pub struct CoreConfig {
     pub signature_tx_interval_count: u64,
     /// …or once this much time has passed since the last one (`ledger_signatures.delay`).
     pub signature_interval_ms: u64,
+    /// …or, adaptively (`ledger_signatures.commit_latency_target`), once the oldest unsigned
+    /// transaction has waited this target less the recent time from a signature to its commit
+    /// (never more often than `limits::SIGNATURE_ADAPTIVE_INTERVAL_MIN_MS`).
+    pub commit_latency_target_ms: Option<u64>,
     /// Close a ledger chunk at the first signature after this many bytes (`ledger.chunk_size`).
     pub chunk_size_bytes: u64,
     /// Snapshot at the first signature this many transactions after the last snapshot
@@ -39,6 +43,7 @@ impl Default for CoreConfig {
         CoreConfig {
             signature_tx_interval_count: limits::SIGNATURE_TX_INTERVAL_COUNT_DEFAULT,
             signature_interval_ms: limits::SIGNATURE_INTERVAL_MS_DEFAULT,
+            commit_latency_target_ms: None,
             chunk_size_bytes: limits::LEDGER_CHUNK_SIZE_BYTES_DEFAULT,
             snapshot_tx_interval_count: limits::SNAPSHOT_TX_INTERVAL_COUNT_DEFAULT,
             historical_cache_bytes_max: limits::HISTORICAL_CACHE_BYTES_MAX_DEFAULT,

@@ -222,6 +222,14 @@ pub struct Node {
     metrics: EndpointMetrics,
     /// Transactions appended since the last signature transaction.
     txs_since_signature: u64,
+    /// When the oldest transaction not yet covered by a signature was appended (monotonic ms).
+    first_unsigned_ms: Option<u64>,
+    /// Signatures appended here and not yet committed, with when (adaptive signature interval).
+    signatures_awaiting_commit: std::collections::VecDeque<(SeqNo, u64)>,
+    /// Recent time from a signature's append to its commit (EWMA, ms).
+    signature_commit_lag_ms: u64,
+    /// The time of the step being executed (monotonic ms).
+    now_ms: u64,
     /// When the last signature transaction was emitted.
     last_signature_ms: u64,
     /// Ledger bytes appended since the last chunk boundary.
@@ -336,6 +344,10 @@ impl Node {
             service_status: ServiceStatus::Opening,
             metrics: EndpointMetrics::default(),
             txs_since_signature: 0,
+            first_unsigned_ms: None,
+            signatures_awaiting_commit: std::collections::VecDeque::new(),
+            signature_commit_lag_ms: 0,
+            now_ms: now.monotonic_ms,
             last_signature_ms: now.monotonic_ms,
             bytes_since_chunk: 0,
             raft,
@@ -469,6 +481,7 @@ impl Node {
 
     /// Feeds one input to the core and appends what it asks for to `out`.
     pub fn step(&mut self, now: Now, input: Input, out: &mut Vec<Output>) {
+        self.now_ms = now.monotonic_ms;
         match input {
             Input::Request {
                 id,
@@ -525,9 +538,25 @@ impl Node {
         self.record_committed_retirements(out);
         self.drive_private_recovery(now, out);
         // A transaction count trigger can fire while executing; the delay trigger on ticks.
-        if self.txs_since_signature >= self.config.signature_tx_interval_count {
+        if self.txs_since_signature >= self.config.signature_tx_interval_count
+            || self.adaptive_signature_due(now)
+        {
             self.emit_signature(now, out);
         }
+    }
+
+    /// The adaptive signature interval (`CoreConfig::commit_latency_target_ms`): sign once the
+    /// oldest unsigned transaction has waited the target less the recent signature-to-commit
+    /// lag, so that it commits within the target; the faster commits come, the longer batches
+    /// grow (and the fewer signatures cost).
+    fn adaptive_signature_due(&self, now: Now) -> bool {
+        let (Some(target), Some(first)) =
+            (self.config.commit_latency_target_ms, self.first_unsigned_ms)
+        else {
+            return false;
+        };
+        now.monotonic_ms >= self.last_signature_ms + limits::SIGNATURE_ADAPTIVE_INTERVAL_MIN_MS
+            && now.monotonic_ms >= first + target.saturating_sub(self.signature_commit_lag_ms)
     }
 
     fn on_tick(&mut self, now: Now, out: &mut Vec<Output>) {
@@ -541,7 +570,7 @@ impl Node {
         );
         let due = now.monotonic_ms.saturating_sub(self.last_signature_ms)
             >= self.config.signature_interval_ms;
-        if due && self.txs_since_signature > 0 {
+        if (due && self.txs_since_signature > 0) || self.adaptive_signature_due(now) {
             self.emit_signature(now, out);
         }
     }
@@ -587,6 +616,13 @@ impl Node {
         for action in actions {
             match action {
                 Action::Commit { idx } => {
+                    while let Some(&(seqno, at)) = self.signatures_awaiting_commit.front()
+                        && seqno <= idx
+                    {
+                        self.signatures_awaiting_commit.pop_front();
+                        let lag = now.monotonic_ms.saturating_sub(at);
+                        self.signature_commit_lag_ms = (self.signature_commit_lag_ms * 7 + lag) / 8;
+                    }
                     let view = self
                         .raft
                         .term_at(idx)
@@ -1454,6 +1490,9 @@ impl Node {
         assert_eq!(self.tree.len(), seqno + 1, "Merkle leaf i must be seqno i");
         self.consensus.last_seqno = seqno;
         self.txs_since_signature += 1;
+        if !is_signature {
+            self.first_unsigned_ms.get_or_insert(self.now_ms);
+        }
         self.bytes_since_chunk += entry.len() as u64;
         if force_chunk_after {
             self.bytes_since_chunk = 0;
@@ -1502,6 +1541,8 @@ impl Node {
             // Leadership was lost in this very step (CheckQuorum, a higher term): the unsigned
             // suffix is the next primary's to keep or discard.
             self.txs_since_signature = 0;
+            self.first_unsigned_ms = None;
+            self.signatures_awaiting_commit.clear();
             return;
         }
         let seqno = self.consensus.last_seqno + 1;
@@ -1576,6 +1617,11 @@ impl Node {
         }
         self.txs_since_signature = 0;
         self.last_signature_ms = now.monotonic_ms;
+        self.first_unsigned_ms = None;
+        if self.config.commit_latency_target_ms.is_some() {
+            self.signatures_awaiting_commit
+                .push_back((seqno, now.monotonic_ms));
+        }
         self.consensus.last_signed_seqno = txid.seqno;
         let mut actions = Vec::new();
         self.raft.replicate(&mut actions);

@@ -184,6 +184,56 @@ fn signatures_by_delay_on_tick() {
     );
 }
 
+/// With a commit latency target the primary signs once the oldest unsigned transaction has
+/// waited the target less the recent signature-to-commit lag, whatever the count and delay say.
+#[test]
+fn an_adaptive_signature_interval_signs_within_the_commit_latency_target() {
+    let mut f = fixture(CoreConfig {
+        signature_tx_interval_count: 1000,
+        signature_interval_ms: 1_000_000,
+        commit_latency_target_ms: Some(20),
+        ..CoreConfig::default()
+    });
+    let write = |node: &mut Node, ms: u64| {
+        call(
+            node,
+            ms,
+            Method::POST,
+            "/app/log/private",
+            r#"{"id":1,"msg":"a"}"#,
+            Some(&f.user),
+        )
+    };
+    write(&mut f.node, 10);
+    let mut out = Vec::new();
+    f.node.step(now(29), Input::Tick, &mut out);
+    assert!(out.is_empty(), "not yet: {out:?}");
+    f.node.step(now(30), Input::Tick, &mut out);
+    assert_eq!(appends(&out), vec![("2.6".into(), true, false)]);
+    // Signatures took 16 ms and more to commit: the next one comes that much earlier.
+    out.clear();
+    f.node
+        .step(now(46), Input::Persisted { seqno: 6 }, &mut out);
+    let (r, _) = call(&mut f.node, 47, Method::GET, "/node/commit", "", None);
+    assert_eq!(json(&r)["transaction_id"], "2.6");
+    write(&mut f.node, 100);
+    let signed_at = (101..=120)
+        .find(|ms| {
+            let mut out = Vec::new();
+            f.node.step(now(*ms), Input::Tick, &mut out);
+            appends(&out) == vec![("2.8".into(), true, false)]
+        })
+        .expect("signed within the target");
+    assert!(
+        signed_at < 120,
+        "signed at {signed_at}, not earlier than the target"
+    );
+    // Nothing unsigned: no signature.
+    out.clear();
+    f.node.step(now(500), Input::Tick, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+}
+
 #[test]
 fn chunk_boundary_is_marked_on_the_next_signature() {
     let mut f = fixture(CoreConfig {

@@ -18,6 +18,9 @@ pub const SESSIONS_HARD_MAX_DEFAULT: usize = 1010;
 pub const SIGNATURE_TX_INTERVAL_COUNT_DEFAULT: u64 = 5000;
 /// Default time between signature transactions (`ledger_signatures.delay`).
 pub const SIGNATURE_INTERVAL_MS_DEFAULT: u64 = 1000;
+/// With an adaptive signature interval (`ledger_signatures.commit_latency_target`), signatures
+/// are at least this far apart: it bounds what signing costs the core (at most 200 a second).
+pub const SIGNATURE_ADAPTIVE_INTERVAL_MIN_MS: u64 = 5;
 /// Default ledger chunk size threshold (`ledger.chunk_size`, "5MB").
 pub const LEDGER_CHUNK_SIZE_BYTES_DEFAULT: u64 = 5 * 1024 * 1024;
 /// Default number of transactions between snapshots (`snapshots.tx_count`).
