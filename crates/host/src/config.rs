@@ -740,6 +740,25 @@ mod tests {
         let small = MINIMAL.replacen('{', r#"{"historical_cache_soft_limit": "10MB","#, 1);
         let c = NodeConfigFile::parse(&small, Path::new("x.json")).unwrap();
         assert_eq!(c.historical_cache_soft_limit, Size(10 * 1024 * 1024));
+        assert_eq!(c.ledger_signatures.commit_latency_target, None);
+        let adaptive = MINIMAL.replacen(
+            '{',
+            r#"{"ledger_signatures": {"commit_latency_target": "20ms"},"#,
+            1,
+        );
+        let c = NodeConfigFile::parse(&adaptive, Path::new("x.json")).unwrap();
+        assert_eq!(
+            c.ledger_signatures.commit_latency_target,
+            Some(DurationMs(20))
+        );
+        let zero = adaptive.replace("20ms", "0ms");
+        let err = NodeConfigFile::parse(&zero, Path::new("x.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ledger_signatures.commit_latency_target"),
+            "{err}"
+        );
     }
 
     #[test]
