@@ -195,18 +195,11 @@ async fn drive(
                 .collect();
             loaders.push(tokio::spawn(async move {
                 for spec in mine {
-                    let r = c
-                        .request(
-                            spec.method,
-                            &spec.path,
-                            &[("content-type", "application/json")],
-                            spec.body,
-                        )
-                        .await?;
+                    let path = spec.path.clone();
+                    let r = send(&mut c, spec).await?;
                     anyhow::ensure!(
                         r.status.is_success(),
-                        "preloading {}: {} {}",
-                        spec.path,
+                        "preloading {path}: {} {}",
                         r.status,
                         r.text()
                     );
@@ -259,20 +252,14 @@ async fn drive(
                     _ => Instant::now(),
                 };
                 let spec = workload.request(n);
-                let result = conn
-                    .request(
-                        spec.method,
-                        &spec.path,
-                        &[("content-type", "application/json")],
-                        spec.body,
-                    )
-                    .await;
+                let is_write = spec.is_write;
+                let result = send(&mut conn, spec).await;
                 let done = Instant::now();
                 match result {
                     Ok(r) if r.status.is_success() => {
                         rec.ok((done - t0).as_micros() as u64, (done - start).as_secs());
                         live.ok.fetch_add(1, Ordering::Relaxed);
-                        if spec.is_write
+                        if is_write
                             && let Some(sender) = &sender
                             && let Some(txid) = r
                                 .header("x-ms-ccf-transaction-id")
@@ -312,6 +299,19 @@ async fn drive(
         elapsed,
         commits,
     })
+}
+
+async fn send(
+    conn: &mut coco_client::Connection,
+    spec: workload::RequestSpec,
+) -> Result<coco_client::Reply, coco_client::ClientError> {
+    conn.request(
+        spec.method,
+        &spec.path,
+        &[("content-type", "application/json")],
+        spec.body,
+    )
+    .await
 }
 
 /// A progress bar with the live rate, redrawn four times a second (hidden when stderr is not a
