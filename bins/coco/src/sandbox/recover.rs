@@ -2,8 +2,8 @@
 //! an operator and the members do it for a real service (ccf-reference §4.6):
 //!
 //! 1. the dead nodes' directories move to `previous_<n>/` (with the old service certificate);
-//! 2. node0 starts in `Recover` mode on a copy of the longest dead ledger and the latest
-//!    committed snapshot beside it, under a new service identity;
+//! 2. node0 starts in `Recover` mode on a copy of the dead ledger whose last signature is the
+//!    most recent, with the latest committed snapshot beside it, under a new service identity;
 //! 3. member0 proposes and votes `transition_service_to_open` naming both identities, then
 //!    fetches, decrypts and submits its recovery share — the private ledger is replayed and the
 //!    service opens;
