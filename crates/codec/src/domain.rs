@@ -122,6 +122,14 @@ pub struct PublicDomain {
     pub maps: BTreeMap<String, MapChanges>,
 }
 
+impl PublicDomain {
+    /// What this domain writes to the singleton key of `map`
+    /// ([`crate::write_set::singleton_write`]).
+    pub fn singleton(&self, map: &str) -> Option<&Bytes> {
+        crate::write_set::singleton_write(&self.maps, map)
+    }
+}
+
 /// Why a public or private domain failed to parse. Offsets are relative to the start of the
 /// domain being parsed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -79,9 +79,22 @@ pub struct WriteSet {
     pub maps: BTreeMap<String, MapChanges>,
 }
 
+/// The value `maps` write to the singleton key of `map` (the built-in singleton tables:
+/// signatures, service info, ledger secrets, …); `None` if they do not write it, or remove it.
+pub fn singleton_write<'a>(maps: &'a BTreeMap<String, MapChanges>, map: &str) -> Option<&'a Bytes> {
+    maps.get(map)
+        .and_then(|m| m.writes.get(&crate::tables::SINGLETON_KEY[..]))
+        .and_then(Option::as_ref)
+}
+
 impl WriteSet {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// What this write set writes to the singleton key of `map` ([`singleton_write`]).
+    pub fn singleton(&self, map: &str) -> Option<&Bytes> {
+        singleton_write(&self.maps, map)
     }
 
     /// True when no map has a write or remove. Such a transaction is read-only: CCF produces no
@@ -136,6 +149,18 @@ impl WriteSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn singleton_writes_are_found_and_removals_are_not() {
+        let mut ws = WriteSet::new();
+        ws.put("s", crate::tables::SINGLETON_KEY.to_vec(), b"v".to_vec());
+        ws.put("k", b"other key".to_vec(), b"v".to_vec());
+        ws.remove("r", crate::tables::SINGLETON_KEY.to_vec());
+        assert_eq!(ws.singleton("s").map(|b| &b[..]), Some(&b"v"[..]));
+        assert_eq!(ws.singleton("k"), None, "not the singleton key");
+        assert_eq!(ws.singleton("r"), None, "removed");
+        assert_eq!(ws.singleton("absent"), None);
+    }
 
     #[test]
     fn public_prefix_table() {

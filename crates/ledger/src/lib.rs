@@ -414,9 +414,7 @@ impl Verifier {
                 }
             }
         }
-        if let Some(m) = pd.maps.get(tables::SERVICE_INFO)
-            && let Some(Some(val)) = m.writes.get(&tables::SINGLETON_KEY[..])
-        {
+        if let Some(val) = pd.singleton(tables::SERVICE_INFO) {
             let info: tables::ServiceInfo = tables::from_ccf_json(val).map_err(|e| {
                 fail(
                     FindingKind::ServiceStatus,
@@ -501,13 +499,7 @@ impl Verifier {
         root: &[u8; 32],
     ) -> Result<(), (FindingKind, String)> {
         use FindingKind::*;
-        let single = |map: &str| {
-            pd.maps
-                .get(map)
-                .and_then(|m| m.writes.get(&tables::SINGLETON_KEY[..]))
-                .cloned()
-                .flatten()
-        };
+        let single = |map: &str| pd.singleton(map).cloned();
         if let Some(raw) = single(tables::SIGNATURES) {
             let sig: SignatureValue = tables::from_ccf_json(&raw).map_err(|e| {
                 (

@@ -74,22 +74,17 @@ impl PendingPrivate {
     }
 
     /// Collects what the public replay of entry `seqno` (at most `upto`) tells the private
-    /// one: the chain of secrets and, at `upto`, the last signed root.
+    /// one: the chain of secrets and, at `upto`, the last signed root (on the recovering
+    /// primary and on a node that joined while the service recovered alike).
     pub(crate) fn observe_public(&mut self, seqno: SeqNo, public: &WriteSet) -> Result<(), String> {
-        let singleton = |map: &str| {
-            public
-                .maps
-                .get(map)
-                .and_then(|m| m.writes.get(&tables::SINGLETON_KEY[..]))
-                .and_then(|v| v.as_ref())
-        };
-        if let Some(raw) = singleton(tables::HISTORICAL_ENCRYPTED_LEDGER_SECRET) {
+        if let Some(raw) = public.singleton(tables::HISTORICAL_ENCRYPTED_LEDGER_SECRET) {
             let info = tables::from_ccf_json(raw)
                 .map_err(|e| format!("ledger entry {seqno}: historical ledger secret: {e}"))?;
             self.chain.push((seqno, info));
         }
         if seqno == self.upto {
-            let raw = singleton(tables::SIGNATURES)
+            let raw = public
+                .singleton(tables::SIGNATURES)
                 .ok_or("the previous service's last entry is not a signature")?;
             let sig: tables::SignatureValue =
                 tables::from_ccf_json(raw).map_err(|e| format!("signature: {e}"))?;
@@ -209,12 +204,7 @@ fn replay_public(
             .map_err(|e| at(e.to_string()))?;
         let leaf = crate::replica::entry_leaf(entry, &public).map_err(at)?;
         let ws = WriteSet { maps: public.maps };
-        if let Some(raw) = ws
-            .maps
-            .get(tables::SIGNATURES)
-            .and_then(|m| m.writes.get(&tables::SINGLETON_KEY[..]))
-            .and_then(|v| v.as_ref())
-        {
+        if let Some(raw) = ws.singleton(tables::SIGNATURES) {
             let sig: tables::SignatureValue =
                 tables::from_ccf_json(raw).map_err(|e| at(format!("signature: {e}")))?;
             if sig.root != tree.root() || sig.seqno != seqno {
@@ -360,21 +350,7 @@ impl Node {
                 .map_err(|e| format!("snapshot: historical ledger secret: {e}"))?;
             chain.push((version, info));
         }
-        for (k, ws) in replayed.write_sets.iter().enumerate() {
-            if let Some(raw) = ws
-                .maps
-                .get(tables::HISTORICAL_ENCRYPTED_LEDGER_SECRET)
-                .and_then(|m| m.writes.get(&tables::SINGLETON_KEY[..]))
-                .and_then(|v| v.as_ref())
-            {
-                let seqno = first + k as SeqNo;
-                let info = tables::from_ccf_json(raw)
-                    .map_err(|e| format!("ledger entry {seqno}: historical ledger secret: {e}"))?;
-                chain.push((seqno, info));
-            }
-        }
-        node.previous_service_upto = last;
-        node.recovery = Some(PendingPrivate {
+        let mut pending = PendingPrivate {
             upto: last,
             root: Some(replayed.last_signature.root),
             stash: Vec::new(),
@@ -382,7 +358,12 @@ impl Node {
             start_tree: replayed.start_tree,
             chain,
             stage: Stage::WaitingForSecrets,
-        });
+        };
+        for (k, ws) in replayed.write_sets.iter().enumerate() {
+            pending.observe_public(first + k as SeqNo, ws)?;
+        }
+        node.previous_service_upto = last;
+        node.recovery = Some(pending);
         node.write_recovery(
             genesis,
             &replayed.last_signature,

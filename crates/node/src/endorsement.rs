@@ -191,10 +191,7 @@ impl Node {
         };
         let domain = crate::receipt::public_domain(&entry)?;
         let raw = domain
-            .maps
-            .get(map)
-            .and_then(|m| m.writes.get(&tables::SINGLETON_KEY[..]))
-            .and_then(|v| v.as_ref())
+            .singleton(map)
             .ok_or_else(|| format!("the entry at {seqno} does not write {map}"))?;
         tables::from_ccf_json(raw)
             .map(Some)

@@ -1108,19 +1108,11 @@ impl Node {
     /// Governance changes the node acts on: the service status (opening the app frontend) at
     /// once; renewed node and service certificates once `seqno` commits.
     fn observe_governance_writes(&mut self, write_set: &WriteSet, seqno: SeqNo) {
-        if let Some(for_nodes) = write_set
-            .maps
-            .get(tables::ENCRYPTED_LEDGER_SECRETS)
-            .and_then(|m| m.writes.get(&tables::SINGLETON_KEY[..]))
-            .and_then(|v| v.as_ref())
-        {
+        if let Some(for_nodes) = write_set.singleton(tables::ENCRYPTED_LEDGER_SECRETS) {
             self.install_ledger_secrets(for_nodes, seqno);
         }
         if let Some(evidence) = write_set
-            .maps
-            .get(tables::SNAPSHOT_EVIDENCE)
-            .and_then(|m| m.writes.get(&tables::SINGLETON_KEY[..]))
-            .and_then(|v| v.as_ref())
+            .singleton(tables::SNAPSHOT_EVIDENCE)
             .and_then(|v| tables::from_ccf_json::<tables::SnapshotEvidence>(v).ok())
         {
             self.snapshots.observe_evidence(evidence.version);
@@ -1151,10 +1143,7 @@ impl Node {
                 .push_back((seqno, CertificateChange::Node(pem)));
         }
         let info = write_set
-            .maps
-            .get(tables::SERVICE_INFO)
-            .and_then(|m| m.writes.get(&tables::SINGLETON_KEY[..]))
-            .and_then(|v| v.as_ref())
+            .singleton(tables::SERVICE_INFO)
             .and_then(|v| tables::from_ccf_json::<tables::ServiceInfo>(v).ok());
         if let Some(info) = info {
             if info.cert != self.service.service_cert_pem {

@@ -32,10 +32,7 @@ fn singleton<'a>(
     map: &str,
 ) -> Result<&'a Bytes, String> {
     domain
-        .maps
-        .get(map)
-        .and_then(|m| m.writes.get(&tables::SINGLETON_KEY[..]))
-        .and_then(|v| v.as_ref())
+        .singleton(map)
         .ok_or_else(|| format!("the signature transaction has no {map}"))
 }
 

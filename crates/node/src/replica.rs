@@ -203,10 +203,8 @@ impl Node {
             ));
         }
         if is_signature {
-            let raw = write_set.maps[tables::SIGNATURES]
-                .writes
-                .get(&tables::SINGLETON_KEY[..])
-                .and_then(|v| v.as_ref())
+            let raw = write_set
+                .singleton(tables::SIGNATURES)
                 .ok_or("signature transaction without a signature")?;
             let sig: tables::SignatureValue =
                 tables::from_ccf_json(raw).map_err(|e| format!("signature: {e}"))?;
