@@ -15,6 +15,7 @@ fn filled(n: u64) -> Store {
         );
     }
     s.apply(&ws, 1).unwrap();
+    s.compact(1);
     s
 }
 
@@ -36,6 +37,32 @@ fn bench(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    // The whole life of a version on the primary: 1,000 one-key transactions over distinct
+    // keys, then the commit point passes them all (`compact`).
+    // The store is built afresh for each run, so it shares nothing (as on a node between
+    // snapshots).
+    let mut group = c.benchmark_group("kv");
+    group.sample_size(20);
+    group.bench_function("1,000 write txs into 100k keys, then compact", |b| {
+        b.iter_batched_ref(
+            || filled(100_000),
+            |s| {
+                for i in 0..1_000u64 {
+                    let mut tx = s.begin();
+                    tx.put(
+                        "records",
+                        Bytes::from((i * 97 % 100_000).to_string()),
+                        Bytes::from_static(b"\"a twenty byte value\""),
+                    );
+                    let next = s.current_version() + 1;
+                    s.commit(tx, next).unwrap();
+                }
+                s.compact(s.current_version());
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
     c.bench_function("kv/begin + get in 100k keys", |b| {
         b.iter(|| {
             let mut tx = base.begin();

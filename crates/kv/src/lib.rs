@@ -67,30 +67,87 @@ impl State {
         self.maps.get(map).map(|m| m.last_change).unwrap_or(0)
     }
 
-    /// Applies a write set as version `seqno`, producing the next state.
-    fn apply(&self, ws: &WriteSet, seqno: Version) -> State {
-        let mut next = self.clone();
-        next.version = seqno;
+    /// Applies a write set as version `seqno` in place, returning what undoes it. Nodes shared
+    /// with a snapshot or transaction still holding an earlier state are copied on first write
+    /// (persistent maps); nodes only this state holds are changed where they are.
+    fn apply(&mut self, ws: &WriteSet, seqno: Version) -> Undo {
+        let mut undo = Undo {
+            previous_version: self.version,
+            maps: Vec::new(),
+        };
+        self.version = seqno;
         for (name, changes) in &ws.maps {
             if changes.writes.is_empty() {
                 continue;
             }
-            let mut m = next.maps.get(name).cloned().unwrap_or_default();
+            let existed = self.maps.contains_key(name.as_str());
+            if !existed {
+                self.maps.insert(name.clone(), MapState::default());
+            }
+            let m = self
+                .maps
+                .get_mut(name.as_str())
+                .expect("the map exists or was just created");
+            let mut map_undo = MapUndo {
+                name: name.clone(),
+                existed,
+                previous_last_change: m.last_change,
+                keys: Vec::with_capacity(changes.writes.len()),
+            };
             for (k, v) in &changes.writes {
-                match v {
-                    Some(v) => {
-                        m.entries.insert(k.clone(), (seqno, v.clone()));
+                let previous = match v {
+                    Some(v) => m.entries.insert(k.clone(), (seqno, v.clone())),
+                    None => m.entries.remove(k),
+                };
+                map_undo.keys.push((k.clone(), previous));
+            }
+            m.last_change = seqno;
+            undo.maps.push(map_undo);
+        }
+        undo
+    }
+
+    /// Reverts what `apply` did.
+    fn undo(&mut self, undo: Undo) {
+        self.version = undo.previous_version;
+        for map_undo in undo.maps.into_iter().rev() {
+            if !map_undo.existed {
+                self.maps.remove(map_undo.name.as_str());
+                continue;
+            }
+            let m = self
+                .maps
+                .get_mut(map_undo.name.as_str())
+                .expect("a map an undo record names exists");
+            m.last_change = map_undo.previous_last_change;
+            for (k, previous) in map_undo.keys.into_iter().rev() {
+                match previous {
+                    Some(entry) => {
+                        m.entries.insert(k, entry);
                     }
                     None => {
-                        m.entries.remove(k);
+                        m.entries.remove(&k);
                     }
                 }
             }
-            m.last_change = seqno;
-            next.maps.insert(name.clone(), m);
         }
-        next
     }
+}
+
+/// What reverts one version: each map it changed, with each key's entry before it.
+#[derive(Clone, Debug)]
+struct Undo {
+    previous_version: Version,
+    maps: Vec<MapUndo>,
+}
+
+#[derive(Clone, Debug)]
+struct MapUndo {
+    name: String,
+    /// False if the version created the map (undoing it removes the map).
+    existed: bool,
+    previous_last_change: Version,
+    keys: Vec<(Bytes, Option<(Version, Bytes)>)>,
 }
 
 /// A transaction failed its read check: something it read changed since it began.
@@ -120,12 +177,19 @@ pub enum KvError {
     RollbackAhead { to: Version, current: Version },
 }
 
-/// The store: the current state plus the states of versions that may still be rolled back.
+/// The store: the current state, plus what undoes each version that may still be rolled back.
+///
+/// The current state is changed in place (copy-on-write only where a transaction or snapshot
+/// still shares it), so a committed version costs nothing to forget: its undo record is
+/// dropped. Keeping a whole persistent-map version per transaction instead made freeing them
+/// at commit a third of the core thread's time (docs/perf.md).
 #[derive(Clone, Debug)]
 pub struct Store {
-    /// `history.back()` is the current state; `history.front()` the oldest retained (the
-    /// compaction point). Never empty.
-    history: VecDeque<Arc<State>>,
+    current: Arc<State>,
+    /// One record per version above `compacted`, oldest first.
+    undo: VecDeque<Undo>,
+    /// The oldest version the store can roll back to.
+    compacted: Version,
 }
 
 impl Default for Store {
@@ -136,32 +200,27 @@ impl Default for Store {
 
 impl Store {
     pub fn new() -> Self {
-        let mut history = VecDeque::new();
-        history.push_back(Arc::new(State::default()));
-        Store { history }
-    }
-
-    fn current(&self) -> &Arc<State> {
-        self.history.back().expect("store history is never empty")
+        Store {
+            current: Arc::new(State::default()),
+            undo: VecDeque::new(),
+            compacted: 0,
+        }
     }
 
     /// The last applied seqno.
     pub fn current_version(&self) -> Version {
-        self.current().version
+        self.current.version
     }
 
     /// The oldest version the store can still roll back to.
     pub fn compacted_version(&self) -> Version {
-        self.history
-            .front()
-            .expect("store history is never empty")
-            .version
+        self.compacted
     }
 
     /// Starts a transaction reading the current state. O(1).
     pub fn begin(&self) -> Tx {
         Tx {
-            base: self.current().clone(),
+            base: self.current.clone(),
             reads: BTreeMap::new(),
             map_reads: BTreeSet::new(),
             writes: BTreeMap::new(),
@@ -170,7 +229,7 @@ impl Store {
 
     /// Checks a transaction's reads against the current state.
     pub fn check(&self, tx: &Tx) -> Result<(), Conflict> {
-        let now = self.current();
+        let now = &self.current;
         if Arc::ptr_eq(now, &tx.base) {
             return Ok(());
         }
@@ -208,8 +267,9 @@ impl Store {
             current + 1,
             "commit of seqno {seqno} while the store is at {current}"
         );
-        let next = self.current().apply(&write_set, seqno);
-        self.history.push_back(Arc::new(next));
+        // The transaction's hold on the state would force a copy of everything written.
+        drop(tx);
+        self.push(&write_set, seqno);
         Ok(CommitResult::Committed { write_set })
     }
 
@@ -222,9 +282,13 @@ impl Store {
                 got: seqno,
             });
         }
-        let next = self.current().apply(write_set, seqno);
-        self.history.push_back(Arc::new(next));
+        self.push(write_set, seqno);
         Ok(())
+    }
+
+    fn push(&mut self, write_set: &WriteSet, seqno: Version) {
+        let undo = Arc::make_mut(&mut self.current).apply(write_set, seqno);
+        self.undo.push_back(undo);
     }
 
     /// Restores the state as of version `to`, forgetting every later version.
@@ -238,68 +302,81 @@ impl Store {
             return Err(KvError::RollbackBelowCompaction { to, compacted });
         }
         while self.current_version() > to {
-            self.history.pop_back();
+            let undo = self
+                .undo
+                .pop_back()
+                .expect("every version above the compaction point has an undo record");
+            Arc::make_mut(&mut self.current).undo(undo);
         }
-        // Versions are contiguous except where read-only transactions consumed none, so the
-        // state at `to` is the newest one not above it.
-        assert!(self.current_version() <= to && !self.history.is_empty());
+        assert_eq!(self.current_version(), to);
         Ok(())
     }
 
     /// Declares every version at or below `up_to` globally committed: they can never be rolled
-    /// back, so their history is dropped (the state at `up_to` is kept as the floor).
+    /// back, so what undoes them is dropped.
     pub fn compact(&mut self, up_to: Version) {
-        while self.history.len() > 1 && self.history[1].version <= up_to {
-            self.history.pop_front();
+        let up_to = up_to.min(self.current_version());
+        if up_to <= self.compacted {
+            return;
         }
+        let drop = (up_to - self.compacted) as usize;
+        assert!(
+            drop <= self.undo.len(),
+            "one undo record per retained version"
+        );
+        self.undo.drain(..drop);
+        self.compacted = up_to;
     }
 
-    /// Replaces every private map, in the current state and every state still held for
+    /// Replaces every private map, in the current state and every version still held for
     /// rollback, with `from`'s private maps as of the same version (CCF's `swap_private_maps`):
     /// a recovered service replays its private domains into a separate store, then adopts them.
-    /// A state older than everything `from` holds takes `from`'s oldest. Keys keep the versions
+    /// `from` must be at this store's version. Rolling back below what `from` still holds
+    /// leaves the private maps as `from`'s oldest retained version. Keys keep the versions
     /// `from` gave them.
     pub fn replace_private_maps(&mut self, from: &Store) {
-        for state in self.history.iter_mut() {
-            let source = from
-                .history
-                .iter()
-                .rev()
-                .find(|s| s.version <= state.version)
-                .or(from.history.front())
-                .expect("store history is never empty");
-            let private: Vec<(String, MapState)> = source
-                .maps
-                .iter()
-                .filter(|(name, _)| !is_public(name))
-                .map(|(name, m)| (name.clone(), m.clone()))
-                .collect();
-            let state = Arc::make_mut(state);
-            let stale: Vec<String> = state
-                .maps
-                .keys()
-                .filter(|name| !is_public(name))
-                .cloned()
-                .collect();
-            for name in stale {
-                state.maps.remove(&name);
-            }
-            for (name, m) in &private {
-                state.maps.insert(name.clone(), m.clone());
+        assert_eq!(
+            from.current_version(),
+            self.current_version(),
+            "private maps are replaced from a store at the same version"
+        );
+        let state = Arc::make_mut(&mut self.current);
+        let stale: Vec<String> = state
+            .maps
+            .keys()
+            .filter(|name| !is_public(name))
+            .cloned()
+            .collect();
+        for name in stale {
+            state.maps.remove(&name);
+        }
+        for (name, m) in from.current.maps.iter().filter(|(n, _)| !is_public(n)) {
+            state.maps.insert(name.clone(), m.clone());
+        }
+        // Version v's record sits at index v - compacted - 1 in either store.
+        for (i, undo) in self.undo.iter_mut().enumerate() {
+            let version = self.compacted + 1 + i as Version;
+            undo.maps.retain(|m| is_public(&m.name));
+            if version > from.compacted {
+                let theirs = &from.undo[(version - from.compacted - 1) as usize];
+                undo.maps
+                    .extend(theirs.maps.iter().filter(|m| !is_public(&m.name)).cloned());
             }
         }
     }
 
     /// A consistent snapshot of the current state. O(1).
     pub fn snapshot(&self) -> StoreSnapshot {
-        StoreSnapshot::new(self.current().clone())
+        StoreSnapshot::new(self.current.clone())
     }
 
     /// A store whose state (and compaction floor) is the snapshot's.
     pub fn from_snapshot(snapshot: &StoreSnapshot) -> Self {
-        let mut history = VecDeque::new();
-        history.push_back(snapshot.state().clone());
-        Store { history }
+        Store {
+            current: snapshot.state().clone(),
+            undo: VecDeque::new(),
+            compacted: snapshot.version(),
+        }
     }
 }
 

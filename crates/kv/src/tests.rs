@@ -443,6 +443,27 @@ fn pop() -> impl Strategy<Value = POp> {
     ]
 }
 
+type Listing = Vec<(String, Version, Vec<(Vec<u8>, Version, Vec<u8>)>)>;
+
+fn list(store: &Store) -> Listing {
+    list_snapshot(&store.snapshot())
+}
+
+fn list_snapshot(snapshot: &StoreSnapshot) -> Listing {
+    snapshot
+        .maps()
+        .map(|(name, last_change, entries)| {
+            (
+                name.to_owned(),
+                last_change,
+                entries
+                    .map(|(k, v, val)| (k.to_vec(), v, val.to_vec()))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
 fn map_name(m: u8) -> String {
     if m == 0 {
         "public:p".into()
@@ -458,6 +479,11 @@ proptest! {
         // history[v] = model state at version v
         let mut history: Vec<Model> = vec![Model::new()];
         let mut compacted = 0u64;
+        // listing[v] = everything the store held at version v, map versions included: a
+        // rollback must restore it exactly (snapshots of it are hashed).
+        let mut listing: Vec<Listing> = vec![list(&store)];
+        // Snapshots taken along the way: later writes and rollbacks must not change them.
+        let mut held: Vec<(StoreSnapshot, Listing)> = Vec::new();
         for op in ops {
             match op {
                 POp::Write(changes) | POp::Apply(changes) if changes.is_empty() => {
@@ -514,11 +540,20 @@ proptest! {
                 }
             }
             prop_assert_eq!(store.current_version() as usize, history.len() - 1);
+            listing.truncate(history.len());
+            if listing.len() < history.len() {
+                listing.push(list(&store));
+            }
+            prop_assert_eq!(&list(&store), listing.last().unwrap());
+            held.push((store.snapshot(), list(&store)));
             let mut got = Model::new();
             for (m, k, _, v) in store.snapshot().iter() {
                 got.entry(m.to_owned()).or_default().insert(k.to_vec(), v.to_vec());
             }
             prop_assert_eq!(&got, history.last().unwrap());
+        }
+        for (snapshot, listed) in &held {
+            prop_assert_eq!(&list_snapshot(snapshot), listed);
         }
     }
 }
