@@ -11,6 +11,7 @@ pub mod openapi;
 pub mod registry;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 pub use coco_kv::Tx;
@@ -367,8 +368,12 @@ pub struct EndpointContext<'a> {
     pub metrics: &'a EndpointMetrics,
     /// For [`EndpointMode::Historical`] endpoints: the transaction the request names.
     pub historical: Option<&'a HistoricalState>,
-    /// The node's indexes and past transactions' writes (historical range queries).
+    /// The node's indexes and past transactions' writes (historical range queries). `None`
+    /// away from the core thread (the read path).
     pub history: Option<&'a mut dyn History>,
+    /// Set when the handler asked for `history` and there was none: the read path then hands
+    /// the request to the core thread, which has it.
+    pub wanted_history: bool,
 }
 
 /// CCF's answer while historical entries load: 202 with `Retry-After`, clients retry.
@@ -436,9 +441,12 @@ impl EndpointContext<'_> {
     pub fn history(&mut self) -> Result<&mut dyn History, ApiError> {
         match self.history.as_mut() {
             Some(h) => Ok(&mut **h),
-            None => Err(ApiError::internal(
-                "no history is available to this endpoint",
-            )),
+            None => {
+                self.wanted_history = true;
+                Err(ApiError::internal(
+                    "no history is available to this endpoint",
+                ))
+            }
         }
     }
 
@@ -478,10 +486,75 @@ pub struct EndpointCounters {
     pub retries: u64,
 }
 
-/// Counters for every endpoint called so far, keyed by (method, path template).
-#[derive(Clone, Debug, Default)]
+/// Call counters of every endpoint of a registry, shared by everything that executes requests
+/// (the core thread and the read path), so counting needs no lock: keyed by path template, then
+/// method.
+#[derive(Debug, Default)]
 pub struct EndpointMetrics {
-    pub per_endpoint: BTreeMap<(String, String), EndpointCounters>,
+    per_endpoint: BTreeMap<String, BTreeMap<String, AtomicCounters>>,
+}
+
+#[derive(Debug, Default)]
+struct AtomicCounters {
+    calls: AtomicU64,
+    errors: AtomicU64,
+    failures: AtomicU64,
+    retries: AtomicU64,
+}
+
+impl EndpointMetrics {
+    /// Counters (all zero) for every endpoint of `registry`.
+    pub fn for_registry(registry: &Registry) -> Self {
+        let mut per_endpoint: BTreeMap<String, BTreeMap<String, AtomicCounters>> = BTreeMap::new();
+        for e in registry.endpoints() {
+            per_endpoint
+                .entry(e.template.clone())
+                .or_default()
+                .insert(e.method.as_str().to_owned(), AtomicCounters::default());
+        }
+        EndpointMetrics { per_endpoint }
+    }
+
+    /// Counts one call of an endpoint that answered `status` after `retries` re-executions.
+    /// Endpoints outside the registry are not counted.
+    pub fn record(&self, method: &str, template: &str, status: StatusCode, retries: u64) {
+        let Some(c) = self
+            .per_endpoint
+            .get(template)
+            .and_then(|methods| methods.get(method))
+        else {
+            return;
+        };
+        c.calls.fetch_add(1, Ordering::Relaxed);
+        c.retries.fetch_add(retries, Ordering::Relaxed);
+        if status.is_client_error() {
+            c.errors.fetch_add(1, Ordering::Relaxed);
+        } else if status.is_server_error() {
+            c.failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `(method, path template, counters)` of every endpoint called so far, in that order.
+    pub fn called(&self) -> Vec<(String, String, EndpointCounters)> {
+        let mut called: Vec<(String, String, EndpointCounters)> = self
+            .per_endpoint
+            .iter()
+            .flat_map(|(template, methods)| {
+                methods.iter().map(move |(method, c)| {
+                    let counters = EndpointCounters {
+                        calls: c.calls.load(Ordering::Relaxed),
+                        errors: c.errors.load(Ordering::Relaxed),
+                        failures: c.failures.load(Ordering::Relaxed),
+                        retries: c.retries.load(Ordering::Relaxed),
+                    };
+                    (method.clone(), template.clone(), counters)
+                })
+            })
+            .filter(|(_, _, c)| c.calls > 0)
+            .collect();
+        called.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        called
+    }
 }
 
 /// Facts about the service and node the endpoints report; the certificates change when

@@ -4,16 +4,19 @@
 //!
 //! Requests reach the core through one channel; the host bounds how many are queued
 //! (`CORE_REQUEST_QUEUE_COUNT_MAX`) and answers 503 past it rather than letting memory grow.
+//! Read-only requests mostly do not: the core publishes a [`ReadView`] into a [`ReadSlot`]
+//! (at most every `READ_VIEW_REFRESH_INTERVAL_MS` while busy, at once when it goes idle) and
+//! the I/O threads answer them from it ([`CoreHandle::try_read`]).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use coco_app_api::{Request, Response};
-use coco_node::{Input, Node, Now, Output, RequestId};
+use coco_node::{Input, Node, Now, Output, ReadView, RequestId};
 use coco_types::{SeqNo, TxId, limits};
 use tokio::sync::oneshot;
 
@@ -86,14 +89,51 @@ pub enum StorageOp {
 #[derive(Debug)]
 pub struct Overloaded;
 
+/// The latest [`ReadView`] the core published.
+#[derive(Default)]
+pub struct ReadSlot(Mutex<Option<Arc<ReadView>>>);
+
+impl ReadSlot {
+    fn publish(&self, view: ReadView) {
+        let view = Arc::new(view);
+        // The previous view is dropped outside the lock.
+        let _previous = self.lock().replace(view);
+    }
+
+    fn latest(&self) -> Option<Arc<ReadView>> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Arc<ReadView>>> {
+        // A view is a plain value: a panic elsewhere cannot leave it half-written.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// A cloneable handle for submitting requests to the core.
 #[derive(Clone)]
 pub struct CoreHandle {
     tx: Sender<CoreMsg>,
     queued: Arc<AtomicUsize>,
+    reads: Arc<ReadSlot>,
 }
 
 impl CoreHandle {
+    /// Answers `request` on the calling thread from the latest published view, if it is a read
+    /// the view can serve and the view is not older than `seen_seqno` (the newest seqno the
+    /// session has been told of: a session always reads its own writes). `None`: submit it.
+    pub fn try_read(&self, request: &Request, seen_seqno: SeqNo) -> Option<Response> {
+        let view = self.reads.latest()?;
+        if view.seqno() < seen_seqno {
+            return None;
+        }
+        let unix_seconds = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        view.execute(request, unix_seconds)
+    }
+
     pub fn submit(
         &self,
         request: Request,
@@ -192,6 +232,7 @@ pub fn spawn<D: Disk>(
     let (core_tx, core_rx) = mpsc::channel::<CoreMsg>();
     let (storage_tx, storage_rx) = mpsc::channel::<Vec<StorageOp>>();
     let queued = Arc::new(AtomicUsize::new(0));
+    let reads = Arc::new(ReadSlot::default());
     let snapshots = edges
         .snapshot_dir
         .clone()
@@ -205,6 +246,7 @@ pub fn spawn<D: Disk>(
     };
     let core = {
         let queued = queued.clone();
+        let reads = reads.clone();
         std::thread::Builder::new()
             .name("coco-core".into())
             .spawn(move || {
@@ -212,6 +254,7 @@ pub fn spawn<D: Disk>(
                     rx: core_rx,
                     storage: storage_tx,
                     queued,
+                    reads,
                 };
                 core_loop(node, initial, channels, clock, tick_ms, edges, snapshots)
             })
@@ -223,6 +266,7 @@ pub fn spawn<D: Disk>(
         handle: CoreHandle {
             tx: core_tx,
             queued,
+            reads,
         },
     }
 }
@@ -233,6 +277,8 @@ struct CoreChannels {
     storage: Sender<Vec<StorageOp>>,
     /// Requests queued for the core (shared with [`CoreHandle`]).
     queued: Arc<AtomicUsize>,
+    /// Where read-only requests find the core's state (shared with [`CoreHandle`]).
+    reads: Arc<ReadSlot>,
 }
 
 fn core_loop(
@@ -248,6 +294,7 @@ fn core_loop(
         rx,
         storage,
         queued,
+        reads,
     } = channels;
     let mut router = Router {
         replies: HashMap::new(),
@@ -261,7 +308,18 @@ fn core_loop(
     let mut last_tick = Instant::now();
     let tick = Duration::from_millis(tick_ms.max(1));
     let mut stopping = false;
+    let mut views = Publisher {
+        slot: reads,
+        stepped: true,
+        published: Instant::now(),
+    };
     loop {
+        // Before the replies go out, so that whoever got one and reads next tends to find the
+        // view current (a session that would not is sent to the core: `try_read`).
+        if views.published.elapsed() >= Duration::from_millis(limits::READ_VIEW_REFRESH_INTERVAL_MS)
+        {
+            views.publish(&node);
+        }
         router.route(&mut out);
         if !router.ops.is_empty() && storage.send(std::mem::take(&mut router.ops)).is_err() {
             // The storage thread is gone: nothing can become durable any more.
@@ -276,11 +334,20 @@ fn core_loop(
         if stopping {
             return;
         }
-        let first = match rx.recv_timeout(tick.saturating_sub(last_tick.elapsed())) {
+        let first = match rx.try_recv() {
             Ok(m) => Some(m),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => return,
+            Err(TryRecvError::Disconnected) => return,
+            Err(TryRecvError::Empty) => {
+                // Going idle: reads see everything done so far.
+                views.publish(&node);
+                match rx.recv_timeout(tick.saturating_sub(last_tick.elapsed())) {
+                    Ok(m) => Some(m),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            }
         };
+        views.stepped = true;
         let now = clock.now();
         let mut handle = |msg: CoreMsg, out: &mut Vec<Output>| match msg {
             CoreMsg::Request {
@@ -361,6 +428,23 @@ fn core_loop(
         if last_tick.elapsed() >= tick {
             node.step(now, Input::Tick, &mut out);
             last_tick = Instant::now();
+        }
+    }
+}
+
+/// Publishes the node's read view when it may have changed.
+struct Publisher {
+    slot: Arc<ReadSlot>,
+    /// Whether the node stepped since the view was last published.
+    stepped: bool,
+    published: Instant,
+}
+
+impl Publisher {
+    fn publish(&mut self, node: &Node) {
+        if std::mem::take(&mut self.stepped) {
+            self.slot.publish(node.read_view());
+            self.published = Instant::now();
         }
     }
 }

@@ -2,7 +2,8 @@
 //! hyper, CCF's request limits and session caps, and conversion to the core's `Request`.
 //!
 //! Parsing, TLS and limit checks run on tokio's worker threads; only a fully read and checked
-//! request reaches the core thread.
+//! request reaches the core thread, and read-only requests are answered here from the core's
+//! published read view when it can (see `CoreHandle::try_read`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +11,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use coco_app_api::{ApiError, ErrorCode, Method, PeerCert, Request, Response, StatusCode};
+use coco_app_api::{
+    ApiError, ErrorCode, Method, PeerCert, Request, Response, StatusCode, TX_ID_HEADER,
+};
+use coco_types::TxId;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -122,11 +126,14 @@ async fn serve_connection(
         });
     let over_soft_cap = open_sessions > limits.limits.sessions_soft_max;
     let service_limits = limits.clone();
+    // The newest seqno any response on this connection reported.
+    let seen = Arc::new(AtomicU64::new(0));
     let service = service_fn(move |req: hyper::Request<Incoming>| {
         let core = core.clone();
         let limits = service_limits.clone();
         let peer_cert = peer_cert.clone();
         let session = session.clone();
+        let seen = seen.clone();
         async move {
             let response = if over_soft_cap {
                 ApiError::new(
@@ -137,7 +144,7 @@ async fn serve_connection(
                 .into_response()
                 .with_header("connection", "close")
             } else {
-                handle(req, &core, &limits, peer_cert, session).await
+                handle(req, &core, &limits, peer_cert, session, &seen).await
             };
             Ok::<_, std::convert::Infallible>(to_hyper(response))
         }
@@ -170,6 +177,7 @@ async fn handle(
     interface: &Interface,
     peer_cert: Option<PeerCert>,
     session: coco_node::Session,
+    seen: &AtomicU64,
 ) -> Response {
     let limits = &interface.limits;
     let (parts, body) = req.into_parts();
@@ -278,7 +286,19 @@ async fn handle(
     {
         return response;
     }
-    submit(core, request, session).await
+    if let Some(response) = core.try_read(&request, seen.load(Ordering::Acquire)) {
+        return response;
+    }
+    let response = submit(core, request, session).await;
+    if let Some(txid) = response
+        .headers
+        .iter()
+        .find(|(k, _)| k == TX_ID_HEADER)
+        .and_then(|(_, v)| v.parse::<TxId>().ok())
+    {
+        seen.fetch_max(txid.seqno, Ordering::AcqRel);
+    }
+    response
 }
 
 async fn submit(core: &CoreHandle, request: Request, session: coco_node::Session) -> Response {

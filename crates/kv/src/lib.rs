@@ -219,12 +219,7 @@ impl Store {
 
     /// Starts a transaction reading the current state. O(1).
     pub fn begin(&self) -> Tx {
-        Tx {
-            base: self.current.clone(),
-            reads: BTreeMap::new(),
-            map_reads: BTreeSet::new(),
-            writes: BTreeMap::new(),
-        }
+        Tx::reading(self.current.clone())
     }
 
     /// Checks a transaction's reads against the current state.
@@ -406,6 +401,15 @@ pub struct Tx {
 }
 
 impl Tx {
+    fn reading(base: Arc<State>) -> Tx {
+        Tx {
+            base,
+            reads: BTreeMap::new(),
+            map_reads: BTreeSet::new(),
+            writes: BTreeMap::new(),
+        }
+    }
+
     /// The store version this transaction reads.
     pub fn read_version(&self) -> Version {
         self.base.version

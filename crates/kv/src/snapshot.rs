@@ -43,6 +43,12 @@ impl StoreSnapshot {
         self.state.version
     }
 
+    /// Starts a transaction reading this snapshot. O(1). Its writes can never be committed
+    /// here; the read path only uses it to read.
+    pub fn begin(&self) -> crate::Tx {
+        crate::Tx::reading(self.state.clone())
+    }
+
     /// Every entry as `(map, key, version, value)`, maps in name order, keys in byte order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Bytes, Version, &Bytes)> {
         self.state.maps.iter().flat_map(|(name, m)| {

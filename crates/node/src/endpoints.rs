@@ -18,11 +18,27 @@ const RO: EndpointMode = EndpointMode::ReadOnly;
 
 /// Paths under `/app` that are node-provided rather than application endpoints: they work
 /// before the service opens.
-pub fn is_common_app_path(template: &str) -> bool {
+fn is_common_app_path(template: &str) -> bool {
     matches!(
         template,
         "/app/commit" | "/app/tx" | "/app/api" | "/app/receipt"
     )
+}
+
+/// Whether an endpoint belongs to the application (served only while the frontend is open).
+pub fn is_app_endpoint(template: &str) -> bool {
+    template.starts_with("/app/") && !is_common_app_path(template)
+}
+
+/// Endpoints the node runs itself instead of through their registry handler, because they need
+/// its own state (the constitution and Merkle tree, ledger secrets, old entries, the registry):
+/// never executed on the read path.
+pub fn is_run_by_node(template: &str) -> bool {
+    template == "/node/join"
+        || is_receipt_path(template)
+        || template == "/gov/recovery/members/{memberId}:recover"
+        || template.starts_with("/gov/members/proposals")
+        || matches!(template, "/app/api" | "/gov/api" | "/node/api")
 }
 
 /// `{prefix}/receipt`, served by the node (it needs the ledger secret and old entries).
@@ -309,9 +325,9 @@ pub fn node_registry() -> Registry {
     r.route_fn(Method::GET, "/node/metrics", NO_AUTH, RO, "Per-endpoint call counters", |ctx| {
         let metrics: Vec<Value> = ctx
             .metrics
-            .per_endpoint
-            .iter()
-            .map(|((method, path), c)| {
+            .called()
+            .into_iter()
+            .map(|(method, path, c)| {
                 json!({"method": method, "path": path, "calls": c.calls, "errors": c.errors, "failures": c.failures, "retries": c.retries})
             })
             .collect();

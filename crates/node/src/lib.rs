@@ -10,6 +10,7 @@
 //! host crate owns those and feeds this one.
 
 pub mod attestation;
+mod auth;
 pub mod config;
 pub mod disaster;
 mod endorsement;
@@ -23,6 +24,7 @@ pub mod join;
 pub mod jwt;
 pub mod peer;
 pub mod proposals;
+mod reads;
 pub mod receipt;
 mod recovery;
 mod replica;
@@ -30,12 +32,12 @@ pub mod secrets;
 pub mod snapshot;
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use coco_app_api::{
-    ApiError, AuthPolicy, Caller, ConsensusView, EndpointContext, EndpointMetrics, EndpointMode,
-    ErrorCode, Method, Registry, Request, Response, RouteMatch, ServiceFacts, SignedRequest,
-    StatusCode, TX_ID_HEADER,
+    ApiError, Caller, ConsensusView, EndpointContext, EndpointMetrics, EndpointMode, ErrorCode,
+    Method, Registry, Request, Response, RouteMatch, ServiceFacts, StatusCode, TX_ID_HEADER,
 };
 use coco_codec::WriteSet;
 use coco_codec::entry::{EntryBuilder, EntryFlags};
@@ -48,6 +50,7 @@ use coco_types::{FIRST_VIEW, SeqNo, TxId, View, limits};
 pub use config::{CoreConfig, GenesisConfig, MemberSpec, UserSpec};
 pub use identity::NodeIdentity;
 pub use peer::PeerMessage;
+pub use reads::ReadView;
 use secrets::LedgerSecrets;
 
 /// `set_js_runtime_options` writes here; the constitution runtime is loaded with these limits.
@@ -215,11 +218,12 @@ pub struct Node {
     secrets: LedgerSecrets,
     store: Store,
     tree: MerkleTree,
-    registry: Registry,
+    registry: Arc<Registry>,
     consensus: ConsensusView,
-    service: ServiceFacts,
+    service: Arc<ServiceFacts>,
     service_status: ServiceStatus,
-    metrics: EndpointMetrics,
+    /// Shared with the read path, which counts the calls it answers.
+    metrics: Arc<EndpointMetrics>,
     /// Transactions appended since the last signature transaction.
     txs_since_signature: u64,
     /// When the oldest transaction not yet covered by a signature was appended (monotonic ms).
@@ -338,11 +342,11 @@ impl Node {
             secrets,
             store: Store::new(),
             tree,
-            registry,
+            metrics: Arc::new(EndpointMetrics::for_registry(&registry)),
+            registry: Arc::new(registry),
             consensus,
-            service,
+            service: Arc::new(service),
             service_status: ServiceStatus::Opening,
-            metrics: EndpointMetrics::default(),
             txs_since_signature: 0,
             first_unsigned_ms: None,
             signatures_awaiting_commit: std::collections::VecDeque::new(),
@@ -694,11 +698,11 @@ impl Node {
             let (_, change) = self.pending_certificates.pop_front().expect("checked");
             out.push(match change {
                 CertificateChange::Node(pem) => {
-                    self.service.node_cert_pem = pem.clone();
+                    Arc::make_mut(&mut self.service).node_cert_pem = pem.clone();
                     Output::NodeCertificate { pem }
                 }
                 CertificateChange::Service(pem) => {
-                    self.service.service_cert_pem = pem.clone();
+                    Arc::make_mut(&mut self.service).service_cert_pem = pem.clone();
                     Output::ServiceCertificate { pem }
                 }
             });
@@ -766,19 +770,13 @@ impl Node {
         {
             return self.hand_to_primary(now, id, &session, request, primary, out);
         }
-        let metrics_key = (
-            endpoint.method.as_str().to_owned(),
-            endpoint.template.clone(),
-        );
         let response = self.execute_endpoint(now, request, &endpoint, path_params, out);
-        let m = self.metrics.per_endpoint.entry(metrics_key).or_default();
-        m.calls += 1;
-        m.retries += std::mem::take(&mut self.conflict_retries);
-        if response.status.is_client_error() {
-            m.errors += 1;
-        } else if response.status.is_server_error() {
-            m.failures += 1;
-        }
+        self.metrics.record(
+            endpoint.method.as_str(),
+            &endpoint.template,
+            response.status,
+            std::mem::take(&mut self.conflict_retries),
+        );
         if request.method == Method::HEAD {
             return Routed::Answer(Response {
                 body: Bytes::new(),
@@ -796,12 +794,8 @@ impl Node {
         path_params: BTreeMap<String, String>,
         out: &mut Vec<Output>,
     ) -> Response {
-        let is_app = endpoint.template.starts_with("/app/")
-            && !endpoints::is_common_app_path(&endpoint.template);
-        // A node still rebuilding a recovered service's private maps keeps its frontend closed,
-        // as CCF's does until its private recovery ends.
-        let private_maps_missing = self.recovery.as_ref().is_some_and(|r| r.replaying());
-        if is_app && (self.service_status != ServiceStatus::Open || private_maps_missing) {
+        let is_app = endpoints::is_app_endpoint(&endpoint.template);
+        if is_app && !self.app_frontend_open() {
             return ApiError::new(
                 StatusCode::NOT_FOUND,
                 ErrorCode::FrontendNotOpen,
@@ -818,7 +812,12 @@ impl Node {
             return endpoints::api_document(&self.registry, prefix, &self.service.version)
                 .with_header(TX_ID_HEADER, read_txid.to_string());
         }
-        let caller = match self.authenticate(request, &endpoint.auth_policies, now) {
+        let caller = match auth::authenticate(
+            &mut self.store.begin(),
+            request,
+            &endpoint.auth_policies,
+            now.unix_seconds,
+        ) {
             Ok(c) => c,
             Err(e) => return e.into_response(),
         };
@@ -905,6 +904,7 @@ impl Node {
                     metrics: &self.metrics,
                     historical: historical.as_ref(),
                     history: Some(&mut history),
+                    wanted_history: false,
                 };
                 let result = (endpoint.handler)(&mut ctx);
                 (result, ctx.claims_digest)
@@ -1270,179 +1270,15 @@ impl Node {
         self.departed_peers = departed;
     }
 
+    /// Whether application endpoints are served. A node still rebuilding a recovered service's
+    /// private maps keeps its frontend closed, as CCF's does until its private recovery ends.
+    fn app_frontend_open(&self) -> bool {
+        let private_maps_missing = self.recovery.as_ref().is_some_and(|r| r.replaying());
+        self.service_status == ServiceStatus::Open && !private_maps_missing
+    }
+
     fn view_of_last(&self) -> View {
         self.consensus.view
-    }
-
-    /// Tries the endpoint's policies in order (CCF semantics: first success wins). The 401 lists
-    /// every policy's reason, and carries CCF's `WWW-Authenticate` hint if a COSE policy was tried.
-    fn authenticate(
-        &self,
-        request: &Request,
-        policies: &[AuthPolicy],
-        now: Now,
-    ) -> Result<Caller, ApiError> {
-        let mut reasons: Vec<String> = Vec::new();
-        let mut tried_cose = false;
-        for policy in policies {
-            let result = match policy {
-                AuthPolicy::NoAuth => Ok(Caller::Anonymous),
-                AuthPolicy::AnyCert => match &request.peer_cert {
-                    Some(cert) => Ok(Caller::AnyCert { cert: cert.clone() }),
-                    None => Err("No TLS client certificate presented.".to_owned()),
-                },
-                AuthPolicy::UserCert | AuthPolicy::MemberCert => self.cert_auth(request, *policy),
-                AuthPolicy::Jwt => {
-                    jwt::authenticate(&mut self.store.begin(), request, now.unix_seconds)
-                }
-                AuthPolicy::MemberCoseSign1
-                | AuthPolicy::ActiveMemberCoseSign1
-                | AuthPolicy::UserCoseSign1 => {
-                    tried_cose = true;
-                    self.cose_auth(request, *policy)
-                }
-            };
-            match result {
-                Ok(caller) => return Ok(caller),
-                Err(reason) => {
-                    if !reasons.contains(&reason) {
-                        reasons.push(reason);
-                    }
-                }
-            }
-        }
-        let error = ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::InvalidAuthenticationInfo,
-            reasons.join(" "),
-        );
-        Err(if tried_cose {
-            error.with_header(
-                "www-authenticate",
-                coco_app_api::error::COSE_WWW_AUTHENTICATE,
-            )
-        } else {
-            error
-        })
-    }
-
-    fn cert_auth(&self, request: &Request, policy: AuthPolicy) -> Result<Caller, String> {
-        let cert = request
-            .peer_cert
-            .as_ref()
-            .ok_or("No TLS client certificate presented.")?;
-        let (map, missing) = if policy == AuthPolicy::UserCert {
-            (
-                tables::USERS_CERTS,
-                "Could not find matching user certificate.",
-            )
-        } else {
-            (
-                tables::MEMBERS_CERTS,
-                "Could not find matching member certificate.",
-            )
-        };
-        let mut tx = self.store.begin();
-        // The id is the SHA-256 of the DER, so a matching key means a matching certificate.
-        tx.get(map, cert.fingerprint_hex.as_bytes())
-            .ok_or(missing)?;
-        let id = cert.fingerprint_hex.clone();
-        Ok(if policy == AuthPolicy::UserCert {
-            Caller::User {
-                id,
-                cert: cert.clone(),
-            }
-        } else {
-            Caller::Member {
-                id,
-                cert: cert.clone(),
-            }
-        })
-    }
-
-    /// CCF's COSE Sign1 request authentication (`src/endpoints/authentication/cose_auth.cpp`):
-    /// a tagged COSE_Sign1 body whose `kid` names a member (or user) certificate in the KV, an
-    /// algorithm matching that key, the CCF message headers, and a signature that verifies.
-    fn cose_auth(&self, request: &Request, policy: AuthPolicy) -> Result<Caller, String> {
-        let content_type = request.header("content-type").unwrap_or("");
-        if !content_type.starts_with("application/cose") {
-            return Err(format!(
-                "Expected a COSE Sign1 body with content type application/cose, got {content_type:?}."
-            ));
-        }
-        let parsed = coco_codec::cose::parse_sign1(&request.body)
-            .map_err(|e| format!("Body is not a COSE Sign1 message: {e}."))?;
-        let user = policy == AuthPolicy::UserCoseSign1;
-        let kid = std::str::from_utf8(&parsed.kid)
-            .ok()
-            .filter(|k| coco_types::MemberId::from_hex(k).is_some());
-        let kid = kid.ok_or("The COSE kid must be the hex SHA-256 of the signer's certificate.")?;
-        let mut tx = self.store.begin();
-        let map = if user {
-            tables::USERS_CERTS
-        } else {
-            tables::MEMBERS_CERTS
-        };
-        let pem = tx
-            .get(map, kid.as_bytes())
-            .ok_or_else(|| format!("Unknown {} {kid}.", if user { "user" } else { "member" }))?;
-        let spki = std::str::from_utf8(&pem)
-            .ok()
-            .and_then(|p| coco_crypto::pem_to_der_certs(p).ok())
-            .and_then(|ders| ders.into_iter().next())
-            .and_then(|der| coco_crypto::cert_public_key_spki_der(&der).ok())
-            .ok_or("The signer's stored certificate does not parse.")?;
-        let curve =
-            coco_crypto::spki_curve(&spki).map_err(|e| format!("Unsupported signer key: {e}."))?;
-        if parsed.alg != Some(curve.cose_alg()) {
-            return Err(format!(
-                "COSE alg {:?} does not match the signer's key (expected {}).",
-                parsed.alg,
-                curve.cose_alg()
-            ));
-        }
-        let prefix = if user {
-            coco_codec::cose::USER_MSG_PREFIX
-        } else {
-            coco_codec::cose::GOV_MSG_PREFIX
-        };
-        let headers = coco_codec::cose::request_headers(&parsed, prefix)
-            .map_err(|e| format!("Invalid COSE header: {e}."))?;
-        let msg_type = headers
-            .msg_type
-            .ok_or_else(|| format!("Missing {prefix}type header."))?;
-        let created_at = headers
-            .created_at
-            .ok_or_else(|| format!("Missing {prefix}created_at header."))?;
-        if created_at < 0 {
-            return Err(format!("{prefix}created_at must not be negative."));
-        }
-        let payload = parsed.payload.clone().ok_or(
-            "A signed request must carry its payload (detached payloads are not accepted).",
-        )?;
-        let tbs = coco_codec::cose::sig_structure(&parsed.protected, &payload);
-        coco_crypto::verify_cose(&spki, &tbs, &parsed.signature)
-            .map_err(|_| "The COSE signature does not verify.".to_owned())?;
-        let signed = SignedRequest {
-            msg_type,
-            created_at,
-            proposal_id: headers.proposal_id,
-            payload: Bytes::from(payload),
-            envelope: request.body.clone(),
-            signature: Bytes::from(parsed.signature),
-        };
-        let id = kid.to_owned();
-        if user {
-            return Ok(Caller::UserCose { id, signed });
-        }
-        let active = tx
-            .get(tables::MEMBERS_INFO, id.as_bytes())
-            .and_then(|v| tables::from_ccf_json::<tables::MemberInfo>(&v).ok())
-            .is_some_and(|i| i.status == tables::MemberStatus::Active);
-        if policy == AuthPolicy::ActiveMemberCoseSign1 && !active {
-            return Err(format!("Member {id} is not active."));
-        }
-        Ok(Caller::MemberCose { id, active, signed })
     }
 
     /// Serialises, encrypts and hashes one transaction, appends its Merkle leaf and emits it.

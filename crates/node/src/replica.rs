@@ -151,7 +151,7 @@ impl Node {
         node.consensus.commit = TxId::new(signature.view, seqno);
         node.consensus.view_history = snapshot.view_history;
         node.service_status = info.status;
-        node.service.service_cert_pem = info.cert;
+        std::sync::Arc::make_mut(&mut node.service).service_cert_pem = info.cert;
         node.service_data = info.service_data;
         node.service_create_txid = info.current_service_create_txid;
         node.snapshots.observe_evidence(seqno);
