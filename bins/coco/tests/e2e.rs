@@ -60,6 +60,52 @@ fn logging_app_round_trip_and_commit() {
     node.wait_committed(&mut h2, &txid_of(&r));
 }
 
+/// Reads run on the I/O threads against the state the core publishes (ADR 0009); a read on any
+/// connection must still see every write answered before it began.
+#[test]
+fn a_read_on_another_connection_sees_every_answered_write() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let node = TestNode::start(Options::default());
+    // The seqno of the newest write answered so far, published by the writer.
+    let answered = AtomicU64::new(0);
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for http2 in [false, true] {
+            let mut reader = node.connect_as(Some("user0"), http2);
+            let (answered, done) = (&answered, &done);
+            scope.spawn(move || {
+                let mut reads = 0;
+                while !done.load(Ordering::Acquire) || reads == 0 {
+                    let floor = answered.load(Ordering::Acquire);
+                    let r = reader.get("/app/log/private?id=1").unwrap();
+                    let seen: coco_types::TxId = txid_of(&r).parse().unwrap();
+                    assert!(
+                        seen.seqno >= floor,
+                        "read at {seen} after write at seqno {floor}"
+                    );
+                    reads += 1;
+                }
+            });
+        }
+        let mut writer = node.user();
+        for i in 0..300u64 {
+            let msg = format!("message {i}");
+            let r = writer
+                .post_json(
+                    "/app/log/private",
+                    &serde_json::json!({"id": 1, "msg": msg}),
+                )
+                .unwrap();
+            assert_eq!(r.status, 200, "{}", r.text());
+            let written: coco_types::TxId = txid_of(&r).parse().unwrap();
+            answered.store(written.seqno, Ordering::Release);
+        }
+        done.store(true, Ordering::Release);
+    });
+    let r = node.user().get("/app/log/private?id=1").unwrap();
+    assert_eq!(r.json(), serde_json::json!({"msg": "message 299"}));
+}
+
 #[test]
 fn node_endpoints_describe_the_service() {
     let node = TestNode::start(Options::default());

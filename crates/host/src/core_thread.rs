@@ -4,13 +4,13 @@
 //!
 //! Requests reach the core through one channel; the host bounds how many are queued
 //! (`CORE_REQUEST_QUEUE_COUNT_MAX`) and answers 503 past it rather than letting memory grow.
-//! Read-only requests mostly do not: the core publishes a [`ReadView`] into a [`ReadSlot`]
-//! (at most every `READ_VIEW_REFRESH_INTERVAL_MS` while busy, at once when it goes idle) and
-//! the I/O threads answer them from it ([`CoreHandle::try_read`]).
+//! Read-only requests mostly do not: whenever the core has stepped, it publishes a [`ReadView`]
+//! into a [`ReadSlot`] before any reply goes out, and the I/O threads answer reads from it
+//! ([`CoreHandle::try_read`]) — so a read sees every write answered before it, on any session.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -120,13 +120,9 @@ pub struct CoreHandle {
 
 impl CoreHandle {
     /// Answers `request` on the calling thread from the latest published view, if it is a read
-    /// the view can serve and the view is not older than `seen_seqno` (the newest seqno the
-    /// session has been told of: a session always reads its own writes). `None`: submit it.
-    pub fn try_read(&self, request: &Request, seen_seqno: SeqNo) -> Option<Response> {
+    /// the view can serve. `None`: submit it.
+    pub fn try_read(&self, request: &Request) -> Option<Response> {
         let view = self.reads.latest()?;
-        if view.seqno() < seen_seqno {
-            return None;
-        }
         let unix_seconds = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -308,17 +304,12 @@ fn core_loop(
     let mut last_tick = Instant::now();
     let tick = Duration::from_millis(tick_ms.max(1));
     let mut stopping = false;
-    let mut views = Publisher {
-        slot: reads,
-        stepped: true,
-        published: Instant::now(),
-    };
+    // Whether the node stepped since the read view was last published.
+    let mut stepped = true;
     loop {
-        // Before the replies go out, so that whoever got one and reads next tends to find the
-        // view current (a session that would not is sent to the core: `try_read`).
-        if views.published.elapsed() >= Duration::from_millis(limits::READ_VIEW_REFRESH_INTERVAL_MS)
-        {
-            views.publish(&node);
+        // Before the replies go out: whoever got one and reads next finds its effects.
+        if std::mem::take(&mut stepped) {
+            reads.publish(node.read_view());
         }
         router.route(&mut out);
         if !router.ops.is_empty() && storage.send(std::mem::take(&mut router.ops)).is_err() {
@@ -334,20 +325,12 @@ fn core_loop(
         if stopping {
             return;
         }
-        let first = match rx.try_recv() {
+        let first = match rx.recv_timeout(tick.saturating_sub(last_tick.elapsed())) {
             Ok(m) => Some(m),
-            Err(TryRecvError::Disconnected) => return,
-            Err(TryRecvError::Empty) => {
-                // Going idle: reads see everything done so far.
-                views.publish(&node);
-                match rx.recv_timeout(tick.saturating_sub(last_tick.elapsed())) {
-                    Ok(m) => Some(m),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => return,
-                }
-            }
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return,
         };
-        views.stepped = true;
+        stepped = true;
         let now = clock.now();
         let mut handle = |msg: CoreMsg, out: &mut Vec<Output>| match msg {
             CoreMsg::Request {
@@ -428,23 +411,6 @@ fn core_loop(
         if last_tick.elapsed() >= tick {
             node.step(now, Input::Tick, &mut out);
             last_tick = Instant::now();
-        }
-    }
-}
-
-/// Publishes the node's read view when it may have changed.
-struct Publisher {
-    slot: Arc<ReadSlot>,
-    /// Whether the node stepped since the view was last published.
-    stepped: bool,
-    published: Instant,
-}
-
-impl Publisher {
-    fn publish(&mut self, node: &Node) {
-        if std::mem::take(&mut self.stepped) {
-            self.slot.publish(node.read_view());
-            self.published = Instant::now();
         }
     }
 }

@@ -11,10 +11,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use coco_app_api::{
-    ApiError, ErrorCode, Method, PeerCert, Request, Response, StatusCode, TX_ID_HEADER,
-};
-use coco_types::TxId;
+use coco_app_api::{ApiError, ErrorCode, Method, PeerCert, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -126,14 +123,11 @@ async fn serve_connection(
         });
     let over_soft_cap = open_sessions > limits.limits.sessions_soft_max;
     let service_limits = limits.clone();
-    // The newest seqno any response on this connection reported.
-    let seen = Arc::new(AtomicU64::new(0));
     let service = service_fn(move |req: hyper::Request<Incoming>| {
         let core = core.clone();
         let limits = service_limits.clone();
         let peer_cert = peer_cert.clone();
         let session = session.clone();
-        let seen = seen.clone();
         async move {
             let response = if over_soft_cap {
                 ApiError::new(
@@ -144,7 +138,7 @@ async fn serve_connection(
                 .into_response()
                 .with_header("connection", "close")
             } else {
-                handle(req, &core, &limits, peer_cert, session, &seen).await
+                handle(req, &core, &limits, peer_cert, session).await
             };
             Ok::<_, std::convert::Infallible>(to_hyper(response))
         }
@@ -177,7 +171,6 @@ async fn handle(
     interface: &Interface,
     peer_cert: Option<PeerCert>,
     session: coco_node::Session,
-    seen: &AtomicU64,
 ) -> Response {
     let limits = &interface.limits;
     let (parts, body) = req.into_parts();
@@ -286,19 +279,10 @@ async fn handle(
     {
         return response;
     }
-    if let Some(response) = core.try_read(&request, seen.load(Ordering::Acquire)) {
+    if let Some(response) = core.try_read(&request) {
         return response;
     }
-    let response = submit(core, request, session).await;
-    if let Some(txid) = response
-        .headers
-        .iter()
-        .find(|(k, _)| k == TX_ID_HEADER)
-        .and_then(|(_, v)| v.parse::<TxId>().ok())
-    {
-        seen.fetch_max(txid.seqno, Ordering::AcqRel);
-    }
-    response
+    submit(core, request, session).await
 }
 
 async fn submit(core: &CoreHandle, request: Request, session: coco_node::Session) -> Response {

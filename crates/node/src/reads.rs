@@ -1,17 +1,17 @@
 //! The read path: read-only requests executed away from the core thread.
 //!
-//! The core publishes a [`ReadView`] — an O(1) snapshot of the KV store plus the few facts
-//! read-only endpoints report (consensus position, service certificates, whether the frontend
-//! is open) — and the host's I/O threads execute read-only requests against the latest one, so
-//! reads scale with cores and never queue behind writes. The view is a pure value: executing a
-//! request against it is a function of the view and the request, as deterministic as the core.
+//! Whenever the core has stepped, the host publishes a [`ReadView`] — an O(1) snapshot of the
+//! KV store plus the few facts read-only endpoints report (consensus position, service
+//! certificates, whether the frontend is open) — before it sends any reply, and its I/O threads
+//! execute read-only requests against the latest one: reads scale with cores, never queue
+//! behind writes, and still see every write answered before them. The view is a pure value:
+//! executing a request against it is a function of the view and the request, as deterministic
+//! as the core.
 //!
 //! A request the view cannot answer alone goes to the core as before ([`ReadView::execute`]
 //! returns `None`): writes, historical endpoints, endpoints the node runs itself (receipts,
 //! proposals, `/api` documents), unknown paths, a closed frontend, handlers that ask for the
-//! node's history (indexes, old entries), and read-only handlers that try to write. The host also sends a session to the core while the view is older than
-//! anything that session has seen (read-your-writes: a view is published at most every
-//! `READ_VIEW_REFRESH_INTERVAL_MS` under load, so a session's own write may be newer).
+//! node's history (indexes, old entries), and read-only handlers that try to write.
 
 use std::sync::Arc;
 

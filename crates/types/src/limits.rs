@@ -63,10 +63,6 @@ pub const TX_EXECUTION_ATTEMPTS_MAX: u32 = 30;
 
 /// Requests queued for the node core before new requests are refused.
 pub const CORE_REQUEST_QUEUE_COUNT_MAX: usize = 65_536;
-/// How stale, at most, the state read-only requests execute against may be while the core is
-/// busy (it is republished at once when the core goes idle). Each publication makes the next
-/// writes copy the store nodes they touch, so publishing after every batch costs throughput.
-pub const READ_VIEW_REFRESH_INTERVAL_MS: u64 = 1;
 /// Ledger entries handed to the storage thread in one write batch at most.
 pub const LEDGER_WRITE_BATCH_COUNT_MAX: usize = 10_000;
 
