@@ -7,9 +7,12 @@
 # cluster on loopback with TLS (client certificates) and fsync on, drives it with `coco bench
 # --target etcd` (puts, then ranges), stops it; then starts a 3-node coco sandbox and drives it
 # with the same client and shape (private writes with commit latency, then reads on every node
-# at once; etcd's reads likewise run on its three members at once). Load shape: 64 connections, HTTP/1.1 keep-alive, 20,000 keys, 20-byte values,
-# `seconds` (default 10) per run. Prints one table and leaves every JSON result in
-# $OUT (default bench/results/<date>).
+# at once; etcd's reads likewise run on its three members at once). Load shape: 64 connections,
+# HTTP/1.1 keep-alive, 20,000 keys, 20-byte values, `seconds` (default 10) per run. Prints one
+# table and leaves every JSON result in $OUT (default bench/results/<date>).
+#
+# CLIENT_ARGS changes the shape for both, e.g. CLIENT_ARGS="--http2" (64 HTTP/2 connections);
+# CONNS=4 CLIENT_ARGS="--http2 --streams 16" keeps 64 requests in flight, multiplexed.
 #
 # The fair comparison: an etcd put returns after quorum commit and fsync; a coco write returns
 # once executed on the primary. So the table sets etcd's put throughput and latency beside
@@ -21,7 +24,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 COCO=${COCO:-$ROOT/target/release/coco}
 OUT=${OUT:-$ROOT/bench/results/$(date -u +%Y-%m-%dT%H%M%SZ)}
 WORK=$(mktemp -d)
-CONNS=64
+CONNS=${CONNS:-64}
 KEYS=20000
 VALUE=20
 mkdir -p "$OUT"
@@ -61,9 +64,10 @@ issue client "extendedKeyUsage=clientAuth"
 bench() { # target address cacert cert key out [extra args...]
     local target=$1 addr=$2 ca=$3 cert=$4 key=$5 out=$6
     shift 6
+    # shellcheck disable=SC2086
     "$COCO" bench --quiet --target "$target" --address "$addr" --cacert "$ca" --cert "$cert" \
         --key "$key" --connections "$CONNS" --keys "$KEYS" --value-size "$VALUE" \
-        --duration-s "$SECS" --json "$out" "$@" >/dev/null
+        --duration-s "$SECS" --json "$out" "$@" ${CLIENT_ARGS:-} >/dev/null
 }
 
 # --- etcd: three members, TLS for clients (certificate required) and peers, fsync on.

@@ -94,6 +94,35 @@ fn bench_drives_a_node_and_reports() {
     assert_eq!(r["requests_ok"], 100, "{r}");
     assert!(r["duration_s"].as_f64().unwrap() >= 0.45, "{r}");
 
+    // HTTP/2 multiplexed: each of the 4 connections carries 8 requests at once.
+    let r = bench(
+        &node,
+        &[
+            "--http2",
+            "--streams",
+            "8",
+            "--workload",
+            "read",
+            "--requests",
+            "500",
+        ],
+    );
+    assert_eq!(
+        (r["requests_ok"].as_u64(), r["streams"].as_u64()),
+        (Some(500), Some(8)),
+        "{r}"
+    );
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_coco"))
+        .args(["bench", "--cacert", "x.pem", "--streams", "4"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--http2"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
     // Mixed reads and writes over keys written first.
     let r = bench(
         &node,

@@ -156,6 +156,18 @@ impl Connection {
         &self.server_certificate
     }
 
+    /// Another handle on this HTTP/2 connection, for requests in flight at once (each is a
+    /// stream); `None` on HTTP/1.1, which carries one request at a time.
+    pub fn another_stream(&self) -> Option<Connection> {
+        match &self.sender {
+            Sender::H1(_) => None,
+            Sender::H2(s) => Some(Connection {
+                sender: Sender::H2(s.clone()),
+                server_certificate: self.server_certificate.clone(),
+            }),
+        }
+    }
+
     pub async fn request(
         &mut self,
         method: Method,

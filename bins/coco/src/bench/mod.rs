@@ -1,7 +1,7 @@
 //! `coco bench`: a load generator for coco, CCF and etcd's v3 JSON gateway.
 //!
 //! `--connections` connections (HTTP/1.1 keep-alive or HTTP/2, client certificates) each keep
-//! one request in flight: closed loop by default, or open loop at `--rate` requests per second
+//! one request in flight (HTTP/2: `--streams` of them, multiplexed): closed loop by default, or open loop at `--rate` requests per second
 //! (latency then counts from when a request was due, so a slow server is not hidden by the
 //! client waiting for it — coordinated omission). A run lasts `--duration-s` or `--requests`.
 //! With `--commit-latency`, each coco write's transaction id is followed until the node reports
@@ -42,9 +42,12 @@ pub struct Args {
     /// The service: coco (or CCF) running the logging app, or etcd's v3 JSON gateway.
     #[arg(long, value_enum, default_value = "coco")]
     pub target: Target,
-    /// Concurrent connections, one request in flight each.
+    /// Concurrent connections, one request in flight each (HTTP/2: --streams each).
     #[arg(long, default_value_t = 64)]
     pub connections: usize,
+    /// Requests in flight on each HTTP/2 connection (multiplexed streams).
+    #[arg(long, default_value_t = 1, requires = "http2")]
+    pub streams: usize,
     /// Run this many seconds (unless --requests is given).
     #[arg(long, default_value_t = 10)]
     pub duration_s: u64,
@@ -112,6 +115,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.http2,
     )?;
     anyhow::ensure!(args.connections > 0, "--connections must be at least 1");
+    anyhow::ensure!(args.streams > 0, "--streams must be at least 1");
     anyhow::ensure!(
         (0.0..=1.0).contains(&args.read_ratio),
         "--read-ratio must be between 0 and 1"
@@ -216,24 +220,33 @@ async fn drive(
     } else {
         None
     };
+    // One worker per request in flight: each HTTP/2 connection carries --streams of them.
+    let mut workers = Vec::with_capacity(conns.len() * args.streams);
+    for conn in conns {
+        for _ in 1..args.streams {
+            workers.push(conn.another_stream().context("--streams needs --http2")?);
+        }
+        workers.push(conn);
+    }
+    let in_flight = workers.len();
     let live = Arc::new(Live::default());
     let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.duration_s);
-    let per_connection_interval = args
+    let per_worker_interval = args
         .rate
-        .map(|r| Duration::from_secs_f64(args.connections as f64 / r));
+        .map(|r| Duration::from_secs_f64(in_flight as f64 / r));
     let progress = progress_bar(args, live.clone(), start);
     let mut tasks = Vec::new();
-    for (worker, mut conn) in conns.into_iter().enumerate() {
+    for (worker, mut conn) in workers.into_iter().enumerate() {
         let live = live.clone();
         let next = next.clone();
         let workload = workload.clone();
         let limit = args.requests;
         let sender = follower.as_ref().map(|f| f.sender());
-        // Open loop: connections start staggered over one interval.
-        let first_due = per_connection_interval
-            .map(|i| start + i.mul_f64(worker as f64 / args.connections as f64));
+        // Open loop: workers start staggered over one interval.
+        let first_due =
+            per_worker_interval.map(|i| start + i.mul_f64(worker as f64 / in_flight as f64));
         tasks.push(tokio::spawn(async move {
             let mut rec = Recorder::default();
             let mut due = first_due;
@@ -243,7 +256,7 @@ async fn drive(
                 {
                     break;
                 }
-                let t0 = match (due, per_connection_interval) {
+                let t0 = match (due, per_worker_interval) {
                     (Some(d), Some(interval)) => {
                         tokio::time::sleep_until(d.into()).await;
                         due = Some(d + interval);
@@ -357,6 +370,7 @@ fn summary(args: &Args, outcome: &Outcome) -> serde_json::Value {
         "workload": format!("{:?}", args.workload),
         "connections": args.connections,
         "http2": args.http2,
+        "streams": args.streams,
         "mode": if args.rate.is_some() { "open-loop" } else { "closed-loop" },
         "rate_per_s": args.rate,
         "duration_s": secs,
