@@ -286,42 +286,27 @@ fn core_loop(
     edges: Edges,
     snapshots: Option<Sender<coco_node::snapshot::SnapshotAction>>,
 ) {
-    let CoreChannels {
-        rx,
-        storage,
-        queued,
-        reads,
-    } = channels;
-    let mut router = Router {
-        replies: HashMap::new(),
-        ops: Vec::new(),
-        truncations_sent: 0,
-        edges,
-        snapshots,
+    let mut core = CoreState {
+        router: Router {
+            replies: HashMap::new(),
+            ops: Vec::new(),
+            truncations_sent: 0,
+            edges,
+            snapshots,
+        },
+        storage: channels.storage,
+        queued: channels.queued,
+        reads: channels.reads,
+        next_id: 0,
+        stepped: true,
     };
-    let mut next_id: RequestId = 0;
+    let rx = channels.rx;
     let mut out = initial;
     let mut last_tick = Instant::now();
     let tick = Duration::from_millis(tick_ms.max(1));
     let mut stopping = false;
-    // Whether the node stepped since the read view was last published.
-    let mut stepped = true;
     loop {
-        // Before the replies go out: whoever got one and reads next finds its effects.
-        if std::mem::take(&mut stepped) {
-            reads.publish(node.read_view());
-        }
-        router.route(&mut out);
-        if !router.ops.is_empty() && storage.send(std::mem::take(&mut router.ops)).is_err() {
-            // The storage thread is gone: nothing can become durable any more.
-            node.step(
-                clock.now(),
-                Input::StorageFailed {
-                    reason: "storage thread exited".into(),
-                },
-                &mut out,
-            );
-        }
+        core.flush(&mut node, &clock, &mut out);
         if stopping {
             return;
         }
@@ -330,87 +315,117 @@ fn core_loop(
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => return,
         };
-        stepped = true;
         let now = clock.now();
-        let mut handle = |msg: CoreMsg, out: &mut Vec<Output>| match msg {
-            CoreMsg::Request {
-                request,
-                session,
-                reply,
-            } => {
-                queued.fetch_sub(1, Ordering::AcqRel);
-                let id = next_id;
-                next_id += 1;
-                router.replies.insert(id, reply);
-                node.step(
-                    now,
-                    Input::Request {
-                        id,
-                        request,
-                        session,
-                    },
-                    out,
-                );
-                false
-            }
-            CoreMsg::SessionClosed(session) => {
-                node.step(now, Input::SessionClosed { session }, out);
-                false
-            }
-            CoreMsg::Persisted { seqno, truncations } => {
-                if truncations == router.truncations_sent {
-                    node.step(now, Input::Persisted { seqno }, out);
-                }
-                false
-            }
-            CoreMsg::Fetched {
-                peer,
-                from_idx,
-                entries,
-            } => {
-                node.step(
-                    now,
-                    Input::Fetched {
-                        peer,
-                        from_idx,
-                        entries,
-                    },
-                    out,
-                );
-                false
-            }
-            CoreMsg::Peer { from, message } => {
-                node.step(now, Input::Peer { from, message }, out);
-                false
-            }
-            CoreMsg::LedgerRead { from_idx, entries } => {
-                node.step(now, Input::LedgerRead { from_idx, entries }, out);
-                false
-            }
-            CoreMsg::StorageFailed(reason) => {
-                tracing::error!(%reason, "ledger storage failed: refusing writes, commit frozen");
-                node.step(now, Input::StorageFailed { reason }, out);
-                false
-            }
-            CoreMsg::SnapshotSerialised { seqno, digest } => {
-                node.step(now, Input::SnapshotSerialised { seqno, digest }, out);
-                false
-            }
-            CoreMsg::Shutdown => true,
-        };
         if let Some(m) = first {
-            stopping |= handle(m, &mut out);
-            // Drain what is already queued so one storage batch covers many transactions.
+            stopping |= core.handle(&mut node, now, m, &mut out);
+            // Drain what is already queued so one storage batch covers many transactions, but
+            // hand over what accumulates every so often: a long queue (a backup catching up)
+            // would otherwise keep storage idle, and acknowledgements waiting, until the end.
             for _ in 0..limits::LEDGER_WRITE_BATCH_COUNT_MAX {
                 match rx.try_recv() {
-                    Ok(m) => stopping |= handle(m, &mut out),
+                    Ok(m) => stopping |= core.handle(&mut node, now, m, &mut out),
                     Err(_) => break,
+                }
+                if out.len() >= limits::CORE_OUTPUTS_FLUSH_COUNT {
+                    core.flush(&mut node, &clock, &mut out);
                 }
             }
         }
         if last_tick.elapsed() >= tick {
             node.step(now, Input::Tick, &mut out);
+            core.stepped = true;
             last_tick = Instant::now();
+        }
+    }
+}
+
+/// What the core thread keeps between inputs, besides the node.
+struct CoreState {
+    router: Router,
+    storage: Sender<Vec<StorageOp>>,
+    /// Requests queued for the core (shared with [`CoreHandle`]).
+    queued: Arc<AtomicUsize>,
+    /// Where read-only requests find the core's state (shared with [`CoreHandle`]).
+    reads: Arc<ReadSlot>,
+    next_id: RequestId,
+    /// Whether the node stepped since the read view was last published.
+    stepped: bool,
+}
+
+impl CoreState {
+    /// Feeds one message to the node. Returns true on `Shutdown`.
+    fn handle(&mut self, node: &mut Node, now: Now, msg: CoreMsg, out: &mut Vec<Output>) -> bool {
+        self.stepped = true;
+        let input = match msg {
+            CoreMsg::Request {
+                request,
+                session,
+                reply,
+            } => {
+                self.queued.fetch_sub(1, Ordering::AcqRel);
+                let id = self.next_id;
+                self.next_id += 1;
+                self.router.replies.insert(id, reply);
+                Input::Request {
+                    id,
+                    request,
+                    session,
+                }
+            }
+            CoreMsg::SessionClosed(session) => Input::SessionClosed { session },
+            CoreMsg::Persisted { seqno, truncations } => {
+                if truncations != self.router.truncations_sent {
+                    return false;
+                }
+                Input::Persisted { seqno }
+            }
+            CoreMsg::Fetched {
+                peer,
+                from_idx,
+                entries,
+            } => Input::Fetched {
+                peer,
+                from_idx,
+                entries,
+            },
+            CoreMsg::Peer { from, message } => Input::Peer { from, message },
+            CoreMsg::LedgerRead { from_idx, entries } => Input::LedgerRead { from_idx, entries },
+            CoreMsg::StorageFailed(reason) => {
+                tracing::error!(%reason, "ledger storage failed: refusing writes, commit frozen");
+                Input::StorageFailed { reason }
+            }
+            CoreMsg::SnapshotSerialised { seqno, digest } => {
+                Input::SnapshotSerialised { seqno, digest }
+            }
+            CoreMsg::Shutdown => return true,
+        };
+        node.step(now, input, out);
+        false
+    }
+
+    /// Publishes the read view if the node stepped, then acts on its outputs: replies go out
+    /// only after a view including their effects is published, so a read sees every write
+    /// answered before it, on any session.
+    fn flush(&mut self, node: &mut Node, clock: &Clock, out: &mut Vec<Output>) {
+        if std::mem::take(&mut self.stepped) {
+            self.reads.publish(node.read_view());
+        }
+        self.router.route(out);
+        if !self.router.ops.is_empty()
+            && self
+                .storage
+                .send(std::mem::take(&mut self.router.ops))
+                .is_err()
+        {
+            // The storage thread is gone: nothing can become durable any more.
+            node.step(
+                clock.now(),
+                Input::StorageFailed {
+                    reason: "storage thread exited".into(),
+                },
+                out,
+            );
+            self.stepped = true;
         }
     }
 }

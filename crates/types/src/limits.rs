@@ -63,6 +63,10 @@ pub const TX_EXECUTION_ATTEMPTS_MAX: u32 = 30;
 
 /// Requests queued for the node core before new requests are refused.
 pub const CORE_REQUEST_QUEUE_COUNT_MAX: usize = 65_536;
+/// Outputs (ledger appends, peer messages, replies) the core thread lets accumulate while it
+/// drains a long queue before it hands them over: storage starts writing, and backups
+/// acknowledging, while the rest of the queue executes.
+pub const CORE_OUTPUTS_FLUSH_COUNT: usize = 256;
 /// Ledger entries handed to the storage thread in one write batch at most.
 pub const LEDGER_WRITE_BATCH_COUNT_MAX: usize = 10_000;
 

@@ -216,7 +216,7 @@ async fn drive(
         }
     }
     let follower = if follow_commits {
-        Some(commit::Follower::start(config.connect(args.address).await?))
+        Some(commit::Follower::start(config.clone(), args.address).await?)
     } else {
         None
     };
