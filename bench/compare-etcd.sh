@@ -31,6 +31,7 @@ mkdir -p "$OUT"
 
 cleanup() {
     cp "$WORK"/*.log "$OUT/" 2>/dev/null || true
+    for n in 0 1 2; do cp "$WORK/coco/node$n/out.log" "$OUT/coco-node$n.log" 2>/dev/null || true; done
     pkill -f "etcd --name cmp-" 2>/dev/null || true
     pkill -INT -f "sandbox --workspace $WORK/coco" 2>/dev/null || true
     sleep 2
@@ -125,6 +126,12 @@ done
 C=$WORK/coco/sandbox_common
 bench coco "127.0.0.1:$PORT" "$C/service_cert.pem" "$C/user0_cert.pem" "$C/user0_privk.pem" \
     "$OUT/coco-write.json" --workload private-write --commit-latency
+# The same writes at etcd's put throughput (open loop): latency at equal load, not only at each
+# one's saturation.
+ETCD_RATE=$(jq '.throughput_per_s | floor' "$OUT/etcd-put.json")
+bench coco "127.0.0.1:$PORT" "$C/service_cert.pem" "$C/user0_cert.pem" "$C/user0_privk.pem" \
+    "$OUT/coco-write-at-etcd-rate.json" --workload private-write --commit-latency \
+    --rate "$ETCD_RATE" --skip-preload
 # Reads on all three nodes at once (the write run wrote every key).
 READERS=()
 for k in 0 1 2; do
@@ -138,7 +145,7 @@ wait "${READERS[@]}"
 jq -n \
     --slurpfile ep "$OUT/etcd-put.json" --slurpfile e1 "$OUT/etcd-range-1.json" \
     --slurpfile e2 "$OUT/etcd-range-2.json" --slurpfile e3 "$OUT/etcd-range-3.json" \
-    --slurpfile cw "$OUT/coco-write.json" \
+    --slurpfile cw "$OUT/coco-write.json" --slurpfile ce "$OUT/coco-write-at-etcd-rate.json" \
     --slurpfile r0 "$OUT/coco-read-0.json" --slurpfile r1 "$OUT/coco-read-1.json" \
     --slurpfile r2 "$OUT/coco-read-2.json" -r '
     def ms(x): (x / 1000 | . * 100 | round / 100);
@@ -152,6 +159,7 @@ jq -n \
       ["write p50 ms (etcd put; coco commit)", ms($ep.latency_us.p50), ms($cw.commit.latency_us.p50), ""],
       ["write p99 ms (etcd put; coco commit)", ms($ep.latency_us.p99), ms($cw.commit.latency_us.p99), ""],
       ["coco write response p50/p99 ms", "", "\(ms($cw.latency_us.p50)) / \(ms($cw.latency_us.p99))", ""],
+      ["coco commit p50/p99 ms at the etcd put rate", "", "\(ms($ce[0].commit.latency_us.p50)) / \(ms($ce[0].commit.latency_us.p99))", (($ep.latency_us.p99 / $ce[0].commit.latency_us.p99) * 100 | round / 100 | tostring) + "x lower p99"],
       ["coco writes refused (503)", "", ($cw.errors_by_status["503"] // 0), ""],
       ["coco backlog when load stopped", "", $cw.commit.backlog_at_end, ""],
       ["reads/s (summed over 3 members/nodes)", ($ereads | round), ($reads | round), (($reads / $ereads) * 100 | round / 100)],
