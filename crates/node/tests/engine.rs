@@ -399,26 +399,8 @@ fn authentication_table() {
 
 #[test]
 fn app_frontend_is_closed_until_the_service_opens() {
-    use coco_node::GenesisConfig;
     // A genesis without the bootstrap option leaves the service Opening.
-    let identity = common::identity();
-    let mut out = Vec::new();
-    let genesis = GenesisConfig {
-        recovery_threshold: 1,
-        ..Default::default()
-    };
-    let mut node = Node::start_genesis(
-        CoreConfig::default(),
-        identity,
-        &genesis,
-        [1; 32],
-        coco_node::Plugins {
-            app: coco_app_logging::registry(),
-            constitution: None,
-        },
-        now(0),
-        &mut out,
-    );
+    let (mut node, out) = common::opening_node();
     assert_eq!(appends(&out).len(), 2);
     let (r, _) = call(
         &mut node,

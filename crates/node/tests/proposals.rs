@@ -151,22 +151,7 @@ fn setup() -> (Fixture, String) {
 }
 
 fn call(node: &mut coco_node::Node, req: coco_app_api::Request) -> Response {
-    let mut out = Vec::new();
-    node.step(
-        now(1),
-        Input::Request {
-            id: 1,
-            request: req,
-            session: Default::default(),
-        },
-        &mut out,
-    );
-    out.into_iter()
-        .find_map(|o| match o {
-            Output::Respond { response, .. } => Some(response),
-            _ => None,
-        })
-        .unwrap()
+    common::respond(node, 1, req)
 }
 
 fn json(r: &Response) -> Value {

@@ -4,7 +4,7 @@
 mod common;
 
 use coco_app_api::{Method, PeerCert, Response};
-use coco_node::{CoreConfig, Input, Node, Output};
+use coco_node::{CoreConfig, Input, Node};
 use common::{fixture, now, request};
 
 fn core_answer(
@@ -14,22 +14,7 @@ fn core_answer(
     body: &str,
     cert: Option<&PeerCert>,
 ) -> Response {
-    let mut out = Vec::new();
-    node.step(
-        now(5),
-        Input::Request {
-            id: 7,
-            request: request(method, path, body, cert),
-            session: Default::default(),
-        },
-        &mut out,
-    );
-    out.into_iter()
-        .find_map(|o| match o {
-            Output::Respond { response, .. } => Some(response),
-            _ => None,
-        })
-        .expect("the core answers")
+    common::respond(node, 5, request(method, path, body, cert))
 }
 
 fn write(node: &mut Node, user: &PeerCert, path: &str, body: &str) {
@@ -163,24 +148,7 @@ fn a_view_is_a_snapshot_and_counts_its_calls() {
 
 #[test]
 fn a_closed_frontend_is_left_to_the_core() {
-    use coco_node::GenesisConfig;
-    let mut out = Vec::new();
-    let genesis = GenesisConfig {
-        recovery_threshold: 1,
-        ..Default::default()
-    };
-    let node = Node::start_genesis(
-        CoreConfig::default(),
-        common::identity(),
-        &genesis,
-        [1; 32],
-        coco_node::Plugins {
-            app: coco_app_logging::registry(),
-            constitution: None,
-        },
-        now(0),
-        &mut out,
-    );
+    let (node, _) = common::opening_node();
     let view = node.read_view();
     assert!(
         view.execute(&request(Method::GET, "/app/log/private/count", "", None), 0)

@@ -2,9 +2,12 @@
 #![allow(dead_code)]
 
 use bytes::Bytes;
+use coco_app_api::Response;
 use coco_app_api::{Method, PeerCert, Request};
 use coco_crypto::{Curve, EcKeyPair, RsaKeyPair, Validity};
-use coco_node::{CoreConfig, GenesisConfig, MemberSpec, Node, NodeIdentity, Now, Output, UserSpec};
+use coco_node::{
+    CoreConfig, GenesisConfig, Input, MemberSpec, Node, NodeIdentity, Now, Output, UserSpec,
+};
 
 pub const VALIDITY: Validity = Validity {
     not_before_unix_s: 0,
@@ -167,4 +170,47 @@ pub fn signed_request(
         body: Bytes::from(body),
         peer_cert: None,
     }
+}
+
+/// Steps `node` with `request` at `ms` and returns the response it gives at once.
+pub fn respond(node: &mut Node, ms: u64, request: Request) -> Response {
+    let mut out = Vec::new();
+    node.step(
+        now(ms),
+        Input::Request {
+            id: 1,
+            request,
+            session: Default::default(),
+        },
+        &mut out,
+    );
+    out.into_iter()
+        .find_map(|o| match o {
+            Output::Respond { response, .. } => Some(response),
+            _ => None,
+        })
+        .expect("the node answers at once")
+}
+
+/// A genesis node of a service left Opening (no bootstrap option): its app frontend is closed.
+/// Returns the node and its genesis outputs.
+pub fn opening_node() -> (Node, Vec<Output>) {
+    let mut out = Vec::new();
+    let genesis = GenesisConfig {
+        recovery_threshold: 1,
+        ..Default::default()
+    };
+    let node = Node::start_genesis(
+        CoreConfig::default(),
+        identity(),
+        &genesis,
+        [1; 32],
+        coco_node::Plugins {
+            app: coco_app_logging::registry(),
+            constitution: None,
+        },
+        now(0),
+        &mut out,
+    );
+    (node, out)
 }
