@@ -6,7 +6,7 @@
 # Starts a 3-node sandbox (20 ms commit latency target), drives node0 with `coco bench`
 # (private writes, 64 connections), records node0 with `perf record --call-graph dwarf` for
 # 5 s, and folds the stacks into an SVG with inferno (installed with `cargo install inferno` if
-# missing). Needs `perf` and permission to profile (root, or kernel.perf_event_paranoid <= 1).
+# missing); FOLDED=path keeps the folded stacks for grepping. Needs `perf` and permission to profile (root, or kernel.perf_event_paranoid <= 1).
 set -euo pipefail
 
 OUT=${1:-docs/perf/write-path-flamegraph.svg}
@@ -32,6 +32,7 @@ perf record -F 99 --call-graph dwarf,16384 -p "$(cat "$WORK/ws/node0/coco.pid")"
     -o "$WORK/perf.data" -- sleep 5 >/dev/null 2>&1
 wait "$BENCH"
 mkdir -p "$(dirname "$OUT")"
-perf script -i "$WORK/perf.data" 2>/dev/null | inferno-collapse-perf | \
-    inferno-flamegraph --title "coco primary under write load" >"$OUT"
+FOLDED=${FOLDED:-$WORK/stacks.folded}
+perf script -i "$WORK/perf.data" 2>/dev/null | inferno-collapse-perf >"$FOLDED"
+inferno-flamegraph --title "coco primary under write load" <"$FOLDED" >"$OUT"
 echo "flamegraph: $OUT ($(jq -r .throughput_per_s "$WORK/bench.json" | cut -d. -f1) writes/s)"

@@ -58,8 +58,28 @@ impl std::fmt::Debug for Sha256 {
 
 /// Returns HMAC-SHA256 of `data` under `key` (any key length, as RFC 2104 allows).
 pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; HMAC_SHA256_SIZE_BYTES] {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, key);
-    to_array(hmac::sign(&key, data).as_ref())
+    HmacSha256Key::new(key).sign(data)
+}
+
+/// An HMAC-SHA256 key prepared once (its padded inner and outer states), for a key that MACs
+/// many messages — the commit secret MACs every transaction id.
+pub struct HmacSha256Key(hmac::Key);
+
+impl HmacSha256Key {
+    pub fn new(key: &[u8]) -> Self {
+        HmacSha256Key(hmac::Key::new(hmac::HMAC_SHA256, key))
+    }
+
+    /// HMAC-SHA256 of `data`; the same as [`hmac_sha256`] with this key.
+    pub fn sign(&self, data: &[u8]) -> [u8; HMAC_SHA256_SIZE_BYTES] {
+        to_array(hmac::sign(&self.0, data).as_ref())
+    }
+}
+
+impl std::fmt::Debug for HmacSha256Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HmacSha256Key { .. }")
+    }
 }
 
 fn to_array(bytes: &[u8]) -> [u8; 32] {

@@ -45,8 +45,8 @@ pub use cert::{
 pub use ec::{Curve, EcKeyPair, spki_curve, verify_cose, verify_der, verify_prehashed_sha256_der};
 pub use error::CryptoError;
 pub use hash::{
-    Drbg, HMAC_SHA256_SIZE_BYTES, SHA256_SIZE_BYTES, Sha256, hkdf_sha256, hmac_sha256,
-    random_bytes, sha256,
+    Drbg, HMAC_SHA256_SIZE_BYTES, HmacSha256Key, SHA256_SIZE_BYTES, Sha256, hkdf_sha256,
+    hmac_sha256, random_bytes, sha256,
 };
 pub use issuance::{
     certificate_signing_request, csr_public_key_spki_der, endorse_csr,

@@ -1309,7 +1309,7 @@ impl Node {
         let entry = builder.finish(&tag);
         self.tree.append(coco_merkle::transaction_leaf(
             &sha256(&entry),
-            &sha256(commit_evidence.as_bytes()),
+            &ce_digest,
             &claims_digest,
         ));
         assert_eq!(self.tree.len(), seqno + 1, "Merkle leaf i must be seqno i");

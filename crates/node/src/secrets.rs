@@ -1,7 +1,9 @@
 //! The ledger secret and what CCF derives from it (`src/node/ledger_secret.h`,
 //! `src/kv/encryptor.h`, `src/kv/committable_tx.h`; ccf-reference §1.6–1.7).
 
-use coco_crypto::{AesGcmKey, hmac_sha256, sha256};
+use std::sync::Arc;
+
+use coco_crypto::{AesGcmKey, HmacSha256Key, hmac_sha256, sha256};
 use coco_types::TxId;
 
 /// CCF's commit-secret label. The C++ passes `sizeof` of a pointer to a C string as the data
@@ -9,20 +11,19 @@ use coco_types::TxId;
 /// evidence matches what a CCF node derives from the same ledger secret.
 const COMMIT_SECRET_LABEL_AS_CCF_USES_IT: &[u8] = b"Commit S";
 
-/// A ledger secret: the AES-256-GCM key for private domains, and the commit secret derived from it.
-pub struct LedgerSecret {
+/// A ledger secret: the AES-256-GCM key for private domains, and the commit secret derived from
+/// it. Cheap to clone (shared): the expanded keys are prepared once.
+#[derive(Clone)]
+pub struct LedgerSecret(Arc<Prepared>);
+
+struct Prepared {
     /// The first seqno this secret encrypts (CCF's ledger secret version; the genesis secret
     /// applies from 1).
     applies_from: u64,
     raw: [u8; 32],
     key: AesGcmKey,
-    commit_secret: [u8; 32],
-}
-
-impl Clone for LedgerSecret {
-    fn clone(&self) -> Self {
-        Self::applying_from(self.applies_from, self.raw)
-    }
+    /// HMAC key of the commit secret, which MACs every transaction id.
+    commit_key: HmacSha256Key,
 }
 
 impl LedgerSecret {
@@ -33,30 +34,36 @@ impl LedgerSecret {
 
     pub fn applying_from(applies_from: u64, raw: [u8; 32]) -> Self {
         let commit_secret = hmac_sha256(&raw, COMMIT_SECRET_LABEL_AS_CCF_USES_IT);
-        LedgerSecret {
+        LedgerSecret(Arc::new(Prepared {
             applies_from,
             key: AesGcmKey::new(&raw),
             raw,
-            commit_secret,
-        }
+            commit_key: HmacSha256Key::new(&commit_secret),
+        }))
     }
 
     pub fn applies_from(&self) -> u64 {
-        self.applies_from
+        self.0.applies_from
     }
 
     pub fn raw(&self) -> &[u8; 32] {
-        &self.raw
+        &self.0.raw
     }
 
     pub fn key(&self) -> &AesGcmKey {
-        &self.key
+        &self.0.key
     }
 
     /// CCF's commit evidence string for `txid`: `ce:<view>.<seqno>:<hex HMAC(commit_secret, "v.s")>`.
     pub fn commit_evidence(&self, txid: TxId) -> String {
-        let nonce = hmac_sha256(&self.commit_secret, txid.to_string().as_bytes());
-        format!("ce:{txid}:{}", hex::encode(nonce))
+        use std::fmt::Write;
+        let mut out = String::with_capacity(3 + 41 + 1 + 64);
+        write!(out, "ce:{txid}:").expect("writing to a String cannot fail");
+        let nonce = self.0.commit_key.sign(&out.as_bytes()[3..out.len() - 1]);
+        let mut hex = [0u8; 64];
+        hex::encode_to_slice(nonce, &mut hex).expect("64 hex digits for 32 bytes");
+        out.push_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"));
+        out
     }
 
     /// SHA-256 of the commit evidence string, as stored in the public domain.
@@ -95,7 +102,7 @@ impl LedgerSecrets {
         let mut secrets: Vec<LedgerSecret> = Vec::new();
         let mut stored = std::collections::BTreeMap::new();
         for (from, raw, previous_stored) in versions {
-            if secrets.last().is_some_and(|l| l.applies_from >= from) {
+            if secrets.last().is_some_and(|l| l.applies_from() >= from) {
                 return Err(format!("ledger secret versions must ascend (at {from})"));
             }
             secrets.push(LedgerSecret::applying_from(from, raw));
@@ -115,7 +122,7 @@ impl LedgerSecrets {
 
     /// The secret that encrypts the entry at `seqno`.
     pub fn for_seqno(&self, seqno: u64) -> &LedgerSecret {
-        let k = self.secrets.partition_point(|s| s.applies_from <= seqno);
+        let k = self.secrets.partition_point(|s| s.applies_from() <= seqno);
         &self.secrets[k.saturating_sub(1)]
     }
 
@@ -131,11 +138,15 @@ impl LedgerSecrets {
     /// Adds a secret applying from `applies_from` (after every known one); a secret already
     /// known at that version is kept.
     pub fn add(&mut self, applies_from: u64, raw: [u8; 32], previous_stored: Option<u64>) {
-        if self.secrets.iter().any(|s| s.applies_from == applies_from) {
+        if self
+            .secrets
+            .iter()
+            .any(|s| s.applies_from() == applies_from)
+        {
             return;
         }
         assert!(
-            applies_from > self.latest().applies_from,
+            applies_from > self.latest().applies_from(),
             "a new ledger secret applies after the latest"
         );
         self.secrets
@@ -149,7 +160,7 @@ impl LedgerSecrets {
     /// here — in front of these.
     pub fn prepend(&mut self, older: LedgerSecrets) {
         assert!(
-            older.latest().applies_from < self.secrets[0].applies_from,
+            older.latest().applies_from() < self.secrets[0].applies_from(),
             "recovered secrets apply before the recovered service's"
         );
         let mut secrets = older.secrets;
@@ -165,9 +176,9 @@ impl LedgerSecrets {
 
     /// Forgets secrets installed by transactions after `seqno` (rolled back).
     pub fn roll_back(&mut self, seqno: u64) {
-        while self.secrets.len() > 1 && self.latest().applies_from > seqno + 1 {
+        while self.secrets.len() > 1 && self.latest().applies_from() > seqno + 1 {
             let s = self.secrets.pop().expect("more than one");
-            self.stored.remove(&s.applies_from);
+            self.stored.remove(&s.applies_from());
         }
     }
 }
