@@ -123,10 +123,14 @@ impl Node {
                 self.consensus_step(now, coco_consensus::Input::Receive { from, message }, out)
             }
             PeerMessage::Forward { id, request } => {
-                let response = self
-                    .execute(now, &request, Origin::Peer, out)
-                    .expect("forwarded requests are executed, never forwarded again");
-                self.send_to_peer(from, PeerMessage::ForwardResponse { id, response }, out);
+                // Executed now, or held for admission and answered later; never forwarded again.
+                let origin = Origin::Peer {
+                    from: from.clone(),
+                    id,
+                };
+                if let Some(response) = self.execute(now, &request, origin, out) {
+                    self.send_to_peer(from, PeerMessage::ForwardResponse { id, response }, out);
+                }
             }
             PeerMessage::ForwardResponse { id, response } => {
                 // Unknown ids are answers that came after this node timed the request out.

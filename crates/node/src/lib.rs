@@ -9,6 +9,7 @@
 //! Architecture invariant: this crate knows nothing of sockets, files, threads or clocks. The
 //! host crate owns those and feeds this one.
 
+mod admission;
 pub mod attestation;
 mod auth;
 pub mod config;
@@ -195,11 +196,21 @@ pub struct Plugins {
 pub use tables::ServiceStatus;
 
 /// Where a request being executed came from.
+#[derive(Clone)]
 enum Origin {
     /// A client of this node.
     Client { id: RequestId, session: Session },
-    /// A backup forwarded it.
-    Peer,
+    /// A backup forwarded it (its forwarding id).
+    Peer { from: String, id: u64 },
+}
+
+impl Routed {
+    fn into_answer(self) -> Option<Response> {
+        match self {
+            Routed::Answer(response) => Some(response),
+            Routed::Forwarded | Routed::Held => None,
+        }
+    }
 }
 
 /// What became of a request.
@@ -207,6 +218,8 @@ enum Routed {
     Answer(Response),
     /// Sent to the primary; answered when its response arrives.
     Forwarded,
+    /// Held for admission (`admission.rs`); answered once executed.
+    Held,
 }
 
 /// The core state of one node.
@@ -230,6 +243,8 @@ pub struct Node {
     first_unsigned_ms: Option<u64>,
     /// Signatures appended here and not yet committed, with when (adaptive signature interval).
     signatures_awaiting_commit: std::collections::VecDeque<(SeqNo, u64)>,
+    /// Writes held for admission while commits catch up (`admission.rs`), in arrival order.
+    held: std::collections::VecDeque<admission::Held>,
     /// Recent time from a signature's append to its commit (EWMA, ms).
     signature_commit_lag_ms: u64,
     /// The time of the step being executed (monotonic ms).
@@ -351,6 +366,7 @@ impl Node {
             first_unsigned_ms: None,
             signatures_awaiting_commit: std::collections::VecDeque::new(),
             signature_commit_lag_ms: 0,
+            held: Default::default(),
             now_ms: now.monotonic_ms,
             last_signature_ms: now.monotonic_ms,
             bytes_since_chunk: 0,
@@ -541,6 +557,9 @@ impl Node {
         }
         self.record_committed_retirements(out);
         self.drive_private_recovery(now, out);
+        if !self.held.is_empty() {
+            self.admit_held(now, out);
+        }
         // A transaction count trigger can fire while executing; the delay trigger on ticks.
         if self.txs_since_signature >= self.config.signature_tx_interval_count
             || self.adaptive_signature_due(now)
@@ -637,6 +656,10 @@ impl Node {
                     self.send_to_peer(to, PeerMessage::Consensus(message), out)
                 }
                 Action::BecameLeader { term } => {
+                    // Signatures of an earlier term may never commit (rolled back): only this
+                    // term's are awaited (the adaptive interval, and admission, which would
+                    // otherwise hold writes behind one forever).
+                    self.signatures_awaiting_commit.clear();
                     // Retirements a previous primary did not get to record: they are committed
                     // once anything this primary appends is.
                     let last = self.consensus.last_seqno;
@@ -654,6 +677,7 @@ impl Node {
                     self.emit_signature(now, out);
                 }
                 Action::BecameFollower { term, leader } => {
+                    self.signatures_awaiting_commit.clear();
                     self.consensus.view = term;
                     self.consensus.primary_id = leader;
                 }
@@ -710,9 +734,9 @@ impl Node {
     }
 
     /// Executes a request against the KV store: routing, frontend state, authentication,
-    /// backpressure, the handler, and — for writes — the ledger entry.
-    /// Executes a request, or forwards it to the primary (then the answer comes later, as
-    /// `Output::Respond` once the primary responds, and this returns `None`).
+    /// backpressure, the handler, and — for writes — the ledger entry. Returns `None` when the
+    /// answer comes later: the request was forwarded to the primary (answered once the primary
+    /// responds) or held for admission (answered once executed).
     fn execute(
         &mut self,
         now: Now,
@@ -720,10 +744,20 @@ impl Node {
         origin: Origin,
         out: &mut Vec<Output>,
     ) -> Option<Response> {
-        Some(match self.route_and_execute(now, request, origin, out) {
-            Routed::Answer(response) => response,
-            Routed::Forwarded => return None,
-        })
+        self.route_and_execute(now, request, origin, true, out)
+            .into_answer()
+    }
+
+    /// Executes a write that was held for admission.
+    fn execute_admitted(
+        &mut self,
+        now: Now,
+        request: &Request,
+        origin: Origin,
+        out: &mut Vec<Output>,
+    ) -> Option<Response> {
+        self.route_and_execute(now, request, origin, false, out)
+            .into_answer()
     }
 
     fn route_and_execute(
@@ -731,6 +765,7 @@ impl Node {
         now: Now,
         request: &Request,
         origin: Origin,
+        may_hold: bool,
         out: &mut Vec<Output>,
     ) -> Routed {
         let (endpoint, path_params) = match self.registry.route(&request.method, &request.path) {
@@ -764,11 +799,19 @@ impl Node {
         // so). Requests a backup forwarded are never forwarded again.
         if endpoint.mode == EndpointMode::ReadWrite
             && self.raft.role() != coco_consensus::Role::Leader
-            && let Origin::Client { id, session } = origin
+            && let Origin::Client { id, session } = &origin
             && let Some(primary) = self.consensus.primary_id.clone()
             && primary != self.identity.node_id
         {
-            return self.hand_to_primary(now, id, &session, request, primary, out);
+            return self.hand_to_primary(now, *id, session, request, primary, out);
+        }
+        if may_hold && endpoint.mode == EndpointMode::ReadWrite && self.must_hold_writes(now) {
+            return match self.hold(now, request, origin) {
+                None => Routed::Held,
+                Some(_) => Routed::Answer(admission::too_many_pending(
+                    "Too many writes waiting for commits to catch up; retry later.".to_owned(),
+                )),
+            };
         }
         let response = self.execute_endpoint(now, request, &endpoint, path_params, out);
         self.metrics.record(

@@ -23,6 +23,10 @@ struct Cluster {
     persisted: BTreeMap<String, u64>,
     /// Nodes whose messages (both ways) are dropped.
     cut_off: BTreeSet<String>,
+    /// Nodes whose storage stopped reporting appends durable (a stalled disk).
+    stalled: BTreeSet<String>,
+    /// The configuration nodes start with.
+    config: CoreConfig,
     now_ms: u64,
     responses: BTreeMap<u64, Response>,
     next_request: u64,
@@ -103,6 +107,11 @@ impl Cluster {
     /// As [`Cluster::new`], plus `spares` nodes trusted from genesis that are not running:
     /// their identities are returned, to start later (from a snapshot, say).
     fn with_spares(backups: usize, spares: usize) -> (Cluster, Vec<NodeIdentity>) {
+        Cluster::configured(backups, spares, config())
+    }
+
+    /// As [`Cluster::with_spares`], every node started with `cfg` (seeds aside).
+    fn configured(backups: usize, spares: usize, cfg: CoreConfig) -> (Cluster, Vec<NodeIdentity>) {
         let primary = identity();
         let mut others: Vec<NodeIdentity> = (0..backups + spares)
             .map(|_| {
@@ -130,13 +139,14 @@ impl Cluster {
             ..open_genesis(&member_pem, &user_pem)
         };
         let mut cluster = Cluster::empty(&user_pem);
+        cluster.config = cfg;
         let secret = [9; 32];
         let spare_identities = others.split_off(backups);
         for (k, b) in others.into_iter().enumerate() {
             let id = b.node_id.clone();
             let cfg = CoreConfig {
                 seed: k as u64 + 1,
-                ..config()
+                ..cluster.config.clone()
             };
             cluster
                 .nodes
@@ -152,7 +162,7 @@ impl Cluster {
         let mut out = Vec::new();
         let pid = primary.node_id.clone();
         let node = Node::start_genesis(
-            config(),
+            self.config.clone(),
             primary,
             genesis,
             secret,
@@ -186,6 +196,8 @@ impl Cluster {
             messages: Vec::new(),
             persisted: BTreeMap::new(),
             cut_off: BTreeSet::new(),
+            stalled: BTreeSet::new(),
+            config: config(),
             now_ms: 0,
             responses: BTreeMap::new(),
             next_request: 0,
@@ -222,7 +234,7 @@ impl Cluster {
             let identity = joiner.into_identity(info).unwrap();
             let cfg = CoreConfig {
                 seed: self.nodes.len() as u64,
-                ..config()
+                ..self.config.clone()
             };
             self.nodes.insert(
                 id.clone(),
@@ -362,7 +374,9 @@ impl Cluster {
             let ids: Vec<String> = self.nodes.keys().cloned().collect();
             for id in ids {
                 let mut out = Vec::new();
-                if let Some(&seqno) = self.persisted.get(&id) {
+                if let Some(&seqno) = self.persisted.get(&id)
+                    && !self.stalled.contains(&id)
+                {
                     self.nodes.get_mut(&id).unwrap().step(
                         now,
                         Input::Persisted { seqno },
@@ -405,6 +419,20 @@ impl Cluster {
         req: coco_app_api::Request,
         session: Session,
     ) -> Response {
+        let id = self.send(node, req, session);
+        // A write on a backup is forwarded: run until the primary's answer comes back.
+        for _ in 0..5_000 {
+            if let Some(r) = self.responses.remove(&id) {
+                return r;
+            }
+            self.run(1);
+        }
+        panic!("no response to request {id}")
+    }
+
+    /// Steps `req` on `node` and returns its request id; the response, when it comes, lands in
+    /// `responses`.
+    fn send(&mut self, node: &str, req: coco_app_api::Request, session: Session) -> u64 {
         let id = self.next_request;
         self.next_request += 1;
         let mut out = Vec::new();
@@ -419,14 +447,7 @@ impl Cluster {
             &mut out,
         );
         self.route(node, out);
-        // A write on a backup is forwarded: run until the primary's answer comes back.
-        for _ in 0..5_000 {
-            if let Some(r) = self.responses.remove(&id) {
-                return r;
-            }
-            self.run(1);
-        }
-        panic!("no response to request {id}")
+        id
     }
 
     fn write(&mut self, node: &str, id: u64, msg: &str) -> Response {
@@ -1141,4 +1162,71 @@ fn a_node_joins_from_a_committed_snapshot_and_catches_up() {
     assert_eq!(c.write(&new_primary, 60, "after").status, 200);
     c.run(200);
     assert_eq!(c.read(&id, 60).as_deref(), Some("after"));
+}
+
+/// Admission with a commit latency target (`admission.rs`): while commits cannot advance, the
+/// primary holds writes — its own clients' and those a backup forwards — and runs them, in
+/// order, once they can.
+#[test]
+fn a_primary_holds_writes_while_commits_cannot_advance() {
+    let cfg = CoreConfig {
+        commit_latency_target_ms: Some(20),
+        consensus: coco_consensus::Config {
+            // No elections while storage is stalled.
+            election_timeout_ms: 10_000,
+            ..config().consensus
+        },
+        ..config()
+    };
+    let mut c = Cluster::configured(2, 0, cfg).0;
+    let p = c.primary();
+    c.run(50);
+    assert_eq!(c.write(&p, 1, "a").status, 200);
+    let backups: Vec<String> = c.nodes.keys().filter(|id| **id != p).cloned().collect();
+    // One backup is unreachable and the other's disk stalls: no quorum of acknowledgements.
+    c.cut_off.insert(backups[1].clone());
+    c.stalled.insert(backups[0].clone());
+    let admitted = c.write(&p, 2, "b");
+    assert_eq!(admitted.status, 200);
+    c.run(100);
+    let user = c.user.clone();
+    let held: Vec<u64> = [(p.clone(), 3), (backups[0].clone(), 4), (p.clone(), 5)]
+        .into_iter()
+        .map(|(node, id)| {
+            let body = serde_json::json!({"id": id, "msg": format!("m{id}")}).to_string();
+            let req = request(Method::POST, "/app/log/private", &body, Some(&user));
+            let id = c.send(&node, req, Session::default());
+            c.run(5); // the forwarded one reaches the primary before the next
+            id
+        })
+        .collect();
+    c.run(200);
+    for id in &held {
+        assert!(!c.responses.contains_key(id), "request {id} is held");
+    }
+    assert_eq!(c.read(&p, 3), None, "held writes have not executed");
+    // The disk recovers: commits advance and the held writes run, in arrival order.
+    c.stalled.clear();
+    c.run(100);
+    let txids: Vec<coco_types::TxId> = held
+        .iter()
+        .map(|id| {
+            let r = c
+                .responses
+                .remove(id)
+                .expect("answered once commits caught up");
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+            r.header("x-ms-ccf-transaction-id")
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        txids.windows(2).all(|w| w[0].seqno < w[1].seqno),
+        "{txids:?}"
+    );
+    c.run(100);
+    assert!(c.nodes[&p].consensus().commit.seqno >= txids[2].seqno);
+    assert_eq!(c.read(&backups[0], 4).as_deref(), Some("m4"));
 }

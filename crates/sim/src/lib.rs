@@ -16,7 +16,9 @@
 //! - no node appends an entry twice (appends are contiguous; re-appending needs a rollback).
 //!
 //! After the fault phase the network heals and faults stop; commit must then advance and every
-//! live member of the configuration must converge within a bound (liveness).
+//! live member of the configuration must converge within a bound, and once client traffic stops
+//! every request a live node received must be answered within a bound (liveness). Half the runs
+//! (even seeds) set a commit latency target: adaptive signatures and admission (held writes).
 //!
 //! Everything random comes from the seed, so a seed replays the same run (ECDSA signature bytes
 //! differ between runs, but no decision depends on them).
@@ -37,7 +39,7 @@ use coco_node::{
     CoreConfig, GenesisConfig, Input, MemberSpec, Node, NodeIdentity, Now, Output, PeerMessage,
     Session, UserSpec, snapshot::SnapshotAction,
 };
-use coco_types::{SeqNo, TxId};
+use coco_types::{SeqNo, TxId, limits};
 
 mod keys;
 pub mod scenario;
@@ -74,6 +76,10 @@ const MESSAGE_TIMEOUT_MS: u64 = 10;
 const TICK_MS: u64 = 5;
 /// After faults stop, commit must advance and nodes converge within this many milliseconds.
 const LIVENESS_BOUND_MS: u64 = 40 * ELECTION_TIMEOUT_MS;
+/// How long a live node may take to answer a request once the cluster is healthy: a forwarded
+/// request times out on the backup, a held write on the primary.
+const REQUEST_ANSWER_BOUND_MS: u64 =
+    limits::FORWARDING_TIMEOUT_MS_DEFAULT + limits::ADMISSION_HOLD_MS_MAX;
 /// Node keys available to a run: the initial nodes and the ones that join later.
 const NODE_POOL: usize = keys::NODES.len();
 const VALIDITY: Validity = Validity {
@@ -229,10 +235,13 @@ impl ConstitutionLoader for SimLoader {
     }
 }
 
-fn config(seed: u64) -> CoreConfig {
+/// The configuration of a node of run `run_seed` whose own randomness comes from `seed`.
+fn config(run_seed: u64, seed: u64) -> CoreConfig {
     CoreConfig {
         signature_tx_interval_count: 5,
         signature_interval_ms: 20,
+        // Half the runs sign adaptively and hold writes while commits lag (admission).
+        commit_latency_target_ms: run_seed.is_multiple_of(2).then_some(10),
         // Snapshots every few signatures, so runs exercise capture, evidence, rollback of
         // pending snapshots and their commit.
         snapshot_tx_interval_count: 40,
@@ -310,6 +319,10 @@ struct SimNode {
     fail_stopped: bool,
     /// Snapshot entries serialised, by seqno, waiting for their receipt.
     snapshots: BTreeMap<SeqNo, Vec<u8>>,
+    /// Node statuses (`nodes.info`) as of each appended entry that changed them, read from the
+    /// ledger's public domains: the configuration that governs committing an entry is the
+    /// latest one at or before it, whatever was appended after.
+    statuses: Vec<(SeqNo, BTreeMap<String, tables::NodeStatus>)>,
 }
 
 impl SimNode {
@@ -323,7 +336,40 @@ impl SimNode {
             crashed: false,
             fail_stopped: false,
             snapshots: BTreeMap::new(),
+            statuses: Vec::new(),
         }
+    }
+
+    /// Records the `nodes.info` changes of the entry appended at `seqno`.
+    fn record_statuses(&mut self, seqno: SeqNo, entry: &[u8]) -> Result<(), String> {
+        let view = coco_codec::entry::parse_entry(entry)
+            .map_err(|e| format!("entry {seqno} does not parse: {e}"))?;
+        let public = coco_codec::domain::parse_public_domain(view.public)
+            .map_err(|e| format!("entry {seqno}'s public domain does not parse: {e}"))?;
+        let Some(changes) = public.maps.get(tables::NODES_INFO) else {
+            return Ok(());
+        };
+        let mut statuses = self.statuses_at(seqno);
+        for (k, v) in changes.puts() {
+            let info = tables::from_ccf_json::<tables::NodeInfo>(v)
+                .map_err(|e| format!("entry {seqno} writes a bad node info: {e}"))?;
+            statuses.insert(String::from_utf8_lossy(k).into_owned(), info.status);
+        }
+        for k in changes.removes() {
+            statuses.remove(String::from_utf8_lossy(k).as_ref());
+        }
+        self.statuses.push((seqno, statuses));
+        Ok(())
+    }
+
+    /// Node statuses as of `seqno`.
+    fn statuses_at(&self, seqno: SeqNo) -> BTreeMap<String, tables::NodeStatus> {
+        self.statuses
+            .iter()
+            .rev()
+            .find(|(s, _)| *s <= seqno)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default()
     }
 
     /// Unavailable to the service: crashed or fail-stopped.
@@ -335,11 +381,18 @@ impl SimNode {
 /// What a client request is for.
 #[derive(Clone, Debug)]
 enum Purpose {
-    Write { id: u64 },
+    Write {
+        id: u64,
+    },
     Ack,
     Update,
-    Proposal,
-    Join { pool: usize },
+    /// A proposal; `retiring` names the node it removes.
+    Proposal {
+        retiring: Option<String>,
+    },
+    Join {
+        pool: usize,
+    },
 }
 
 /// A node waiting to join: it polls `/node/join` until trusted.
@@ -369,15 +422,16 @@ struct Sim {
     pool_ids: BTreeMap<usize, String>,
     next_pool: usize,
     network: Vec<Message>,
-    /// Snapshots serialised by the simulated host, reported to their node after the step.
-    serialised: Vec<(String, Input)>,
+    /// What the simulated host reports to a node after the step that asked for it, as the
+    /// real host's threads do (snapshot digests, ledger entries read back): never within it.
+    host_replies: Vec<(String, Input)>,
     /// Directed links that drop everything.
     blocked: BTreeSet<(String, String)>,
     faults: bool,
     /// Random client traffic and member activation (off in scripted scenarios).
     autopilot: bool,
-    /// Requests in flight: (node, request id) → purpose.
-    requests: BTreeMap<(String, u64), Purpose>,
+    /// Requests in flight: (node, request id) → purpose and when it was sent.
+    requests: BTreeMap<(String, u64), (Purpose, u64)>,
     next_request: u64,
     next_write: u64,
     created_at: i64,
@@ -417,6 +471,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let mut sim = Sim::new(opts.clone());
     sim.phase(opts.steps, true)?;
     sim.heal_and_check_liveness()?;
+    sim.drain_requests()?;
     sim.final_checks()?;
     sim.report.commit = sim.max_commit_txid();
     Ok(sim.report)
@@ -481,7 +536,7 @@ impl Sim {
             nodes: BTreeMap::new(),
             pool_ids: BTreeMap::new(),
             next_pool: opts.nodes,
-            serialised: Vec::new(),
+            host_replies: Vec::new(),
             network: Vec::new(),
             blocked: BTreeSet::new(),
             faults: true,
@@ -511,7 +566,7 @@ impl Sim {
         for (k, identity) in identities.into_iter().enumerate() {
             let id = identity.node_id.clone();
             sim.pool_ids.insert(k, id.clone());
-            let cfg = config(sim.opts.seed.wrapping_add(k as u64));
+            let cfg = config(sim.opts.seed, sim.opts.seed.wrapping_add(k as u64));
             let node = if k == 0 {
                 Node::start_genesis(
                     cfg,
@@ -597,7 +652,7 @@ impl Sim {
         let mut out = Vec::new();
         n.node.step(now, input, &mut out);
         self.route(id, out)?;
-        for (node, input) in std::mem::take(&mut self.serialised) {
+        for (node, input) in std::mem::take(&mut self.host_replies) {
             self.step_node(&node, input)?;
         }
         Ok(())
@@ -612,7 +667,7 @@ impl Sim {
                     n.snapshots.insert(job.seqno, job.serialise());
                     // The host serialises off the core thread: the digest arrives as a later
                     // input, after everything this step produced.
-                    self.serialised.push((
+                    self.host_replies.push((
                         from.to_owned(),
                         Input::SnapshotSerialised {
                             seqno: job.seqno,
@@ -657,7 +712,7 @@ impl Sim {
                     self.report.snapshots += 1;
                 }
                 Output::Respond { id, response } => {
-                    if let Some(purpose) = self.requests.remove(&(from.to_owned(), id)) {
+                    if let Some((purpose, _)) = self.requests.remove(&(from.to_owned(), id)) {
                         self.on_response(from, purpose, response)?;
                     }
                 }
@@ -675,6 +730,7 @@ impl Sim {
                             n.ledger.len()
                         ));
                     }
+                    n.record_statuses(txid.seqno, &bytes)?;
                     n.ledger.push(bytes);
                     n.is_signature.push(is_signature);
                 }
@@ -689,6 +745,7 @@ impl Sim {
                     }
                     n.ledger.truncate(seqno as usize);
                     n.is_signature.truncate(seqno as usize);
+                    n.statuses.retain(|(s, _)| *s <= seqno);
                     n.durable = n.durable.min(seqno);
                 }
                 Output::GlobalCommit { txid } => {
@@ -708,7 +765,7 @@ impl Sim {
                         ));
                     }
                     let leader = n.node.consensus().primary_id.as_deref() == Some(from);
-                    let statuses = n.node.node_statuses();
+                    let statuses = n.statuses_at(txid.seqno);
                     n.commit = txid.seqno;
                     // The commit rule: a primary commits only what a majority of its
                     // configuration holds durably (crashed nodes keep what they synced).
@@ -757,14 +814,14 @@ impl Sim {
                             Self::short(&peer)
                         )
                     });
-                    self.step_node(
-                        from,
+                    self.host_replies.push((
+                        from.to_owned(),
                         Input::Fetched {
                             peer,
                             from_idx,
                             entries,
                         },
-                    )?;
+                    ));
                 }
                 Output::ReadLedger { from_idx, to_idx } => {
                     let n = &self.nodes[from];
@@ -773,7 +830,8 @@ impl Sim {
                         .get(from_idx as usize - 1..to_idx as usize)
                         .map(<[Bytes]>::to_vec)
                         .unwrap_or_default();
-                    self.step_node(from, Input::LedgerRead { from_idx, entries })?;
+                    self.host_replies
+                        .push((from.to_owned(), Input::LedgerRead { from_idx, entries }));
                 }
                 Output::Peer { to, message, .. } => {
                     self.report.messages += 1;
@@ -811,7 +869,8 @@ impl Sim {
     fn submit(&mut self, node: &str, purpose: Purpose, req: Request) -> Result<(), String> {
         let id = self.next_request;
         self.next_request += 1;
-        self.requests.insert((node.to_owned(), id), purpose);
+        self.requests
+            .insert((node.to_owned(), id), (purpose, self.now_ms));
         self.step_node(
             node,
             Input::Request {
@@ -851,8 +910,15 @@ impl Sim {
                     self.member_active = true;
                 }
             }
-            Purpose::Proposal => {
+            Purpose::Proposal { retiring } => {
                 self.log(|| format!("proposal via {}: {} {body}", Self::short(node), r.status));
+                if r.status == coco_app_api::StatusCode::SERVICE_UNAVAILABLE
+                    && let Some(id) = retiring
+                {
+                    // Refused before it executed (no primary, or backpressure): the node is
+                    // not being retired after all, and may be picked again.
+                    self.retiring.remove(&id);
+                }
                 if r.status == coco_app_api::StatusCode::UNAUTHORIZED && self.member_active {
                     // The member's activation was rolled back with an uncommitted suffix:
                     // activate again (and propose again once a joiner asks).
@@ -879,7 +945,7 @@ impl Sim {
                     let identity = j.joiner.expect("not yet joined").into_identity(&info)?;
                     let id = identity.node_id.clone();
                     self.log(|| format!("{} joined", Self::short(&id)));
-                    let cfg = config(self.opts.seed.wrapping_add(pool as u64));
+                    let cfg = config(self.opts.seed, self.opts.seed.wrapping_add(pool as u64));
                     let node = Node::join(cfg, identity, secret, plugins(), now(self.now_ms));
                     self.nodes.insert(id, SimNode::new(node));
                     self.report.joins += 1;
@@ -910,9 +976,13 @@ impl Sim {
     }
 
     /// Sends a governance proposal (accepted at once by the simulated constitution).
-    fn propose(&mut self, proposal: String) -> Result<(), String> {
+    /// Proposes `proposal` through a live node; `retiring` names the node it removes.
+    fn propose(&mut self, proposal: String, retiring: Option<String>) -> Result<(), String> {
         let live = self.live();
         let Some(node) = self.rng.pick(&live).cloned() else {
+            if let Some(id) = retiring {
+                self.retiring.remove(&id);
+            }
             return Ok(());
         };
         let req = self.signed(
@@ -921,7 +991,7 @@ impl Sim {
             &proposal,
         );
         self.log(|| format!("propose {proposal} via {}", Self::short(&node)));
-        self.submit(&node, Purpose::Proposal, req)
+        self.submit(&node, Purpose::Proposal { retiring }, req)
     }
 
     /// One simulated millisecond.
@@ -1017,7 +1087,7 @@ impl Sim {
             && std::mem::take(&mut j.propose_trust)
         {
             let node_id = j.node_id.clone();
-            self.propose(json_action("transition_node_to_trusted", &node_id))?;
+            self.propose(json_action("transition_node_to_trusted", &node_id), None)?;
         }
         let poll = self
             .joining
@@ -1163,7 +1233,7 @@ impl Sim {
             if let Some(gone) = self.rng.pick(&crashed).cloned() {
                 self.retiring.insert(gone.clone());
                 self.report.retirements += 1;
-                self.propose(json_action("remove_node", &gone))?;
+                self.propose(json_action("remove_node", &gone), Some(gone.clone()))?;
             }
         }
         // A new node joins when the configuration tolerates one more member that is not yet
@@ -1189,7 +1259,7 @@ impl Sim {
             {
                 self.retiring.insert(victim.clone());
                 self.report.retirements += 1;
-                self.propose(json_action("remove_node", &victim))?;
+                self.propose(json_action("remove_node", &victim), Some(victim.clone()))?;
             }
         }
         Ok(())
@@ -1388,6 +1458,33 @@ impl Sim {
             },
             state.join("; ")
         ))
+    }
+
+    /// With client traffic stopped, every request a live node received gets an answer (executed,
+    /// forwarded and answered, held and admitted, or refused) within a bound.
+    fn drain_requests(&mut self) -> Result<(), String> {
+        self.autopilot = false;
+        let deadline = self.now_ms + REQUEST_ANSWER_BOUND_MS;
+        loop {
+            let unanswered: Vec<String> = self
+                .requests
+                .iter()
+                .filter(|((node, _), _)| self.nodes.get(node).is_some_and(|n| !n.down()))
+                .map(|((node, id), (purpose, sent))| {
+                    format!("{purpose:?} #{id} to {} at {sent} ms", Self::short(node))
+                })
+                .collect();
+            if unanswered.is_empty() {
+                return Ok(());
+            }
+            if self.now_ms >= deadline {
+                return Err(format!(
+                    "requests unanswered {REQUEST_ANSWER_BOUND_MS} ms after traffic stopped: {}",
+                    unanswered.join(", ")
+                ));
+            }
+            self.tick(false)?;
+        }
     }
 
     /// Every acknowledged write that committed is readable with its value on a live node.

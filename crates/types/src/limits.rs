@@ -57,6 +57,14 @@ pub const NODE_ID_BYTES_MAX: usize = 255;
 /// Default backpressure bound: transactions executed but not yet globally committed
 /// (`consensus.max_uncommitted_tx_count`); past it, 503 `TooManyPendingTransactions`.
 pub const UNCOMMITTED_TX_COUNT_MAX_DEFAULT: u64 = 10_000;
+/// Admission with a commit latency target (`crates/node/src/admission.rs`): the primary holds new
+/// writes while its oldest signature awaiting commit has waited more than this many targets…
+pub const ADMISSION_HOLD_TARGET_MULTIPLE: u64 = 2;
+/// …holding at most this many (more get 503 `TooManyPendingTransactions`)…
+pub const ADMISSION_HELD_COUNT_MAX: usize = 10_000;
+/// …each for at most this long (then 503; under a backup's forwarding timeout, so a forwarded
+/// write gets the primary's answer).
+pub const ADMISSION_HOLD_MS_MAX: u64 = 1_000;
 /// Times a conflicting transaction is re-executed before giving up
 /// (`TransactionCommitAttemptsExceedLimit`).
 pub const TX_EXECUTION_ATTEMPTS_MAX: u32 = 30;
