@@ -77,7 +77,8 @@ impl Node {
                     "Held {waited} ms waiting for commits to catch up; retry later."
                 )))
             } else {
-                self.execute_admitted(now, &held.request, held.origin.clone(), out)
+                self.route_and_execute(now, &held.request, held.origin.clone(), false, out)
+                    .into_answer()
             };
             if let Some(response) = response {
                 self.answer(held.origin, response, out);

@@ -748,18 +748,7 @@ impl Node {
             .into_answer()
     }
 
-    /// Executes a write that was held for admission.
-    fn execute_admitted(
-        &mut self,
-        now: Now,
-        request: &Request,
-        origin: Origin,
-        out: &mut Vec<Output>,
-    ) -> Option<Response> {
-        self.route_and_execute(now, request, origin, false, out)
-            .into_answer()
-    }
-
+    /// Routes and executes a request; `may_hold` is false for writes admission already held.
     fn route_and_execute(
         &mut self,
         now: Now,
