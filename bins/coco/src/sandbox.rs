@@ -54,7 +54,8 @@ pub struct Args {
     #[arg(long, default_value_t = limits::SIGNATURE_INTERVAL_MS_DEFAULT)]
     pub sig_ms_interval: u64,
     /// Adaptive signature interval: sign early enough for transactions to commit within this
-    /// many milliseconds (`ledger_signatures.commit_latency_target`).
+    /// many milliseconds, and hold new writes while commits lag it
+    /// (`ledger_signatures.commit_latency_target`).
     #[arg(long)]
     pub commit_latency_target_ms: Option<u64>,
     /// Snapshot interval in transactions (`snapshots.tx_count`); 0 snapshots only when

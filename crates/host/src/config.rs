@@ -382,7 +382,8 @@ pub struct LedgerSignatures {
     #[serde(default = "default_sig_delay")]
     pub delay: DurationMs,
     /// coco's own: sign early enough that transactions commit within this (adaptive signature
-    /// interval), on top of `tx_count` and `delay`. Absent: CCF's fixed cadence.
+    /// interval, ADR 0008), on top of `tx_count` and `delay`, and hold new writes on the primary
+    /// while commits lag it (admission, ADR 0010). Absent: CCF's fixed cadence, no holding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit_latency_target: Option<DurationMs>,
 }
