@@ -121,13 +121,13 @@ pub struct CoreHandle {
 impl CoreHandle {
     /// Answers `request` on the calling thread from the latest published view, if it is a read
     /// the view can serve. `None`: submit it.
-    pub fn try_read(&self, request: &Request) -> Option<Response> {
+    pub fn try_read(&self, request: &Request, session: &coco_node::Session) -> Option<Response> {
         let view = self.reads.latest()?;
         let unix_seconds = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        view.execute(request, unix_seconds)
+        view.execute(request, session, unix_seconds)
     }
 
     pub fn submit(

@@ -279,7 +279,7 @@ async fn handle(
     {
         return response;
     }
-    if let Some(response) = core.try_read(&request) {
+    if let Some(response) = core.try_read(&request, &session) {
         return response;
     }
     submit(core, request, session).await

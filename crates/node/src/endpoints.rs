@@ -30,6 +30,13 @@ pub fn is_app_endpoint(template: &str) -> bool {
     template.starts_with("/app/") && !is_common_app_path(template)
 }
 
+/// Endpoints a session's requests reach through the primary once the session forwarded one
+/// (the app and governance frontends; the node frontend reports on the node it reaches, as
+/// CCF's `forwarding_required: never` endpoints do).
+pub fn follows_forwarding_session(template: &str) -> bool {
+    !template.starts_with("/node/")
+}
+
 /// Endpoints the node runs itself instead of through their registry handler, because they need
 /// its own state (the constitution and Merkle tree, ledger secrets, old entries, the registry):
 /// never executed on the read path.

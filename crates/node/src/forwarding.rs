@@ -42,8 +42,9 @@ impl Node {
                     .into_response(),
                 );
             }
-            _ => {
-                self.forwarded_sessions.insert(session.id, view);
+            Some(_) => {}
+            None => {
+                std::sync::Arc::make_mut(&mut self.forwarded_sessions).insert(session.id, view);
             }
         }
         let forward_id = self.next_forward_id;

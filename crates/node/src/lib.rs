@@ -283,8 +283,10 @@ pub struct Node {
     pending_forwards: BTreeMap<u64, (RequestId, u64)>,
     next_forward_id: u64,
     /// Sessions that forwarded a request, with the view they forwarded in (session
-    /// consistency: a session whose view changes gets `SessionConsistencyLost`).
-    forwarded_sessions: BTreeMap<u64, View>,
+    /// consistency: a session whose view changes gets `SessionConsistencyLost`). Their later
+    /// app and governance requests are forwarded too, reads included, as in CCF. Shared with
+    /// the read path, which leaves those sessions' reads to the core.
+    forwarded_sessions: Arc<BTreeMap<u64, View>>,
     /// Nodes retired by governance, with the seqno that retired them: once that commits, the
     /// primary records `retired_committed` (CCF's retirement phases), after which the node may
     /// be removed (`/node/network/removable_nodes`).
@@ -384,7 +386,7 @@ impl Node {
             departed_peers: Default::default(),
             pending_forwards: BTreeMap::new(),
             next_forward_id: 0,
-            forwarded_sessions: BTreeMap::new(),
+            forwarded_sessions: Default::default(),
             pending_retirements: Vec::new(),
             historical: historical::HistoricalCache::new(historical_cache_bytes_max),
             endorsements: endorsement::EndorsementHistory::default(),
@@ -515,7 +517,9 @@ impl Node {
                 }
             }
             Input::SessionClosed { session } => {
-                self.forwarded_sessions.remove(&session);
+                if self.forwarded_sessions.contains_key(&session) {
+                    Arc::make_mut(&mut self.forwarded_sessions).remove(&session);
+                }
             }
             Input::Tick => self.on_tick(now, out),
             Input::Persisted { seqno } => self.on_persisted(now, seqno, out),
@@ -785,10 +789,14 @@ impl Node {
             }
         };
         // Writes on a backup go to the primary (forwarded, or redirected if the interface says
-        // so). Requests a backup forwarded are never forwarded again.
-        if endpoint.mode == EndpointMode::ReadWrite
-            && self.raft.role() != coco_consensus::Role::Leader
+        // so), and so does everything else a session that forwarded sends to the app and
+        // governance frontends (CCF's `forwarding_required: sometimes`, so that the session reads
+        // its writes). Requests a backup forwarded are never forwarded again.
+        if self.raft.role() != coco_consensus::Role::Leader
             && let Origin::Client { id, session } = &origin
+            && (endpoint.mode == EndpointMode::ReadWrite
+                || (self.forwarded_sessions.contains_key(&session.id)
+                    && endpoints::follows_forwarding_session(&endpoint.template)))
             && let Some(primary) = self.consensus.primary_id.clone()
             && primary != self.identity.node_id
         {

@@ -11,8 +11,10 @@
 //! A request the view cannot answer alone goes to the core as before ([`ReadView::execute`]
 //! returns `None`): writes, historical endpoints, endpoints the node runs itself (receipts,
 //! proposals, `/api` documents), unknown paths, a closed frontend, handlers that ask for the
-//! node's history (indexes, old entries), and read-only handlers that try to write.
+//! node's history (indexes, old entries), read-only handlers that try to write, and requests of
+//! a session that forwarded to the primary (the core forwards them too).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use coco_app_api::{
@@ -20,9 +22,9 @@ use coco_app_api::{
     Response, RouteMatch, ServiceFacts, TX_ID_HEADER,
 };
 use coco_kv::StoreSnapshot;
-use coco_types::{SeqNo, TxId};
+use coco_types::{SeqNo, TxId, View};
 
-use crate::{Node, auth, endpoints};
+use crate::{Node, Session, auth, endpoints};
 
 /// What read-only requests see: the node's state after some step.
 pub struct ReadView {
@@ -36,6 +38,9 @@ pub struct ReadView {
     app_open: bool,
     /// The transaction id reads report (`x-ms-ccf-transaction-id`).
     read_txid: TxId,
+    /// Sessions that forwarded a request to the primary: their app and governance requests go
+    /// to the core, which forwards them too.
+    forwarded_sessions: Arc<BTreeMap<u64, View>>,
 }
 
 impl ReadView {
@@ -44,9 +49,15 @@ impl ReadView {
         self.read_txid.seqno
     }
 
-    /// Executes `request` if it is a read this view can answer by itself; `None` means the core
-    /// must execute it. `unix_seconds` is the wall clock (JWT expiry).
-    pub fn execute(&self, request: &Request, unix_seconds: i64) -> Option<Response> {
+    /// Executes `request`, received on `session`, if it is a read this view can answer by
+    /// itself; `None` means the core must execute it. `unix_seconds` is the wall clock (JWT
+    /// expiry).
+    pub fn execute(
+        &self,
+        request: &Request,
+        session: &Session,
+        unix_seconds: i64,
+    ) -> Option<Response> {
         let RouteMatch::Found {
             endpoint,
             path_params,
@@ -59,6 +70,11 @@ impl ReadView {
             return None;
         }
         if endpoints::is_app_endpoint(&endpoint.template) && !self.app_open {
+            return None;
+        }
+        if self.forwarded_sessions.contains_key(&session.id)
+            && endpoints::follows_forwarding_session(&endpoint.template)
+        {
             return None;
         }
         let response = match auth::authenticate(
@@ -120,6 +136,7 @@ impl Node {
             service: self.service.clone(),
             app_open: self.app_frontend_open(),
             read_txid: TxId::new(self.view_of_last(), self.consensus.last_seqno),
+            forwarded_sessions: self.forwarded_sessions.clone(),
         }
     }
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use coco_app_api::{Method, PeerCert, Response};
-use coco_node::{CoreConfig, Input, Node};
+use coco_node::{CoreConfig, Input, Node, Session};
 use common::{fixture, now, request};
 
 fn core_answer(
@@ -94,6 +94,7 @@ fn the_read_path_answers_as_the_core_would_and_leaves_the_rest_to_it() {
         let view = f.node.read_view();
         let got = view.execute(
             &request(method.clone(), path, "", cert),
+            &Session::default(),
             now(5).unix_seconds,
         );
         assert_eq!(got.is_some(), answered, "{method} {path}");
@@ -127,6 +128,7 @@ fn a_view_is_a_snapshot_and_counts_its_calls() {
         let r = view
             .execute(
                 &request(Method::GET, "/app/log/private?id=1", "", Some(&user)),
+                &Session::default(),
                 0,
             )
             .expect("answered");
@@ -151,11 +153,19 @@ fn a_closed_frontend_is_left_to_the_core() {
     let (node, _) = common::opening_node();
     let view = node.read_view();
     assert!(
-        view.execute(&request(Method::GET, "/app/log/private/count", "", None), 0)
-            .is_none()
+        view.execute(
+            &request(Method::GET, "/app/log/private/count", "", None),
+            &Session::default(),
+            0
+        )
+        .is_none()
     );
     let commit = view
-        .execute(&request(Method::GET, "/app/commit", "", None), 0)
+        .execute(
+            &request(Method::GET, "/app/commit", "", None),
+            &Session::default(),
+            0,
+        )
         .expect("common endpoints are served");
     assert_eq!(commit.status, 200);
 }

@@ -1230,3 +1230,81 @@ fn a_primary_holds_writes_while_commits_cannot_advance() {
     assert!(c.nodes[&p].consensus().commit.seqno >= txids[2].seqno);
     assert_eq!(c.read(&backups[0], 4).as_deref(), Some("m4"));
 }
+
+/// Once a session on a backup forwarded a write, its later app requests — reads included — go to
+/// the primary too, so it reads its own writes (CCF's `forwarding_required: sometimes`); node
+/// endpoints and other sessions stay local, on the core and on the read path alike.
+#[test]
+fn a_session_that_forwarded_reads_through_the_primary() {
+    let mut c = Cluster::new(2);
+    let p = c.primary();
+    c.run(50);
+    let b = c.nodes.keys().find(|id| **id != p).unwrap().clone();
+    let session = |id| Session {
+        id,
+        interface: "primary_rpc_interface".into(),
+    };
+    let user = c.user.clone();
+    let get = |path: &str| request(Method::GET, path, "", Some(&user));
+    // Before the session forwards anything, its reads are the backup's own.
+    assert!(
+        c.nodes[&b]
+            .read_view()
+            .execute(&get("/app/log/private?id=0"), &session(7), 0)
+            .is_some()
+    );
+    assert_eq!(write_in_session(&mut c, &b, 7, 0).status, 200);
+    // Now the backup's read path leaves the session's app reads to the core...
+    let view = c.nodes[&b].read_view();
+    assert!(
+        view.execute(&get("/app/log/private?id=0"), &session(7), 0)
+            .is_none()
+    );
+    assert!(
+        view.execute(&get("/app/log/private?id=0"), &session(8), 0)
+            .is_some(),
+        "other sessions read locally"
+    );
+    assert!(
+        view.execute(&get("/node/commit"), &session(7), 0).is_some(),
+        "node endpoints stay local"
+    );
+    // ...which forwards them: the answer is the primary's, with the write in it.
+    let forwarded = |c: &Cluster| {
+        c.messages
+            .iter()
+            .filter(|(from, _, m)| {
+                *from == b
+                    && matches!(m, coco_node::PeerMessage::Forward { request, .. }
+                        if request.method == Method::GET)
+            })
+            .count()
+    };
+    let id = c.send(&b, get("/app/log/private?id=0"), session(7));
+    assert_eq!(forwarded(&c), 1, "the read went to the primary");
+    let r = (0..1_000)
+        .find_map(|_| {
+            c.run(1);
+            c.responses.remove(&id)
+        })
+        .expect("answered");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(body["msg"], "s");
+    // A node endpoint on the same session, and the same read on another session, stay local.
+    c.send(&b, get("/node/commit"), session(7));
+    c.send(&b, get("/app/log/private?id=0"), session(8));
+    assert_eq!(forwarded(&c), 0);
+    // The session closes: its state goes, and its id would read locally again.
+    let mut out = Vec::new();
+    c.nodes
+        .get_mut(&b)
+        .unwrap()
+        .step(now(c.now_ms), Input::SessionClosed { session: 7 }, &mut out);
+    assert!(
+        c.nodes[&b]
+            .read_view()
+            .execute(&get("/app/log/private?id=0"), &session(7), 0)
+            .is_some()
+    );
+}

@@ -1548,7 +1548,12 @@ impl Sim {
             Input::Request {
                 id: u64::MAX,
                 request: req,
-                session: Session::default(),
+                // A session of its own (clients' sessions are numbered by request): one that
+                // forwarded a write would have its reads forwarded too.
+                session: Session {
+                    id: u64::MAX,
+                    interface: INTERFACE.into(),
+                },
             },
             &mut out,
         );
