@@ -1162,7 +1162,10 @@ impl Sim {
             .iter()
             .filter(|id| self.nodes.get(*id).is_some_and(SimNode::down))
             .count();
-        let quiet = self.joining.is_none();
+        // No membership change in flight: no join pending, and no retirement proposed but not
+        // yet in the configuration (a retirement and a join racing could leave the new
+        // configuration without a quorum of live nodes).
+        let quiet = self.joining.is_none() && !trusted.iter().any(|id| self.retiring.contains(id));
         // Crash a node while the crashed (and the not yet caught up) stay a minority of every
         // configuration still active on any live node: joint consensus needs a quorum in each.
         let tolerates_one_more = self.active_configurations().iter().all(|c| {
