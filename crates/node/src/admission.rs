@@ -49,17 +49,17 @@ impl Node {
                 })
     }
 
-    /// Queues a write for later execution; refuses it when the queue is full.
-    pub(crate) fn hold(&mut self, now: Now, request: &Request, origin: Origin) -> Option<Origin> {
+    /// Queues a write for later execution; false (not held) when the queue is full.
+    pub(crate) fn hold(&mut self, now: Now, request: &Request, origin: Origin) -> bool {
         if self.held.len() >= limits::ADMISSION_HELD_COUNT_MAX {
-            return Some(origin);
+            return false;
         }
         self.held.push_back(Held {
             request: request.clone(),
             origin,
             since_ms: now.monotonic_ms,
         });
-        None
+        true
     }
 
     /// Executes held writes while commits keep up (all of them if this node is no longer the

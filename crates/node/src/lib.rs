@@ -204,15 +204,6 @@ enum Origin {
     Peer { from: String, id: u64 },
 }
 
-impl Routed {
-    fn into_answer(self) -> Option<Response> {
-        match self {
-            Routed::Answer(response) => Some(response),
-            Routed::Forwarded | Routed::Held => None,
-        }
-    }
-}
-
 /// What became of a request.
 enum Routed {
     Answer(Response),
@@ -220,6 +211,15 @@ enum Routed {
     Forwarded,
     /// Held for admission (`admission.rs`); answered once executed.
     Held,
+}
+
+impl Routed {
+    fn into_answer(self) -> Option<Response> {
+        match self {
+            Routed::Answer(response) => Some(response),
+            Routed::Forwarded | Routed::Held => None,
+        }
+    }
 }
 
 /// The core state of one node.
@@ -803,11 +803,12 @@ impl Node {
             return self.hand_to_primary(now, *id, session, request, primary, out);
         }
         if may_hold && endpoint.mode == EndpointMode::ReadWrite && self.must_hold_writes(now) {
-            return match self.hold(now, request, origin) {
-                None => Routed::Held,
-                Some(_) => Routed::Answer(admission::too_many_pending(
+            return if self.hold(now, request, origin) {
+                Routed::Held
+            } else {
+                Routed::Answer(admission::too_many_pending(
                     "Too many writes waiting for commits to catch up; retry later.".to_owned(),
-                )),
+                ))
             };
         }
         let response = self.execute_endpoint(now, request, &endpoint, path_params, out);
@@ -880,12 +881,9 @@ impl Node {
             }
             let uncommitted = self.consensus.last_seqno - self.consensus.commit.seqno;
             if uncommitted >= self.config.uncommitted_tx_count_max {
-                return ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ErrorCode::TooManyPendingTransactions,
-                    format!("Too many transactions pending commit ({uncommitted}); retry later."),
-                )
-                .into_response();
+                return admission::too_many_pending(format!(
+                    "Too many transactions pending commit ({uncommitted}); retry later."
+                ));
             }
         }
         let historical = if endpoint.mode == EndpointMode::Historical {
@@ -1333,8 +1331,7 @@ impl Node {
         let seqno = self.consensus.last_seqno + 1;
         let txid = TxId::new(self.consensus.view, seqno);
         let secret = self.secrets.for_seqno(seqno);
-        let commit_evidence = secret.commit_evidence(txid);
-        let ce_digest = sha256(commit_evidence.as_bytes());
+        let ce_digest = secret.commit_evidence_digest(txid);
         let flags = if force_chunk_after {
             EntryFlags::FORCE_LEDGER_CHUNK_AFTER
         } else {

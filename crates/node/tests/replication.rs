@@ -776,7 +776,15 @@ fn join_requests_are_checked() {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
 }
 
-fn write_in_session(c: &mut Cluster, node: &str, session: u64, id: u64) -> Response {
+/// Client session `id` on the primary RPC interface.
+fn session(id: u64) -> Session {
+    Session {
+        id,
+        interface: "primary_rpc_interface".into(),
+    }
+}
+
+fn write_in_session(c: &mut Cluster, node: &str, session_id: u64, id: u64) -> Response {
     let body = serde_json::json!({"id": id, "msg": "s"}).to_string();
     let req = request(
         Method::POST,
@@ -784,14 +792,7 @@ fn write_in_session(c: &mut Cluster, node: &str, session: u64, id: u64) -> Respo
         &body,
         Some(&c.user.clone()),
     );
-    c.step_request_in(
-        node,
-        req,
-        Session {
-            id: session,
-            interface: "primary_rpc_interface".into(),
-        },
-    )
+    c.step_request_in(node, req, session(session_id))
 }
 
 #[test]
@@ -1240,10 +1241,6 @@ fn a_session_that_forwarded_reads_through_the_primary() {
     let p = c.primary();
     c.run(50);
     let b = c.nodes.keys().find(|id| **id != p).unwrap().clone();
-    let session = |id| Session {
-        id,
-        interface: "primary_rpc_interface".into(),
-    };
     let user = c.user.clone();
     let get = |path: &str| request(Method::GET, path, "", Some(&user));
     // Before the session forwards anything, its reads are the backup's own.
