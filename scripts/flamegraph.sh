@@ -4,9 +4,10 @@
 #   cargo build --release && scripts/flamegraph.sh write|read [out.svg]
 #
 # Starts a 3-node sandbox (20 ms commit latency target), drives node0 with `coco bench`
-# (64 connections; private writes, or reads of 20,000 keys written first), records node0 with `perf record --call-graph dwarf` for
-# 5 s, and folds the stacks into an SVG with inferno (installed with `cargo install inferno` if
-# missing); FOLDED=path keeps the folded stacks for grepping. Needs `perf` and permission to profile (root, or kernel.perf_event_paranoid <= 1).
+# (64 connections; private writes, or reads of 20,000 keys written first), records node0 with
+# `perf record --call-graph dwarf` for 5 s, and folds the stacks into an SVG with inferno
+# (installed with `cargo install inferno` if missing); FOLDED=path keeps the folded stacks for
+# grepping. Needs `perf` and permission to profile (root, or kernel.perf_event_paranoid <= 1).
 set -euo pipefail
 
 case ${1:-} in

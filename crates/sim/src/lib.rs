@@ -975,8 +975,8 @@ impl Sim {
         request(Method::POST, path, body, None, true)
     }
 
-    /// Sends a governance proposal (accepted at once by the simulated constitution).
-    /// Proposes `proposal` through a live node; `retiring` names the node it removes.
+    /// Proposes `proposal` through a live node (the simulated constitution accepts it at once);
+    /// `retiring` names the node it removes.
     fn propose(&mut self, proposal: String, retiring: Option<String>) -> Result<(), String> {
         let live = self.live();
         let Some(node) = self.rng.pick(&live).cloned() else {
